@@ -1,0 +1,619 @@
+// The only file that sees Node-API. Every export takes one params object; each field is checked here
+// (type, integer range, typed-array kind and exact length) so kernels receive only consistent pointers.
+// A bad argument becomes a JS TypeError/RangeError naming the function, the field, what was expected and what came.
+#include <napi.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernels.h"
+
+namespace granq {
+namespace {
+
+constexpr int64_t kMaxDim = int64_t(1) << 40;
+
+class Args {
+ public:
+  Args(const Napi::CallbackInfo& info, const char* fn) : env_(info.Env()), fn_(fn) {
+    if (info.Length() != 1 || !info[0].IsObject()) fail_type("(params)", "one params object", describe(info[0]));
+    obj_ = info[0].As<Napi::Object>();
+  }
+
+  // An integer field in [lo, hi].
+  int64_t dim(const char* name, int64_t lo = 1, int64_t hi = kMaxDim) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsNumber()) fail_type(name, "an integer", describe(v));
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(d) || d != std::floor(d)) fail_range(name, "an integer", std::to_string(d));
+    if (d < double(lo) || d > double(hi))
+      fail_range(name, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", std::to_string(d));
+    return static_cast<int64_t>(d);
+  }
+
+  float num(const char* name) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsNumber()) fail_type(name, "a number", describe(v));
+    return v.As<Napi::Number>().FloatValue();
+  }
+
+  bool flag(const char* name) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsBoolean()) fail_type(name, "a boolean", describe(v));
+    return v.As<Napi::Boolean>().Value();
+  }
+
+  float* f32(const char* name, int64_t len) { return f32_impl(name, len, false); }
+  float* f32_opt(const char* name, int64_t len) { return f32_impl(name, len, true); }
+
+  // A Float32Array of at least `len` elements (strided reads may end before the array does).
+  float* f32_min(const char* name, int64_t len) {
+    Napi::TypedArrayOf<float> a = typed_f32(name);
+    if (int64_t(a.ElementLength()) < len)
+      fail_range(name, "a Float32Array of at least " + std::to_string(len) + " elements",
+                 std::to_string(a.ElementLength()) + " elements");
+    return a.Data();
+  }
+
+  int32_t* i32(const char* name, int64_t len) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      fail_type(name, "an Int32Array", describe(v));
+    auto a = v.As<Napi::TypedArrayOf<int32_t>>();
+    if (int64_t(a.ElementLength()) != len)
+      fail_range(name, "an Int32Array of " + std::to_string(len) + " elements",
+                 std::to_string(a.ElementLength()) + " elements");
+    return a.Data();
+  }
+
+  // A fixed-length array of integers (shapes and strides).
+  void ints4(const char* name, int64_t out[4], int64_t lo) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) fail_type(name, "an array of 4 integers", describe(v));
+    Napi::Array arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < 4; ++i) {
+      Napi::Value e = arr.Get(i);
+      double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : NAN;
+      if (!std::isfinite(d) || d != std::floor(d) || d < double(lo) || d > double(kMaxDim))
+        fail_range(name, "an array of 4 integers >= " + std::to_string(lo), describe(e) + " at index " + std::to_string(i));
+      out[i] = static_cast<int64_t>(d);
+    }
+  }
+
+  void bools4(const char* name, bool out[4]) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != 4) fail_type(name, "an array of 4 booleans", describe(v));
+    Napi::Array arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < 4; ++i) {
+      Napi::Value e = arr.Get(i);
+      if (!e.IsBoolean()) fail_type(name, "an array of 4 booleans", describe(e) + " at index " + std::to_string(i));
+      out[i] = e.As<Napi::Boolean>().Value();
+    }
+  }
+
+  // Product of dims with an overflow check.
+  int64_t prod(std::initializer_list<int64_t> dims) {
+    int64_t p = 1;
+    for (int64_t d : dims) {
+      if (__builtin_mul_overflow(p, d, &p) || p > kMaxDim) fail_range("(shape)", "a product of dims below 2^40", "overflow");
+    }
+    return p;
+  }
+
+  [[noreturn]] void fail(const std::string& what) { throw Napi::RangeError::New(env_, std::string(fn_) + ": " + what); }
+  [[noreturn]] void fail_type(const std::string& name, const std::string& expected, const std::string& got) {
+    throw Napi::TypeError::New(env_, std::string(fn_) + ": " + name + ": expected " + expected + ", got " + got);
+  }
+  [[noreturn]] void fail_range(const std::string& name, const std::string& expected, const std::string& got) {
+    throw Napi::RangeError::New(env_, std::string(fn_) + ": " + name + ": expected " + expected + ", got " + got);
+  }
+
+  Napi::Env env() const { return env_; }
+
+ private:
+  static std::string describe(const Napi::Value& v) {
+    if (v.IsUndefined()) return "undefined";
+    if (v.IsNull()) return "null";
+    if (v.IsBoolean()) return "a boolean";
+    if (v.IsNumber()) return std::to_string(v.As<Napi::Number>().DoubleValue());
+    if (v.IsString()) return "a string";
+    if (v.IsTypedArray()) {
+      switch (v.As<Napi::TypedArray>().TypedArrayType()) {
+        case napi_float32_array: return "a Float32Array";
+        case napi_float64_array: return "a Float64Array";
+        case napi_int32_array: return "an Int32Array";
+        case napi_uint8_array: return "a Uint8Array";
+        default: return "another typed array";
+      }
+    }
+    if (v.IsArray()) return "an array";
+    return "an object";
+  }
+
+  Napi::TypedArrayOf<float> typed_f32(const char* name) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      fail_type(name, "a Float32Array", describe(v));
+    return v.As<Napi::TypedArrayOf<float>>();
+  }
+
+  float* f32_impl(const char* name, int64_t len, bool optional) {
+    Napi::Value v = obj_.Get(name);
+    if (optional && (v.IsNull() || v.IsUndefined())) return nullptr;
+    Napi::TypedArrayOf<float> a = typed_f32(name);
+    if (int64_t(a.ElementLength()) != len)
+      fail_range(name, "a Float32Array of " + std::to_string(len) + " elements",
+                 std::to_string(a.ElementLength()) + " elements");
+    return a.Data();
+  }
+
+  Napi::Env env_;
+  const char* fn_;
+  Napi::Object obj_;
+};
+
+// ---------- threads ----------
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  if (info.Length() != 1 || !info[0].IsNumber())
+    throw Napi::TypeError::New(info.Env(), "setThreads: expected one integer");
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1 || n > 256) throw Napi::RangeError::New(info.Env(), "setThreads: expected an integer in [1, 256]");
+  set_num_threads(n);
+  return info.Env().Undefined();
+}
+Napi::Value NumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
+
+// ---------- gemm ----------
+Napi::Value Gemm(const Napi::CallbackInfo& info) {
+  Args a(info, "gemm");
+  GemmParams p;
+  p.m = a.dim("m");
+  p.n = a.dim("n");
+  p.k = a.dim("k");
+  p.trans_a = a.flag("transA");
+  p.trans_b = a.flag("transB");
+  p.beta = a.num("beta");
+  if (p.beta != 0.f && p.beta != 1.f) a.fail_range("beta", "0 or 1", std::to_string(p.beta));
+  p.a = a.f32("a", a.prod({p.m, p.k}));
+  p.b = a.f32("b", a.prod({p.k, p.n}));
+  p.c = a.f32("c", a.prod({p.m, p.n}));
+  gemm(p);
+  return info.Env().Undefined();
+}
+
+// ---------- conv2d ----------
+Conv2dShape conv_shape(Args& a) {
+  Conv2dShape s;
+  s.n = a.dim("n");
+  s.ic = a.dim("ic");
+  s.ih = a.dim("ih");
+  s.iw = a.dim("iw");
+  s.oc = a.dim("oc");
+  s.kh = a.dim("kh");
+  s.kw = a.dim("kw");
+  s.stride = a.dim("stride");
+  s.pad = a.dim("pad", 0, 1 << 20);
+  s.oh = a.dim("oh");
+  s.ow = a.dim("ow");
+  int64_t eh = s.ih + 2 * s.pad - s.kh, ew = s.iw + 2 * s.pad - s.kw;
+  if (eh < 0 || ew < 0) a.fail("kernel larger than the padded input");
+  if (s.oh != eh / s.stride + 1 || s.ow != ew / s.stride + 1)
+    a.fail("oh/ow: expected " + std::to_string(eh / s.stride + 1) + "x" + std::to_string(ew / s.stride + 1) + ", got " +
+           std::to_string(s.oh) + "x" + std::to_string(s.ow));
+  if (s.pad >= s.kh || s.pad >= s.kw) a.fail("pad must be smaller than the kernel");
+  return s;
+}
+
+Napi::Value Conv2dFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "conv2dFwd");
+  Conv2dShape s = conv_shape(a);
+  const float* x = a.f32("x", a.prod({s.n, s.ic, s.ih, s.iw}));
+  const float* w = a.f32("weight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  const float* b = a.f32_opt("bias", s.oc);
+  float* y = a.f32("y", a.prod({s.n, s.oc, s.oh, s.ow}));
+  conv2d_fwd(s, x, w, b, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
+  Args a(info, "conv2dBwdData");
+  Conv2dShape s = conv_shape(a);
+  const float* dy = a.f32("dy", a.prod({s.n, s.oc, s.oh, s.ow}));
+  const float* w = a.f32("weight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  float* dx = a.f32("dx", a.prod({s.n, s.ic, s.ih, s.iw}));
+  conv2d_bwd_data(s, dy, w, dx);
+  return info.Env().Undefined();
+}
+
+Napi::Value Conv2dBwdWeight(const Napi::CallbackInfo& info) {
+  Args a(info, "conv2dBwdWeight");
+  Conv2dShape s = conv_shape(a);
+  const float* x = a.f32("x", a.prod({s.n, s.ic, s.ih, s.iw}));
+  const float* dy = a.f32("dy", a.prod({s.n, s.oc, s.oh, s.ow}));
+  float* dw = a.f32("dweight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  float* db = a.f32_opt("dbias", s.oc);
+  conv2d_bwd_weight(s, x, dy, dw, db);
+  return info.Env().Undefined();
+}
+
+// ---------- batchnorm ----------
+BatchNormShape bn_shape(Args& a) {
+  BatchNormShape s;
+  s.n = a.dim("n");
+  s.c = a.dim("c");
+  s.hw = a.dim("hw");
+  return s;
+}
+
+Napi::Value BatchNormFwdTrain(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormFwdTrain");
+  BatchNormShape s = bn_shape(a);
+  int64_t len = a.prod({s.n, s.c, s.hw});
+  const float* x = a.f32("x", len);
+  const float* g = a.f32_opt("gamma", s.c);
+  const float* b = a.f32_opt("beta", s.c);
+  float eps = a.num("eps"), momentum = a.num("momentum");
+  float* rm = a.f32_opt("runningMean", s.c);
+  float* rv = a.f32_opt("runningVar", s.c);
+  if ((rm == nullptr) != (rv == nullptr)) a.fail("runningMean and runningVar: give both or neither");
+  float* y = a.f32("y", len);
+  float* sm = a.f32("saveMean", s.c);
+  float* si = a.f32("saveInvstd", s.c);
+  batchnorm_fwd_train(s, x, g, b, eps, momentum, rm, rv, y, sm, si);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormFwdEval(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormFwdEval");
+  BatchNormShape s = bn_shape(a);
+  int64_t len = a.prod({s.n, s.c, s.hw});
+  const float* x = a.f32("x", len);
+  const float* g = a.f32_opt("gamma", s.c);
+  const float* b = a.f32_opt("beta", s.c);
+  const float* rm = a.f32("runningMean", s.c);
+  const float* rv = a.f32("runningVar", s.c);
+  float eps = a.num("eps");
+  float* y = a.f32("y", len);
+  batchnorm_fwd_eval(s, x, g, b, rm, rv, eps, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormBwdTrain(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormBwdTrain");
+  BatchNormShape s = bn_shape(a);
+  int64_t len = a.prod({s.n, s.c, s.hw});
+  const float* dy = a.f32("dy", len);
+  const float* x = a.f32("x", len);
+  const float* sm = a.f32("saveMean", s.c);
+  const float* si = a.f32("saveInvstd", s.c);
+  const float* g = a.f32_opt("gamma", s.c);
+  float* dx = a.f32_opt("dx", len);
+  float* dg = a.f32_opt("dgamma", s.c);
+  float* db = a.f32_opt("dbeta", s.c);
+  batchnorm_bwd_train(s, dy, x, sm, si, g, dx, dg, db);
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormBwdEval(const Napi::CallbackInfo& info) {
+  Args a(info, "batchNormBwdEval");
+  BatchNormShape s = bn_shape(a);
+  int64_t len = a.prod({s.n, s.c, s.hw});
+  const float* dy = a.f32("dy", len);
+  const float* x = a.f32("x", len);
+  const float* rm = a.f32("runningMean", s.c);
+  const float* rv = a.f32("runningVar", s.c);
+  float eps = a.num("eps");
+  const float* g = a.f32_opt("gamma", s.c);
+  float* dx = a.f32_opt("dx", len);
+  float* dg = a.f32_opt("dgamma", s.c);
+  float* db = a.f32_opt("dbeta", s.c);
+  batchnorm_bwd_eval(s, dy, x, rm, rv, eps, g, dx, dg, db);
+  return info.Env().Undefined();
+}
+
+// ---------- eltwise ----------
+UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, 6)); }
+
+Napi::Value UnaryFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "unaryFwd");
+  UnaryOp op = unary_op(a);
+  int64_t len = a.dim("len", 0);
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  unary_fwd(op, len, x, y, a.num("alpha"), a.num("beta"));
+  return info.Env().Undefined();
+}
+
+Napi::Value UnaryBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "unaryBwd");
+  UnaryOp op = unary_op(a);
+  int64_t len = a.dim("len", 0);
+  const float* x = a.f32("x", len);
+  const float* y = a.f32("y", len);
+  const float* dy = a.f32("dy", len);
+  float* dx = a.f32("dx", len);
+  unary_bwd(op, len, x, y, dy, dx, a.num("alpha"), a.num("beta"));
+  return info.Env().Undefined();
+}
+
+// Largest flat index + 1 reachable through `stride` over `shape`.
+int64_t strided_extent(const int64_t shape[4], const int64_t stride[4]) {
+  int64_t last = 0;
+  for (int i = 0; i < 4; ++i) last += (shape[i] - 1) * stride[i];
+  return last + 1;
+}
+
+Napi::Value BinaryFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "binaryFwd");
+  auto op = static_cast<BinaryOp>(a.dim("op", 0, 3));
+  Strided4 s;
+  a.ints4("shape", s.shape, 1);
+  a.ints4("aStride", s.a_stride, 0);
+  a.ints4("bStride", s.b_stride, 0);
+  int64_t len = a.prod({s.shape[0], s.shape[1], s.shape[2], s.shape[3]});
+  const float* x = a.f32_min("a", strided_extent(s.shape, s.a_stride));
+  const float* y2 = a.f32_min("b", strided_extent(s.shape, s.b_stride));
+  float* y = a.f32("y", len);
+  binary_fwd(op, s, x, y2, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value Axpby(const Napi::CallbackInfo& info) {
+  Args a(info, "axpby");
+  int64_t len = a.dim("len", 0);
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  axpby(len, a.num("alpha"), x, a.num("beta"), y);
+  return info.Env().Undefined();
+}
+
+Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
+  Args a(info, "copyStrided");
+  int64_t shape[4], stride[4];
+  a.ints4("shape", shape, 1);
+  a.ints4("stride", stride, 0);
+  const float* x = a.f32_min("x", strided_extent(shape, stride));
+  float* y = a.f32("y", a.prod({shape[0], shape[1], shape[2], shape[3]}));
+  copy_strided(shape, stride, x, y);
+  return info.Env().Undefined();
+}
+
+// ---------- reduce ----------
+Napi::Value ReduceFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "reduceFwd");
+  auto op = static_cast<ReduceOp>(a.dim("op", 0, 2));
+  int64_t shape[4];
+  bool mask[4];
+  a.ints4("shape", shape, 1);
+  a.bools4("mask", mask);
+  int64_t out = 1;
+  for (int i = 0; i < 4; ++i) out *= mask[i] ? 1 : shape[i];
+  const float* x = a.f32("x", a.prod({shape[0], shape[1], shape[2], shape[3]}));
+  float* y = a.f32("y", out);
+  reduce_fwd(op, shape, mask, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value ReduceMinMaxBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "reduceMinMaxBwd");
+  int64_t shape[4];
+  bool mask[4];
+  a.ints4("shape", shape, 1);
+  a.bools4("mask", mask);
+  int64_t out = 1;
+  for (int i = 0; i < 4; ++i) out *= mask[i] ? 1 : shape[i];
+  int64_t len = a.prod({shape[0], shape[1], shape[2], shape[3]});
+  const float* x = a.f32("x", len);
+  const float* y = a.f32("y", out);
+  const float* dy = a.f32("dy", out);
+  float* dx = a.f32("dx", len);
+  reduce_minmax_bwd(shape, mask, x, y, dy, dx);
+  return info.Env().Undefined();
+}
+
+// ---------- pool2d ----------
+Pool2dShape pool_shape(Args& a) {
+  Pool2dShape s;
+  s.n = a.dim("n");
+  s.c = a.dim("c");
+  s.ih = a.dim("ih");
+  s.iw = a.dim("iw");
+  s.k = a.dim("k");
+  s.stride = a.dim("stride");
+  s.oh = a.dim("oh");
+  s.ow = a.dim("ow");
+  if (s.k > s.ih || s.k > s.iw) a.fail("k: the window is larger than the input");
+  if (s.oh != (s.ih - s.k) / s.stride + 1 || s.ow != (s.iw - s.k) / s.stride + 1) a.fail("oh/ow do not match ih/iw, k and stride");
+  return s;
+}
+
+Napi::Value AvgPool2dFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "avgPool2dFwd");
+  Pool2dShape s = pool_shape(a);
+  const float* x = a.f32("x", a.prod({s.n, s.c, s.ih, s.iw}));
+  float* y = a.f32("y", a.prod({s.n, s.c, s.oh, s.ow}));
+  avgpool2d_fwd(s, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value AvgPool2dBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "avgPool2dBwd");
+  Pool2dShape s = pool_shape(a);
+  const float* dy = a.f32("dy", a.prod({s.n, s.c, s.oh, s.ow}));
+  float* dx = a.f32("dx", a.prod({s.n, s.c, s.ih, s.iw}));
+  avgpool2d_bwd(s, dy, dx);
+  return info.Env().Undefined();
+}
+
+Napi::Value UpsampleNearestFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "upsampleNearestFwd");
+  int64_t n = a.dim("n"), c = a.dim("c"), ih = a.dim("ih"), iw = a.dim("iw"), sc = a.dim("scale", 1, 64);
+  const float* x = a.f32("x", a.prod({n, c, ih, iw}));
+  float* y = a.f32("y", a.prod({n, c, ih * sc, iw * sc}));
+  upsample_nearest_fwd(n, c, ih, iw, sc, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value UpsampleNearestBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "upsampleNearestBwd");
+  int64_t n = a.dim("n"), c = a.dim("c"), ih = a.dim("ih"), iw = a.dim("iw"), sc = a.dim("scale", 1, 64);
+  const float* dy = a.f32("dy", a.prod({n, c, ih * sc, iw * sc}));
+  float* dx = a.f32("dx", a.prod({n, c, ih, iw}));
+  upsample_nearest_bwd(n, c, ih, iw, sc, dy, dx);
+  return info.Env().Undefined();
+}
+
+Napi::Value PadChannelsFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "padChannelsFwd");
+  int64_t n = a.dim("n"), c = a.dim("c"), hw = a.dim("hw"), before = a.dim("before", 0), after = a.dim("after", 0);
+  const float* x = a.f32("x", a.prod({n, c, hw}));
+  float* y = a.f32("y", a.prod({n, before + c + after, hw}));
+  pad_channels_fwd(n, c, hw, before, after, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value PadChannelsBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "padChannelsBwd");
+  int64_t n = a.dim("n"), c = a.dim("c"), hw = a.dim("hw"), before = a.dim("before", 0), after = a.dim("after", 0);
+  const float* dy = a.f32("dy", a.prod({n, before + c + after, hw}));
+  float* dx = a.f32("dx", a.prod({n, c, hw}));
+  pad_channels_bwd(n, c, hw, before, after, dy, dx);
+  return info.Env().Undefined();
+}
+
+// ---------- loss ----------
+Napi::Value SoftmaxFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "softmaxFwd");
+  int64_t rows = a.dim("rows"), cols = a.dim("cols");
+  bool log = a.flag("log");
+  const float* x = a.f32("x", a.prod({rows, cols}));
+  float* y = a.f32("y", rows * cols);
+  softmax_fwd(rows, cols, log, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value SoftmaxBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "softmaxBwd");
+  int64_t rows = a.dim("rows"), cols = a.dim("cols");
+  bool log = a.flag("log");
+  const float* y = a.f32("y", a.prod({rows, cols}));
+  const float* dy = a.f32("dy", rows * cols);
+  float* dx = a.f32("dx", rows * cols);
+  softmax_bwd(rows, cols, log, y, dy, dx);
+  return info.Env().Undefined();
+}
+
+const int32_t* checked_indices(Args& a, int64_t n, int64_t num) {
+  const int32_t* idx = a.i32("idx", n);
+  for (int64_t i = 0; i < n; ++i)
+    if (idx[i] < 0 || idx[i] >= num)
+      a.fail_range("idx", "indices in [0, " + std::to_string(num) + ")",
+                   std::to_string(idx[i]) + " at position " + std::to_string(i));
+  return idx;
+}
+
+Napi::Value EmbeddingFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "embeddingFwd");
+  int64_t n = a.dim("n"), num = a.dim("num"), dim = a.dim("dim");
+  const int32_t* idx = checked_indices(a, n, num);
+  const float* w = a.f32("weight", a.prod({num, dim}));
+  float* y = a.f32("y", a.prod({n, dim}));
+  embedding_fwd(n, num, dim, idx, w, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value EmbeddingBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "embeddingBwd");
+  int64_t n = a.dim("n"), num = a.dim("num"), dim = a.dim("dim");
+  const int32_t* idx = checked_indices(a, n, num);
+  const float* dy = a.f32("dy", a.prod({n, dim}));
+  float* dw = a.f32("dweight", a.prod({num, dim}));
+  embedding_bwd(n, num, dim, idx, dy, dw);
+  return info.Env().Undefined();
+}
+
+// ---------- optim ----------
+Napi::Value SgdStep(const Napi::CallbackInfo& info) {
+  Args a(info, "sgdStep");
+  SgdParams p;
+  p.lr = a.num("lr");
+  p.momentum = a.num("momentum");
+  p.dampening = a.num("dampening");
+  p.weight_decay = a.num("weightDecay");
+  p.nesterov = a.flag("nesterov");
+  p.first_step = a.flag("firstStep");
+  Napi::Value pv = info[0].As<Napi::Object>().Get("param");
+  if (!pv.IsTypedArray()) a.fail_type("param", "a Float32Array", "something else");
+  p.len = int64_t(pv.As<Napi::TypedArray>().ElementLength());
+  float* param = a.f32("param", p.len);
+  const float* grad = a.f32("grad", p.len);
+  float* buf = p.momentum != 0.f ? a.f32("buf", p.len) : a.f32_opt("buf", p.len);
+  sgd_step(p, param, grad, buf);
+  return info.Env().Undefined();
+}
+
+Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+  Args a(info, "adamStep");
+  AdamParams p;
+  p.lr = a.num("lr");
+  p.beta1 = a.num("beta1");
+  p.beta2 = a.num("beta2");
+  p.eps = a.num("eps");
+  p.weight_decay = a.num("weightDecay");
+  p.step = a.dim("step", 1);
+  Napi::Value pv = info[0].As<Napi::Object>().Get("param");
+  if (!pv.IsTypedArray()) a.fail_type("param", "a Float32Array", "something else");
+  p.len = int64_t(pv.As<Napi::TypedArray>().ElementLength());
+  float* param = a.f32("param", p.len);
+  const float* grad = a.f32("grad", p.len);
+  float* m = a.f32("expAvg", p.len);
+  float* v = a.f32("expAvgSq", p.len);
+  adam_step(p, param, grad, m, v);
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  struct Entry {
+    const char* name;
+    Napi::Value (*fn)(const Napi::CallbackInfo&);
+  };
+  static const Entry table[] = {
+      {"setThreads", SetThreads},
+      {"numThreads", NumThreads},
+      {"gemm", Gemm},
+      {"conv2dFwd", Conv2dFwd},
+      {"conv2dBwdData", Conv2dBwdData},
+      {"conv2dBwdWeight", Conv2dBwdWeight},
+      {"batchNormFwdTrain", BatchNormFwdTrain},
+      {"batchNormFwdEval", BatchNormFwdEval},
+      {"batchNormBwdTrain", BatchNormBwdTrain},
+      {"batchNormBwdEval", BatchNormBwdEval},
+      {"unaryFwd", UnaryFwd},
+      {"unaryBwd", UnaryBwd},
+      {"binaryFwd", BinaryFwd},
+      {"axpby", Axpby},
+      {"copyStrided", CopyStrided},
+      {"reduceFwd", ReduceFwd},
+      {"reduceMinMaxBwd", ReduceMinMaxBwd},
+      {"avgPool2dFwd", AvgPool2dFwd},
+      {"avgPool2dBwd", AvgPool2dBwd},
+      {"upsampleNearestFwd", UpsampleNearestFwd},
+      {"upsampleNearestBwd", UpsampleNearestBwd},
+      {"padChannelsFwd", PadChannelsFwd},
+      {"padChannelsBwd", PadChannelsBwd},
+      {"softmaxFwd", SoftmaxFwd},
+      {"softmaxBwd", SoftmaxBwd},
+      {"embeddingFwd", EmbeddingFwd},
+      {"embeddingBwd", EmbeddingBwd},
+      {"sgdStep", SgdStep},
+      {"adamStep", AdamStep},
+  };
+  for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
+  return exports;
+}
+
+}  // namespace
+}  // namespace granq
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return granq::Init(env, exports); }
+NODE_API_MODULE(granq_native, InitAddon)

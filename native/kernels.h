@@ -1,0 +1,120 @@
+// Every kernel signature, one list. Arrays are float32, contiguous, NCHW; lengths were checked in addon.cc.
+// Each family lives in its own file; each has a scalar TypeScript twin in src/backend/ref/.
+#pragma once
+#include "common.h"
+
+namespace granq {
+
+// ---------- gemm.cc ----------
+// C[m,n] = op(A)[m,k] . op(B)[k,n] + beta * C. A is [m,k] row-major ([k,m] when trans_a); B is [k,n] ([n,k] when trans_b).
+struct GemmParams {
+  int64_t m, n, k;
+  bool trans_a, trans_b;
+  float beta;  // 0 (overwrite) or 1 (accumulate)
+  const float* a;
+  const float* b;
+  float* c;
+};
+void gemm(const GemmParams& p);
+
+// ---------- conv2d.cc ----------
+// Square stride and padding, no dilation, no groups. oh = (ih + 2 pad - kh) / stride + 1, same for ow.
+struct Conv2dShape {
+  int64_t n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow;
+};
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/, float* y);
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);  // dx overwritten
+void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                       float* dbias /*nullable*/);  // dw, dbias overwritten
+
+// ---------- batchnorm.cc ----------
+struct BatchNormShape {
+  int64_t n, c, hw;
+};
+// Training: batch statistics (biased variance for normalisation, unbiased for the running update, as PyTorch).
+// gamma/beta nullable (no affine); running_* nullable (no tracking).
+void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta, float eps,
+                         float momentum, float* running_mean, float* running_var, float* y, float* save_mean,
+                         float* save_invstd);
+void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
+                        const float* running_mean, const float* running_var, float eps, float* y);
+// Outputs are nullable: only the gradients that are asked for are written (overwritten, not accumulated).
+void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* x, const float* save_mean,
+                         const float* save_invstd, const float* gamma, float* dx, float* dgamma, float* dbeta);
+void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x, const float* running_mean,
+                        const float* running_var, float eps, const float* gamma, float* dx, float* dgamma,
+                        float* dbeta);
+
+// ---------- eltwise.cc ----------
+enum class UnaryOp : int32_t {
+  relu = 0,
+  leaky_relu = 1,  // alpha = negative slope
+  tanh = 2,
+  exp = 3,
+  log = 4,
+  affine = 5,  // y = alpha * x + beta
+  sqrt = 6,
+};
+void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, float beta);
+// dx = dy * f'(x); x or y is used, whichever the derivative needs (both are given).
+void unary_bwd(UnaryOp op, int64_t len, const float* x, const float* y, const float* dy, float* dx, float alpha,
+               float beta);
+enum class BinaryOp : int32_t { add = 0, sub = 1, mul = 2, div = 3 };
+// Broadcasting in up to 4 dims: y is contiguous with `shape`; a and b are read through strides (0 = broadcast).
+struct Strided4 {
+  int64_t shape[4];
+  int64_t a_stride[4];
+  int64_t b_stride[4];
+};
+void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, float* y);
+// y = alpha * x + beta * y (gradient accumulation, scaling).
+void axpby(int64_t len, float alpha, const float* x, float beta, float* y);
+// y (contiguous, `shape`) = x read through `stride` (0 = broadcast, any permutation).
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y);
+
+// ---------- reduce.cc ----------
+enum class ReduceOp : int32_t { sum = 0, max = 1, min = 2 };
+// x has `shape` (4 dims, contiguous); axes with mask[i] = true are reduced; y has those axes of size 1.
+void reduce_fwd(ReduceOp op, const int64_t shape[4], const bool mask[4], const float* x, float* y);
+// max/min backward: dx = dy where x equals the result, split evenly between ties (as torch's full reduction).
+void reduce_minmax_bwd(const int64_t shape[4], const bool mask[4], const float* x, const float* y, const float* dy,
+                       float* dx);
+
+// ---------- pool2d.cc ----------
+struct Pool2dShape {
+  int64_t n, c, ih, iw, k, stride, oh, ow;  // no padding
+};
+void avgpool2d_fwd(const Pool2dShape& s, const float* x, float* y);
+void avgpool2d_bwd(const Pool2dShape& s, const float* dy, float* dx);  // dx overwritten
+// Nearest-neighbour upsampling by an integer factor.
+void upsample_nearest_fwd(int64_t n, int64_t c, int64_t ih, int64_t iw, int64_t scale, const float* x, float* y);
+void upsample_nearest_bwd(int64_t n, int64_t c, int64_t ih, int64_t iw, int64_t scale, const float* dy, float* dx);
+// Zero channels before and after: [n, c, hw] -> [n, before + c + after, hw] (ResNet option-A shortcut).
+void pad_channels_fwd(int64_t n, int64_t c, int64_t hw, int64_t before, int64_t after, const float* x, float* y);
+void pad_channels_bwd(int64_t n, int64_t c, int64_t hw, int64_t before, int64_t after, const float* dy, float* dx);
+
+// ---------- loss.cc ----------
+// Row-wise softmax or log-softmax over `cols`.
+void softmax_fwd(int64_t rows, int64_t cols, bool log, const float* x, float* y);
+void softmax_bwd(int64_t rows, int64_t cols, bool log, const float* y, const float* dy, float* dx);
+// Embedding lookup: y[i, :] = weight[idx[i], :]; backward accumulates into dweight in index order.
+void embedding_fwd(int64_t n, int64_t num, int64_t dim, const int32_t* idx, const float* weight, float* y);
+void embedding_bwd(int64_t n, int64_t num, int64_t dim, const int32_t* idx, const float* dy, float* dweight);
+
+// ---------- optim.cc ----------
+// PyTorch's update rules (torch.optim.SGD and torch.optim.Adam, single-tensor form).
+struct SgdParams {
+  int64_t len;
+  float lr, momentum, dampening, weight_decay;
+  bool nesterov;
+  bool first_step;  // the momentum buffer is initialised to the gradient on the first step
+};
+void sgd_step(const SgdParams& p, float* param, const float* grad, float* momentum_buf /*nullable if momentum 0*/);
+struct AdamParams {
+  int64_t len;
+  float lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // 1-based, after increment
+};
+void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_avg, float* exp_avg_sq);
+
+}  // namespace granq

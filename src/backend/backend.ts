@@ -1,0 +1,93 @@
+/**
+ * The backend contract: one typed params object per kernel, outputs passed in pre-allocated. Two implementations:
+ * `native` (the C++ addon, float32 only) and `ref` (scalar TypeScript, the living definition; it also accepts
+ * Float64Array so gradient checks can run in double precision). Field names match native/addon.cc exactly.
+ */
+export type Buf = Float32Array | Float64Array;
+
+export interface Conv2dShape {
+  n: number; ic: number; ih: number; iw: number;
+  oc: number; kh: number; kw: number;
+  stride: number; pad: number; oh: number; ow: number;
+}
+export interface BatchNormShape { n: number; c: number; hw: number }
+export interface Pool2dShape { n: number; c: number; ih: number; iw: number; k: number; stride: number; oh: number; ow: number }
+export interface UpsampleShape { n: number; c: number; ih: number; iw: number; scale: number }
+export interface PadChannelsShape { n: number; c: number; hw: number; before: number; after: number }
+export type Quad = [number, number, number, number];
+export type Mask4 = [boolean, boolean, boolean, boolean];
+
+/** Codes shared with native/kernels.h. */
+export const UNARY = { relu: 0, leakyRelu: 1, tanh: 2, exp: 3, log: 4, affine: 5, sqrt: 6 } as const;
+export type UnaryName = keyof typeof UNARY;
+export const BINARY = { add: 0, sub: 1, mul: 2, div: 3 } as const;
+export type BinaryName = keyof typeof BINARY;
+export const REDUCE = { sum: 0, max: 1, min: 2 } as const;
+export type ReduceName = keyof typeof REDUCE;
+
+export interface Backend {
+  readonly name: 'native' | 'ref';
+  setThreads(n: number): void;
+  numThreads(): number;
+
+  /** c[m,n] = op(a)[m,k] . op(b)[k,n] + beta c; a is [m,k] ([k,m] if transA), b is [k,n] ([n,k] if transB). */
+  gemm(p: { m: number; n: number; k: number; transA: boolean; transB: boolean; beta: 0 | 1; a: Buf; b: Buf; c: Buf }): void;
+
+  conv2dFwd(p: Conv2dShape & { x: Buf; weight: Buf; bias: Buf | null; y: Buf }): void;
+  conv2dBwdData(p: Conv2dShape & { dy: Buf; weight: Buf; dx: Buf }): void;
+  conv2dBwdWeight(p: Conv2dShape & { x: Buf; dy: Buf; dweight: Buf; dbias: Buf | null }): void;
+
+  batchNormFwdTrain(p: BatchNormShape & {
+    x: Buf; gamma: Buf | null; beta: Buf | null; eps: number; momentum: number;
+    runningMean: Buf | null; runningVar: Buf | null; y: Buf; saveMean: Buf; saveInvstd: Buf;
+  }): void;
+  batchNormFwdEval(p: BatchNormShape & {
+    x: Buf; gamma: Buf | null; beta: Buf | null; runningMean: Buf; runningVar: Buf; eps: number; y: Buf;
+  }): void;
+  batchNormBwdTrain(p: BatchNormShape & {
+    dy: Buf; x: Buf; saveMean: Buf; saveInvstd: Buf; gamma: Buf | null; dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
+  }): void;
+  batchNormBwdEval(p: BatchNormShape & {
+    dy: Buf; x: Buf; runningMean: Buf; runningVar: Buf; eps: number; gamma: Buf | null;
+    dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
+  }): void;
+
+  /** y = f(x); `alpha` is leakyRelu's slope or affine's scale, `beta` affine's shift. */
+  unaryFwd(p: { op: number; len: number; x: Buf; y: Buf; alpha: number; beta: number }): void;
+  /** dx = dy * f'(x) (y = f(x) is given too, for ops whose derivative is cheaper from it). */
+  unaryBwd(p: { op: number; len: number; x: Buf; y: Buf; dy: Buf; dx: Buf; alpha: number; beta: number }): void;
+  /** y (contiguous, `shape`) = a op b, with a and b read through strides (0 = broadcast). */
+  binaryFwd(p: { op: number; shape: Quad; aStride: Quad; bStride: Quad; a: Buf; b: Buf; y: Buf }): void;
+  /** y = alpha x + beta y. */
+  axpby(p: { len: number; alpha: number; x: Buf; beta: number; y: Buf }): void;
+  /** y (contiguous, `shape`) = x read through `stride`. */
+  copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf }): void;
+
+  reduceFwd(p: { op: number; shape: Quad; mask: Mask4; x: Buf; y: Buf }): void;
+  reduceMinMaxBwd(p: { shape: Quad; mask: Mask4; x: Buf; y: Buf; dy: Buf; dx: Buf }): void;
+
+  avgPool2dFwd(p: Pool2dShape & { x: Buf; y: Buf }): void;
+  avgPool2dBwd(p: Pool2dShape & { dy: Buf; dx: Buf }): void;
+  upsampleNearestFwd(p: UpsampleShape & { x: Buf; y: Buf }): void;
+  upsampleNearestBwd(p: UpsampleShape & { dy: Buf; dx: Buf }): void;
+  padChannelsFwd(p: PadChannelsShape & { x: Buf; y: Buf }): void;
+  padChannelsBwd(p: PadChannelsShape & { dy: Buf; dx: Buf }): void;
+
+  softmaxFwd(p: { rows: number; cols: number; log: boolean; x: Buf; y: Buf }): void;
+  softmaxBwd(p: { rows: number; cols: number; log: boolean; y: Buf; dy: Buf; dx: Buf }): void;
+  embeddingFwd(p: { n: number; num: number; dim: number; idx: Int32Array; weight: Buf; y: Buf }): void;
+  /** Accumulates into dweight. */
+  embeddingBwd(p: { n: number; num: number; dim: number; idx: Int32Array; dy: Buf; dweight: Buf }): void;
+
+  sgdStep(p: {
+    lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean; firstStep: boolean;
+    param: Buf; grad: Buf; buf: Buf | null;
+  }): void;
+  adamStep(p: {
+    lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number;
+    param: Buf; grad: Buf; expAvg: Buf; expAvgSq: Buf;
+  }): void;
+}
+
+/** Kernel names, for the meta-test that every kernel has a reference and a case table. */
+export type KernelName = Exclude<keyof Backend, 'name' | 'setThreads' | 'numThreads'>;

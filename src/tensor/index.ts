@@ -1,0 +1,3 @@
+export * from './tensor.js';
+export * from './shape.js';
+export * from './rng.js';
