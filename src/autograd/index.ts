@@ -1,0 +1,9 @@
+/** The differentiable operations, one namespace: `import * as F from '../autograd/index.js'`. */
+export { noGrad, isGradEnabled, defineOp, OP_REGISTRY } from './tape.js';
+export * from './ops/eltwise.js';
+export * from './ops/reduce.js';
+export * from './ops/shape.js';
+export * from './ops/conv.js';
+export * from './ops/norm.js';
+export * from './ops/pool.js';
+export * from './ops/loss.js';
