@@ -1,0 +1,67 @@
+/**
+ * Full-precision ResNet-20 throughput: forward without grad (batch 64 and 256) and one SGD training step
+ * (batch 64: forward, cross-entropy, backward, Nesterov SGD update), after warm-up, median of timed runs.
+ */
+import * as F from '../src/autograd/index.js';
+import { backend } from '../src/backend/index.js';
+import { createModel } from '../src/models/registry.js';
+import { SGD } from '../src/optim/index.js';
+import { Rng } from '../src/tensor/rng.js';
+import { Tensor } from '../src/tensor/tensor.js';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Median seconds of fn over `runs` timed calls after `warmup` untimed ones (at least `minSeconds` of timing). */
+export function timeIt(fn: () => void, warmup = 3, runs = 10, minSeconds = 1): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  const start = performance.now();
+  while (times.length < runs || (performance.now() - start) / 1000 < minSeconds) {
+    const t0 = performance.now();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+    if (times.length >= 200) break;
+  }
+  return median(times);
+}
+
+export interface FpBenchResult {
+  forward_b64: number;
+  forward_b256: number;
+  train_b64: number;
+  threads: number;
+  train_rss_mib: number;
+}
+
+export function benchFp(log: (s: string) => void): FpBenchResult {
+  const rng = new Rng(0);
+  const model = createModel('resnet20-a', 10);
+  const forward = (batch: number) => {
+    model.eval();
+    const x = Tensor.randn([batch, 3, 32, 32], rng);
+    const s = timeIt(() => F.noGrad(() => model.forward(x)));
+    return batch / s;
+  };
+  const forward_b64 = forward(64);
+  log(`forward  batch 64 : ${forward_b64.toFixed(0)} img/s`);
+  const forward_b256 = forward(256);
+  log(`forward  batch 256: ${forward_b256.toFixed(0)} img/s`);
+
+  model.train();
+  const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 1e-4 });
+  const x = Tensor.randn([64, 3, 32, 32], rng);
+  const y = Int32Array.from({ length: 64 }, () => rng.randint(0, 10));
+  let peakRss = 0;
+  const s = timeIt(() => {
+    opt.zeroGrad();
+    F.crossEntropy(model.forward(x), y).backward();
+    opt.step();
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  });
+  const train_b64 = 64 / s;
+  log(`train    batch 64 : ${train_b64.toFixed(0)} img/s (peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB)`);
+  return { forward_b64, forward_b256, train_b64, threads: backend().numThreads(), train_rss_mib: Math.round(peakRss / 2 ** 20) };
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+/** `npm run bench -- <suite> [--json]`. Suites: fp. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
+import { benchFp } from './fp.js';
+import { backend } from '../src/backend/index.js';
+
+const args = process.argv.slice(2);
+const json = args.includes('--json');
+const suite = args.find((a) => !a.startsWith('--')) ?? 'fp';
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+const suites: Record<string, () => object> = {
+  fp: () => benchFp(log),
+};
+
+const run = suites[suite];
+if (!run) {
+  log(`bench: unknown suite '${suite}'; known: ${Object.keys(suites).join(', ')}`);
+  process.exit(2);
+}
+log(`granq bench ${suite}: backend ${backend().name}, ${backend().numThreads()} threads`);
+const result = run();
+if (json) process.stdout.write(`${JSON.stringify(result)}\n`);

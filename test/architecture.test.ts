@@ -1,0 +1,72 @@
+/**
+ * Layers import only downward (native -> backend -> tensor/autograd -> nn/optim -> models -> quant -> zsq -> cli);
+ * data and io depend only on tensor. This test scans every import in src/ and fails on an upward edge or a cycle.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const SRC = resolve('src');
+// Lower rank = lower layer. A file may import files of its own layer or of a lower rank.
+const RANK: Record<string, number> = {
+  'errors.ts': 0,
+  backend: 1,
+  tensor: 2,
+  autograd: 3,
+  io: 3,
+  data: 3,
+  nn: 4,
+  optim: 4,
+  models: 5,
+  quant: 6,
+  zsq: 7,
+  report: 8,
+  cli: 9,
+  'index.ts': 10,
+};
+// io and data may use only tensor (and errors), never autograd or above, whatever their rank.
+const ONLY: Record<string, string[]> = { io: ['errors.ts', 'tensor', 'io'], data: ['errors.ts', 'tensor', 'data', 'io'] };
+
+function files(dir: string): string[] {
+  return readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? files(p) : p.endsWith('.ts') ? [p] : [];
+  });
+}
+const layerOf = (file: string) => relative(SRC, file).split('/')[0]!;
+
+test('src imports only downward and has no cycles', () => {
+  const graph = new Map<string, string[]>();
+  const violations: string[] = [];
+  for (const file of files(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    const deps: string[] = [];
+    for (const m of text.matchAll(/^(?:import|export)[^'"]*from\s+'(\.[^']+)'/gm)) {
+      const target = resolve(dirname(file), m[1]!.replace(/\.js$/, '.ts'));
+      deps.push(target);
+      const from = layerOf(file);
+      const to = layerOf(target);
+      assert.ok(from in RANK && to in RANK, `unknown layer for ${relative(SRC, file)} -> ${relative(SRC, target)}`);
+      if (RANK[to]! > RANK[from]!) violations.push(`${relative(SRC, file)} -> ${relative(SRC, target)} (upward)`);
+      if (ONLY[from] && !ONLY[from]!.includes(to)) violations.push(`${relative(SRC, file)} -> ${relative(SRC, target)} (${from} may use only ${ONLY[from]!.join(', ')})`);
+    }
+    graph.set(file, deps);
+  }
+  assert.deepEqual(violations, [], violations.join('\n'));
+  // Cycle detection over files.
+  const state = new Map<string, 1 | 2>();
+  const cycles: string[] = [];
+  const visit = (f: string, path: string[]) => {
+    if (state.get(f) === 2) return;
+    if (state.get(f) === 1) {
+      cycles.push([...path.slice(path.indexOf(f)), f].map((p) => relative(SRC, p)).join(' -> '));
+      return;
+    }
+    state.set(f, 1);
+    for (const d of graph.get(f) ?? []) visit(d, [...path, f]);
+    state.set(f, 2);
+  };
+  for (const f of graph.keys()) visit(f, []);
+  assert.deepEqual(cycles, [], `import cycles:\n${cycles.join('\n')}`);
+});

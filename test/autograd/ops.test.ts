@@ -1,0 +1,98 @@
+/**
+ * Every primitive op: a case table run twice, as a float64 gradient check on the reference backend and as a
+ * native-vs-reference comparison of forward and backward. A meta-test fails when an op has no case.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as F from '../../src/autograd/index.js';
+import { OP_REGISTRY } from '../../src/autograd/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import type { Shape } from '../../src/tensor/shape.js';
+import { compareBackends, gradcheck, type Fn } from '../kit/gradcheck.js';
+
+let seed = 100;
+/** Normal values kept at least `gap` away from zero (kinks of relu, leaky relu). */
+function randn(shape: Shape, gap = 0): Tensor {
+  const t = Tensor.randn(shape, new Rng(seed++));
+  if (gap > 0) for (let i = 0; i < t.size; i++) t.data[i] = Math.sign(t.data[i]! || 1) * (gap + Math.abs(t.data[i]!));
+  return t;
+}
+function positive(shape: Shape): Tensor {
+  return Tensor.uniform(shape, new Rng(seed++), 0.5, 2);
+}
+
+interface Case {
+  op: string;
+  name: string;
+  f: Fn;
+  inputs: Tensor[];
+  skip?: number[];
+  /** native-vs-ref tolerance */
+  atol?: number;
+}
+
+const bnRunning = (c: number) => ({ mean: Tensor.uniform([c], new Rng(5), -0.5, 0.5).data, var: Tensor.uniform([c], new Rng(6), 0.5, 1.5).data });
+const bnEval = bnRunning(5);
+
+const CASES: Case[] = [
+  { op: 'relu', name: 'relu [2,3,5,7]', f: (x) => F.relu(x), inputs: [randn([2, 3, 5, 7], 0.05)] },
+  { op: 'leakyRelu', name: 'leakyRelu 0.2', f: (x) => F.leakyRelu(x, 0.2), inputs: [randn([3, 17], 0.05)] },
+  { op: 'tanh', name: 'tanh', f: (x) => F.tanh(x), inputs: [randn([33])] },
+  { op: 'exp', name: 'exp', f: (x) => F.exp(x), inputs: [randn([7, 3])] },
+  { op: 'log', name: 'log', f: (x) => F.log(x), inputs: [positive([17])] },
+  { op: 'sqrt', name: 'sqrt', f: (x) => F.sqrt(x), inputs: [positive([9])] },
+  { op: 'affine', name: 'affine 1.5x-0.25', f: (x) => F.affine(x, 1.5, -0.25), inputs: [randn([4, 4])] },
+  { op: 'add', name: 'add same shape', f: (a, b) => F.add(a, b), inputs: [randn([2, 3, 4, 5]), randn([2, 3, 4, 5])] },
+  { op: 'add', name: 'add per-channel broadcast', f: (a, b) => F.add(a, b), inputs: [randn([2, 3, 4, 5]), randn([1, 3, 1, 1])] },
+  { op: 'sub', name: 'sub row broadcast', f: (a, b) => F.sub(a, b), inputs: [randn([4, 6]), randn([4, 1])] },
+  { op: 'mul', name: 'mul scalar broadcast', f: (a, b) => F.mul(a, b), inputs: [randn([3, 7]), randn([1])] },
+  { op: 'mul', name: 'mul both broadcast', f: (a, b) => F.mul(a, b), inputs: [randn([3, 1]), randn([1, 5])] },
+  { op: 'div', name: 'div', f: (a, b) => F.div(a, b), inputs: [randn([2, 9]), positive([2, 9])] },
+  { op: 'div', name: 'div broadcast denominator', f: (a, b) => F.div(a, b), inputs: [randn([2, 3, 4]), positive([3, 1])] },
+  { op: 'reduce_sum', name: 'sum all', f: (x) => F.sum(x), inputs: [randn([3, 4, 5])] },
+  { op: 'reduce_sum', name: 'sum over N,H,W keepdims', f: (x) => F.sum(x, [0, 2, 3], true), inputs: [randn([2, 3, 4, 5])] },
+  { op: 'reduce_sum', name: 'mean over axis 1', f: (x) => F.mean(x, 1), inputs: [randn([4, 7])] },
+  { op: 'reduce_max', name: 'max over axis 1', f: (x) => F.max(x, 1), inputs: [randn([5, 6])] },
+  { op: 'reduce_min', name: 'min all', f: (x) => F.min(x), inputs: [randn([17])] },
+  { op: 'reshape', name: 'reshape', f: (x) => F.mul(F.reshape(x, [6, -1]), F.reshape(x, [6, -1])), inputs: [randn([2, 3, 4])] },
+  { op: 'pad_channels', name: 'pad channels 2+2', f: (x) => F.padChannels(x, 2, 2), inputs: [randn([2, 3, 4, 4])] },
+  { op: 'conv2d', name: 'conv2d 3x3 s1 p1 bias', f: (x, w, b) => F.conv2d(x, w, b, { stride: 1, padding: 1 }), inputs: [randn([2, 3, 7, 7]), randn([4, 3, 3, 3]), randn([4])], atol: 1e-4 },
+  { op: 'conv2d', name: 'conv2d 3x3 s2 p1', f: (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1 }), inputs: [randn([2, 5, 9, 9]), randn([3, 5, 3, 3])], atol: 1e-4 },
+  { op: 'conv2d', name: 'conv2d 1x1 s2 p0', f: (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 0 }), inputs: [randn([1, 4, 6, 6]), randn([7, 4, 1, 1])], atol: 1e-4 },
+  { op: 'linear', name: 'linear with bias', f: (x, w, b) => F.linear(x, w, b), inputs: [randn([5, 7]), randn([3, 7]), randn([3])], atol: 1e-4 },
+  { op: 'matmul', name: 'matmul', f: (a, b) => F.matmul(a, b), inputs: [randn([4, 6]), randn([6, 5])], atol: 1e-4 },
+  {
+    op: 'batch_norm', name: 'batchNorm training',
+    f: (x, g, b) => F.batchNorm(x, g, b, { training: true, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null }),
+    inputs: [randn([3, 4, 3, 3]), positive([4]), randn([4])], atol: 1e-4,
+  },
+  {
+    op: 'batch_norm', name: 'batchNorm training without affine',
+    f: (x) => F.batchNorm(x, null, null, { training: true, eps: 0.8, momentum: 0.1, runningMean: null, runningVar: null }),
+    inputs: [randn([4, 2, 2, 2])], atol: 1e-4,
+  },
+  {
+    op: 'batch_norm', name: 'batchNorm eval',
+    f: (x, g, b) => F.batchNorm(x, g, b, { training: false, eps: 1e-5, momentum: 0.1, runningMean: bnEval.mean, runningVar: bnEval.var }),
+    inputs: [randn([2, 5, 3, 2]), positive([5]), randn([5])], atol: 1e-4,
+  },
+  { op: 'avg_pool2d', name: 'avgPool2d 2x2', f: (x) => F.avgPool2d(x, 2), inputs: [randn([2, 3, 6, 6])] },
+  { op: 'avg_pool2d', name: 'global average pool', f: (x) => F.globalAvgPool(x), inputs: [randn([2, 3, 5, 5])] },
+  { op: 'avg_pool2d', name: 'subsample stride 2', f: (x) => F.subsample(x, 2), inputs: [randn([2, 3, 7, 7])] },
+  { op: 'upsample_nearest', name: 'upsample x2', f: (x) => F.upsampleNearest(x, 2), inputs: [randn([2, 3, 3, 4])] },
+  { op: 'softmax', name: 'softmax', f: (x) => F.softmax(x), inputs: [randn([4, 10])] },
+  { op: 'log_softmax', name: 'logSoftmax', f: (x) => F.logSoftmax(x), inputs: [randn([3, 7])] },
+  { op: 'embedding', name: 'embedding', f: (w) => F.embedding(Int32Array.from([2, 0, 2, 4]), w), inputs: [randn([5, 3])] },
+];
+
+test('every primitive op has a case', () => {
+  const covered = new Set(CASES.map((c) => c.op));
+  const missing = [...OP_REGISTRY.keys()].filter((op) => !covered.has(op));
+  assert.deepEqual(missing, [], `ops without a gradient-check case: ${missing.join(', ')}`);
+});
+
+for (const c of CASES) {
+  test(`gradcheck (ref, float64): ${c.name}`, () => gradcheck(c.name, c.f, c.inputs, { skip: c.skip }));
+  test(`native vs ref: ${c.name}`, () => compareBackends(c.name, c.f, c.inputs, { atol: c.atol ?? 1e-5, rtol: 1e-4 }, c.skip));
+}
