@@ -158,7 +158,8 @@ export function parseSafetensors(bytes: Uint8Array, name: string): SafetensorsFi
     }
     if (end > dataLen) fail(`${t}: data_offsets [${begin},${end}] run past the data buffer of ${dataLen} bytes`);
     spans.push({ key, begin, end });
-    const region = bytes.slice(dataStart + begin, dataStart + end); // a fresh copy: aligned and detached from `bytes`
+    // A fresh copy (Buffer#slice would only view): aligned for the typed array and detached from `bytes`.
+    const region = Uint8Array.prototype.slice.call(bytes, dataStart + begin, dataStart + end);
     tensors.set(key, { dtype: d, shape: [...shp], data: decode(d, region, count) } as StoredTensor);
   }
   // Gaps are tolerated (some writers pad); overlaps are not. Empty tensors occupy nothing and never overlap.
