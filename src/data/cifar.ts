@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { check, GranqError } from '../errors.js';
 import { Rng } from '../tensor/rng.js';
-import { Tensor } from '../tensor/tensor.js';
+import { allocFloats, Tensor } from '../tensor/tensor.js';
 
 export type CifarFormat = 'cifar10' | 'cifar100';
 export type CifarSplit = 'train' | 'test';
@@ -162,19 +162,22 @@ export function normalizeImages(
     const s = Math.fround(std[c]!);
     for (let p = 0; p < 256; p++) lut[c * 256 + p] = Math.fround(Math.fround(p / 255) - m) / s;
   }
-  const out = new Float32Array(n * IMAGE_BYTES);
+  const out = allocFloats(n * IMAGE_BYTES); // every element is written below
   for (let i = 0; i < n; i++) {
     const src = indices === undefined ? i : indices[i]!;
-    check(Number.isInteger(src) && src >= 0 && src < total, () => `normalize: index ${src} out of range [0, ${total})`);
-    const from = src * IMAGE_BYTES;
-    const to = i * IMAGE_BYTES;
-    for (let c = 0; c < 3; c++) {
-      const base = c * 256;
-      const o = c * 1024;
-      for (let j = 0; j < 1024; j++) out[to + o + j] = lut[base + images[from + o + j]!]!;
-    }
+    if (!(Number.isInteger(src) && src >= 0 && src < total)) throw new GranqError(`normalize: index ${src} out of range [0, ${total})`);
+    lookupImage(lut, images, src * IMAGE_BYTES, out, i * IMAGE_BYTES);
   }
   return new Tensor(out, [n, ...IMAGE_SHAPE]);
+}
+
+/** The hot loop, kept small and monomorphic so it stays optimised. */
+function lookupImage(lut: Float32Array, images: Uint8Array, from: number, out: Float32Array, to: number): void {
+  for (let c = 0; c < 3; c++) {
+    const base = c * 256;
+    const o = c * 1024;
+    for (let j = 0; j < 1024; j++) out[to + o + j] = lut[base + images[from + o + j]!]!;
+  }
 }
 
 export interface Batch {
