@@ -184,7 +184,7 @@ export function readSafetensors(path: string): SafetensorsFile {
   return parseSafetensors(bytes, path);
 }
 
-/** A float32 tensor of any numeric stored tensor (integers converted; the caller chose to do so). */
+/** A float32 tensor of any stored tensor: float data is shared, not copied; integers are converted (the caller asked). */
 export function toTensor(st: StoredTensor): Tensor {
   if (st.data instanceof Float32Array) return new Tensor(st.data, st.shape);
   const out = new Float32Array(st.data.length);
