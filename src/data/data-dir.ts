@@ -1,0 +1,70 @@
+/**
+ * Where the CIFAR data lives. In order: the explicit `--data DIR`, then env GRANQ_DATA, then `../shared/data` relative
+ * to the working directory, then `../shared/data` relative to the package root (the repo, 3 levels above
+ * dist/src/data/). An explicit choice that does not exist is an error, never a silent fallback.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GranqError } from '../errors.js';
+
+export type DataDirSource = 'flag' | 'env' | 'cwd' | 'package';
+
+export interface DataDirResolution {
+  dir: string;
+  /** Which rule found it, for logs and reports. */
+  source: DataDirSource;
+}
+
+export interface ResolveDataDirOptions {
+  /** The `--data` value, if the user gave one. */
+  data?: string;
+  /** Defaults to process.env. */
+  env?: Record<string, string | undefined>;
+  /** Defaults to process.cwd(). */
+  cwd?: string;
+  /** Defaults to the repo root of this package. */
+  packageRoot?: string;
+}
+
+/** The repo root: this file is dist/src/data/data-dir.js once built. */
+export function packageRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function resolveDataDir(opts: ResolveDataDirOptions = {}): DataDirResolution {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  if (opts.data !== undefined) {
+    const dir = path.resolve(cwd, opts.data);
+    if (!isDir(dir)) throw new GranqError(`--data: expected an existing directory, got ${opts.data} (${dir} is not one)`);
+    return { dir, source: 'flag' };
+  }
+  const fromEnv = env['GRANQ_DATA'];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    const dir = path.resolve(cwd, fromEnv);
+    if (!isDir(dir)) throw new GranqError(`GRANQ_DATA: expected an existing directory, got ${fromEnv} (${dir} is not one)`);
+    return { dir, source: 'env' };
+  }
+  const checked: string[] = [];
+  const candidates: [string, DataDirSource][] = [
+    [path.resolve(cwd, '..', 'shared', 'data'), 'cwd'],
+    [path.resolve(opts.packageRoot ?? packageRoot(), '..', 'shared', 'data'), 'package'],
+  ];
+  for (const [dir, source] of candidates) {
+    if (isDir(dir)) return { dir, source };
+    if (!checked.includes(dir)) checked.push(dir);
+  }
+  throw new GranqError(
+    'no CIFAR data found: pass --data DIR or set GRANQ_DATA to a folder holding cifar-10-batches-bin/test_batch.bin ' +
+      `(checked: ${checked.join(', ')})`,
+  );
+}

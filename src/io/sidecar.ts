@@ -1,0 +1,139 @@
+/**
+ * The model sidecar: `<model>.json` next to the weights file, giving what the weights alone do not (architecture,
+ * number of classes, input normalisation, measured accuracy). Layout of ../shared/models/*.json:
+ * `{model, architecture, num_classes, input: {mean, std, ...}, measured_top1, ...}`; unknown fields are kept in `raw`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { GranqError } from '../errors.js';
+import { writeFileAtomic } from './atomic.js';
+
+export type Rgb = [number, number, number];
+
+export interface ModelSidecar {
+  model: string;
+  /** Our registry name (see ARCHITECTURES), whatever spelling the file used. */
+  architecture: string;
+  numClasses: number;
+  mean: Rgb;
+  std: Rgb;
+  measuredTop1?: number;
+  /** The parsed JSON as found, so writing back keeps fields we do not interpret. */
+  raw: Record<string, unknown>;
+}
+
+/** Architecture spellings found in sidecars → our model registry names (which are accepted as themselves). */
+export const ARCHITECTURES: Readonly<Record<string, string>> = {
+  'resnet20-a': 'resnet20-a',
+  'resnet20-optionA': 'resnet20-a',
+  'resnet20-b': 'resnet20-b',
+  'resnet20-optionB': 'resnet20-b',
+};
+
+/** The registry name of an architecture string, or a GranqError naming `where` and the accepted spellings. */
+export function normalizeArchitecture(arch: unknown, where = 'architecture'): string {
+  const name = typeof arch === 'string' ? ARCHITECTURES[arch] : undefined;
+  if (name === undefined) {
+    throw new GranqError(`${where}: expected one of ${Object.keys(ARCHITECTURES).join(', ')}, got ${JSON.stringify(arch)}`);
+  }
+  return name;
+}
+
+/** `dir/name.safetensors` → `dir/name.json` (the last extension replaced). */
+export function sidecarPathFor(weightsPath: string): string {
+  const ext = path.extname(weightsPath);
+  return (ext === '' ? weightsPath : weightsPath.slice(0, -ext.length)) + '.json';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function rgb(v: unknown, where: string, positive: boolean): Rgb {
+  const ok = Array.isArray(v) && v.length === 3 &&
+    v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  if (!ok) {
+    throw new GranqError(`${where}: expected 3 ${positive ? 'positive' : 'finite'} numbers (R, G, B), got ${JSON.stringify(v)}`);
+  }
+  return [v[0], v[1], v[2]];
+}
+
+/** Validates parsed sidecar JSON; `name` (the file) heads every error message. */
+export function parseSidecar(json: unknown, name: string): ModelSidecar {
+  if (!isObject(json)) throw new GranqError(`${name}: expected a JSON object, got ${JSON.stringify(json)?.slice(0, 60)}`);
+  const model = json['model'] ?? path.basename(name, path.extname(name));
+  if (typeof model !== 'string' || model === '') {
+    throw new GranqError(`${name}: model: expected a non-empty string, got ${JSON.stringify(model)}`);
+  }
+  const architecture = normalizeArchitecture(json['architecture'], `${name}: architecture`);
+  const nc = json['num_classes'];
+  if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1) {
+    throw new GranqError(`${name}: num_classes: expected a positive integer, got ${JSON.stringify(nc)}`);
+  }
+  const input = json['input'];
+  if (!isObject(input)) {
+    throw new GranqError(`${name}: input: expected an object with mean and std, got ${JSON.stringify(input)}`);
+  }
+  const mean = rgb(input['mean'], `${name}: input.mean`, false);
+  const std = rgb(input['std'], `${name}: input.std`, true);
+  const out: ModelSidecar = { model, architecture, numClasses: nc, mean, std, raw: json };
+  const top1 = json['measured_top1'];
+  if (top1 !== undefined && top1 !== null) {
+    if (typeof top1 !== 'number' || !(top1 >= 0 && top1 <= 1)) {
+      throw new GranqError(`${name}: measured_top1: expected a fraction in [0, 1], got ${JSON.stringify(top1)}`);
+    }
+    out.measuredTop1 = top1;
+  }
+  return out;
+}
+
+/**
+ * Reads and validates a sidecar. `weightsPath`, when given, is named in the message for a missing file, since that
+ * is what the user passed.
+ */
+export function readSidecar(file: string, weightsPath?: string): ModelSidecar {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      const next = weightsPath === undefined ? '' : ` next to ${weightsPath}`;
+      throw new GranqError(`no sidecar ${file}${next}; it must give architecture, num_classes and input mean/std`);
+    }
+    throw new GranqError(`${file}: could not read the sidecar (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new GranqError(`${file}: expected JSON, got invalid JSON (${(e as Error).message})`);
+  }
+  return parseSidecar(json, file);
+}
+
+/** The sidecar of a weights file (`sidecarPathFor(weightsPath)`). */
+export function readSidecarFor(weightsPath: string): ModelSidecar {
+  return readSidecar(sidecarPathFor(weightsPath), weightsPath);
+}
+
+/**
+ * Writes a sidecar atomically: the fields of `raw` we do not interpret are kept, the interpreted ones written from
+ * the typed fields. The architecture keeps the file's own spelling when it still maps to the same registry name.
+ */
+export function writeSidecar(file: string, sc: ModelSidecar): void {
+  const raw = sc.raw ?? {};
+  const rawArch = raw['architecture'];
+  const arch = typeof rawArch === 'string' && ARCHITECTURES[rawArch] === sc.architecture ? rawArch : sc.architecture;
+  const json: Record<string, unknown> = {
+    ...raw,
+    model: sc.model,
+    architecture: arch,
+    num_classes: sc.numClasses,
+    input: { ...(isObject(raw['input']) ? raw['input'] : {}), mean: [...sc.mean], std: [...sc.std] },
+  };
+  if (sc.measuredTop1 !== undefined) json['measured_top1'] = sc.measuredTop1;
+  else delete json['measured_top1'];
+  // Validate what we are about to write, so a bad sidecar is refused here rather than at the next read.
+  parseSidecar(json, file);
+  writeFileAtomic(file, [Buffer.from(JSON.stringify(json, null, 2) + '\n', 'utf8')]);
+}
