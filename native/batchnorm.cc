@@ -1,19 +1,217 @@
-// batchnorm kernels (stub: to be implemented)
-#include <stdexcept>
+// BatchNorm2d over [n, c, hw]: training statistics, eval transform and both backward passes (PyTorch 1.13 CPU).
+// Statistics are per channel, summed in double in a fixed order, so results do not depend on the thread count:
+// reductions are split by channel, elementwise passes by (n, c) plane.
+#include <algorithm>
+#include <cmath>
 
 #include "kernels.h"
 
 namespace granq {
+namespace {
+
+constexpr int kLanes = 8;  // independent double accumulators: vectorizable, and a fixed order
+
+// sum(x[i]) over one contiguous run, added into lanes.
+inline void sum_run(const float* __restrict x, int64_t len, double* __restrict acc) {
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += double(x[i + l]);
+  for (; i < len; ++i) acc[i % kLanes] += double(x[i]);
+}
+
+// sum((x[i] - mean)^2) over one run.
+inline void sqdev_run(const float* __restrict x, int64_t len, double mean, double* __restrict acc) {
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      double d = double(x[i + l]) - mean;
+      acc[l] += d * d;
+    }
+  for (; i < len; ++i) {
+    double d = double(x[i]) - mean;
+    acc[i % kLanes] += d * d;
+  }
+}
+
+// sum(dy) and sum(dy * (x - mean)) over one run.
+inline void grad_run(const float* __restrict dy, const float* __restrict x, int64_t len, double mean,
+                     double* __restrict sdy, double* __restrict sdot) {
+  int64_t i = 0;
+  for (; i + kLanes <= len; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      double g = double(dy[i + l]);
+      sdy[l] += g;
+      sdot[l] += g * (double(x[i + l]) - mean);
+    }
+  for (; i < len; ++i) {
+    double g = double(dy[i]);
+    sdy[i % kLanes] += g;
+    sdot[i % kLanes] += g * (double(x[i]) - mean);
+  }
+}
+
+inline double lanes_total(const double* acc) {
+  double t = 0;
+  for (int l = 0; l < kLanes; ++l) t += acc[l];
+  return t;
+}
+
+// Grain in channels / planes so that a thread gets at least ~32K elements.
+inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
+
+// y = x * scale[c] + shift[c] over every plane.
+void affine_planes(const BatchNormShape& s, const float* x, const float* scale, const float* shift, float* y) {
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t c = p % s.c;
+          const float a = scale[c], t = shift[c];
+          const float* __restrict xp = x + p * s.hw;
+          float* __restrict yp = y + p * s.hw;
+          for (int64_t i = 0; i < s.hw; ++i) yp[i] = xp[i] * a + t;
+        }
+      },
+      grain_for(s.hw));
+}
+
+}  // namespace
 
 void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta, float eps,
                          float momentum, float* running_mean, float* running_var, float* y, float* save_mean,
-                         float* save_invstd) { throw std::runtime_error("batchnorm_fwd_train: not implemented yet"); }
+                         float* save_invstd) {
+  const int64_t m = s.n * s.hw;
+  const int64_t cstride = s.c * s.hw;
+  // scale/shift live in thread_scratch of the calling thread; workers only read them.
+  float* scale = thread_scratch(0, size_t(2 * s.c));
+  float* shift = scale + s.c;
+  parallel_for(
+      s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+          double acc[kLanes] = {0};
+          for (int64_t n = 0; n < s.n; ++n) sum_run(x + n * cstride + c * s.hw, s.hw, acc);
+          const double mean = lanes_total(acc) / double(m);
+          double acc2[kLanes] = {0};
+          for (int64_t n = 0; n < s.n; ++n) sqdev_run(x + n * cstride + c * s.hw, s.hw, mean, acc2);
+          const double var_sum = lanes_total(acc2);
+          const double var = var_sum / double(m);
+          const double invstd = 1.0 / std::sqrt(var + double(eps));
+          save_mean[c] = float(mean);
+          save_invstd[c] = float(invstd);
+          if (running_mean) {
+            // torch divides by m - 1; with m == 1 that is 0/0 (torch's Python layer refuses it), we keep var.
+            const double unbiased = m > 1 ? var_sum / double(m - 1) : var;
+            const double mom = double(momentum);
+            running_mean[c] = float(mom * mean + (1.0 - mom) * double(running_mean[c]));
+            running_var[c] = float(mom * unbiased + (1.0 - mom) * double(running_var[c]));
+          }
+          const double g = gamma ? double(gamma[c]) : 1.0;
+          const double bt = beta ? double(beta[c]) : 0.0;
+          scale[c] = float(invstd * g);
+          shift[c] = float(bt - mean * invstd * g);
+        }
+      },
+      grain_for(m));
+  affine_planes(s, x, scale, shift, y);
+}
+
 void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
-                        const float* running_mean, const float* running_var, float eps, float* y) { throw std::runtime_error("batchnorm_fwd_eval: not implemented yet"); }
+                        const float* running_mean, const float* running_var, float eps, float* y) {
+  float* scale = thread_scratch(0, size_t(2 * s.c));
+  float* shift = scale + s.c;
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
+    const double g = gamma ? double(gamma[c]) : 1.0;
+    const double bt = beta ? double(beta[c]) : 0.0;
+    scale[c] = float(invstd * g);
+    shift[c] = float(bt - double(running_mean[c]) * invstd * g);
+  }
+  affine_planes(s, x, scale, shift, y);
+}
+
 void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* x, const float* save_mean,
-                         const float* save_invstd, const float* gamma, float* dx, float* dgamma, float* dbeta) { throw std::runtime_error("batchnorm_bwd_train: not implemented yet"); }
+                         const float* save_invstd, const float* gamma, float* dx, float* dgamma, float* dbeta) {
+  const int64_t m = s.n * s.hw;
+  const int64_t cstride = s.c * s.hw;
+  // Per channel: dx = (dy - mean(dy) - (x - mean) * k) * invstd * gamma, k = dot * invstd^2 / m (torch's form).
+  float* coef = thread_scratch(0, size_t(3 * s.c));  // [a, b, k]: dx = (dy - b - (x - mean) * k) * a
+  parallel_for(
+      s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+          const double mean = double(save_mean[c]), invstd = double(save_invstd[c]);
+          double sdy[kLanes] = {0}, sdot[kLanes] = {0};
+          for (int64_t n = 0; n < s.n; ++n) {
+            const int64_t off = n * cstride + c * s.hw;
+            grad_run(dy + off, x + off, s.hw, mean, sdy, sdot);
+          }
+          const double sum_dy = lanes_total(sdy), dot = lanes_total(sdot);
+          if (dgamma) dgamma[c] = float(dot * invstd);
+          if (dbeta) dbeta[c] = float(sum_dy);
+          const double g = gamma ? double(gamma[c]) : 1.0;
+          coef[c] = float(invstd * g);
+          coef[s.c + c] = float(sum_dy / double(m));
+          coef[2 * s.c + c] = float(dot * invstd * invstd / double(m));
+        }
+      },
+      grain_for(m));
+  if (!dx) return;
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t c = p % s.c;
+          const float a = coef[c], mdy = coef[s.c + c], k = coef[2 * s.c + c], mean = save_mean[c];
+          const float* __restrict xp = x + p * s.hw;
+          const float* __restrict gp = dy + p * s.hw;
+          float* __restrict dp = dx + p * s.hw;
+          for (int64_t i = 0; i < s.hw; ++i) dp[i] = (gp[i] - mdy - (xp[i] - mean) * k) * a;
+        }
+      },
+      grain_for(s.hw));
+}
+
 void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x, const float* running_mean,
                         const float* running_var, float eps, const float* gamma, float* dx, float* dgamma,
-                        float* dbeta) { throw std::runtime_error("batchnorm_bwd_eval: not implemented yet"); }
+                        float* dbeta) {
+  const int64_t m = s.n * s.hw;
+  const int64_t cstride = s.c * s.hw;
+  if (dgamma || dbeta) {
+    parallel_for(
+        s.c,
+        [&](int64_t b, int64_t e) {
+          for (int64_t c = b; c < e; ++c) {
+            const double mean = double(running_mean[c]);
+            const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
+            double sdy[kLanes] = {0}, sdot[kLanes] = {0};
+            for (int64_t n = 0; n < s.n; ++n) {
+              const int64_t off = n * cstride + c * s.hw;
+              grad_run(dy + off, x + off, s.hw, mean, sdy, sdot);
+            }
+            if (dgamma) dgamma[c] = float(lanes_total(sdot) * invstd);
+            if (dbeta) dbeta[c] = float(lanes_total(sdy));
+          }
+        },
+        grain_for(m));
+  }
+  if (!dx) return;
+  float* scale = thread_scratch(0, size_t(s.c));
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
+    scale[c] = float(invstd * (gamma ? double(gamma[c]) : 1.0));
+  }
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const float a = scale[p % s.c];
+          const float* __restrict gp = dy + p * s.hw;
+          float* __restrict dp = dx + p * s.hw;
+          for (int64_t i = 0; i < s.hw; ++i) dp[i] = gp[i] * a;
+        }
+      },
+      grain_for(s.hw));
+}
 
 }  // namespace granq

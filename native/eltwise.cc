@@ -1,15 +1,204 @@
-// eltwise kernels (stub: to be implemented)
-#include <stdexcept>
+// Elementwise kernels: unary forward/backward, broadcasting binary ops, axpby and strided copy.
+// Work is split into fixed blocks of kBlock elements, so which elements a vector body or a scalar tail handles
+// never depends on the thread count: results are bit-identical for any GRANQ_THREADS.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
 namespace granq {
+namespace {
 
-void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, float beta) { throw std::runtime_error("unary_fwd: not implemented yet"); }
+constexpr int64_t kBlock = 4096;         // elements per work item
+constexpr int64_t kGrainBlocks = 8;      // ~32K elements before a second thread helps
+
+// Runs fn(begin, end) over [0, len) in fixed blocks.
+template <class Fn>
+void for_blocks(int64_t len, Fn&& fn) {
+  const int64_t nb = (len + kBlock - 1) / kBlock;
+  parallel_for(
+      nb,
+      [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) fn(k * kBlock, std::min(len, (k + 1) * kBlock));
+      },
+      kGrainBlocks);
+}
+
+template <class F>
+void map1(int64_t len, const float* x, float* y, F f) {
+  for_blocks(len, [&](int64_t b, int64_t e) {
+    const float* __restrict xp = x;
+    float* __restrict yp = y;
+    for (int64_t i = b; i < e; ++i) yp[i] = f(xp[i]);
+  });
+}
+
+template <class F>
+void map2(int64_t len, const float* u, const float* v, float* y, F f) {
+  for_blocks(len, [&](int64_t b, int64_t e) {
+    const float* __restrict up = u;
+    const float* __restrict vp = v;
+    float* __restrict yp = y;
+    for (int64_t i = b; i < e; ++i) yp[i] = f(up[i], vp[i]);
+  });
+}
+
+template <BinaryOp op>
+inline float apply(float a, float b) {
+  if constexpr (op == BinaryOp::add) return a + b;
+  if constexpr (op == BinaryOp::sub) return a - b;
+  if constexpr (op == BinaryOp::mul) return a * b;
+  return a / b;
+}
+
+// One run along the innermost (collapsed) dim; the unit-stride and broadcast cases get their own loops.
+template <BinaryOp op>
+void binary_run(const float* a, int64_t as, const float* b, int64_t bs, float* __restrict y, int64_t n) {
+  if (as == 1 && bs == 1) {
+    const float* __restrict ap = a;
+    const float* __restrict bp = b;
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<op>(ap[i], bp[i]);
+  } else if (as == 1 && bs == 0) {
+    const float* __restrict ap = a;
+    const float bv = *b;
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<op>(ap[i], bv);
+  } else if (as == 0 && bs == 1) {
+    const float* __restrict bp = b;
+    const float av = *a;
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<op>(av, bp[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = apply<op>(a[i * as], b[i * bs]);
+  }
+}
+
+// Shape with size-1 dims dropped and neighbours merged where both operands stay linear; dim 3 is innermost.
+struct Collapsed {
+  int nd = 0;
+  int64_t shape[4], sa[4], sb[4];  // index 0 = innermost
+};
+
+Collapsed collapse(const int64_t shape[4], const int64_t sa[4], const int64_t sb[4]) {
+  Collapsed c;
+  for (int i = 3; i >= 0; --i) {
+    if (shape[i] == 1) continue;
+    if (c.nd > 0) {
+      const int k = c.nd - 1;
+      if (sa[i] == c.sa[k] * c.shape[k] && sb[i] == c.sb[k] * c.shape[k]) {
+        c.shape[k] *= shape[i];
+        continue;
+      }
+    }
+    c.shape[c.nd] = shape[i];
+    c.sa[c.nd] = sa[i];
+    c.sb[c.nd] = sb[i];
+    ++c.nd;
+  }
+  if (c.nd == 0) {
+    c.nd = 1;
+    c.shape[0] = 1;
+    c.sa[0] = c.sb[0] = 0;
+  }
+  return c;
+}
+
+template <BinaryOp op>
+void binary_impl(const Collapsed& c, int64_t len, const float* a, const float* b, float* y) {
+  const int64_t inner = c.shape[0];
+  for_blocks(len, [&](int64_t begin, int64_t end) {
+    int64_t i = begin;
+    while (i < end) {
+      const int64_t j = i % inner;
+      int64_t row = i / inner, ao = j * c.sa[0], bo = j * c.sb[0];
+      for (int d = 1; d < c.nd; ++d) {
+        const int64_t q = row % c.shape[d];
+        row /= c.shape[d];
+        ao += q * c.sa[d];
+        bo += q * c.sb[d];
+      }
+      const int64_t cnt = std::min(inner - j, end - i);
+      binary_run<op>(a + ao, c.sa[0], b + bo, c.sb[0], y + i, cnt);
+      i += cnt;
+    }
+  });
+}
+
+}  // namespace
+
+void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, float beta) {
+  switch (op) {
+    case UnaryOp::relu: return map1(len, x, y, [](float v) { return v < 0.f ? 0.f : v; });  // NaN passes, as torch
+    case UnaryOp::leaky_relu: return map1(len, x, y, [=](float v) { return v > 0.f ? v : v * alpha; });
+    case UnaryOp::tanh: return map1(len, x, y, [](float v) { return std::tanh(v); });
+    case UnaryOp::exp: return map1(len, x, y, [](float v) { return std::exp(v); });
+    case UnaryOp::log: return map1(len, x, y, [](float v) { return std::log(v); });
+    case UnaryOp::affine: return map1(len, x, y, [=](float v) { return alpha * v + beta; });
+    case UnaryOp::sqrt: return map1(len, x, y, [](float v) { return std::sqrt(v); });
+  }
+}
+
 void unary_bwd(UnaryOp op, int64_t len, const float* x, const float* y, const float* dy, float* dx, float alpha,
-               float beta) { throw std::runtime_error("unary_bwd: not implemented yet"); }
-void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, float* y) { throw std::runtime_error("binary_fwd: not implemented yet"); }
-void axpby(int64_t len, float alpha, const float* x, float beta, float* y) { throw std::runtime_error("axpby: not implemented yet"); }
-void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y) { throw std::runtime_error("copy_strided: not implemented yet"); }
+               float beta) {
+  switch (op) {
+    case UnaryOp::relu: return map2(len, x, dy, dx, [](float v, float g) { return v > 0.f ? g : 0.f; });
+    case UnaryOp::leaky_relu: return map2(len, x, dy, dx, [=](float v, float g) { return v > 0.f ? g : g * alpha; });
+    case UnaryOp::tanh: return map2(len, y, dy, dx, [](float t, float g) { return g * (1.f - t * t); });
+    case UnaryOp::exp: return map2(len, y, dy, dx, [](float t, float g) { return g * t; });
+    case UnaryOp::log: return map2(len, x, dy, dx, [](float v, float g) { return g / v; });
+    case UnaryOp::affine: return map1(len, dy, dx, [=](float g) { return g * alpha; });
+    case UnaryOp::sqrt: return map2(len, y, dy, dx, [](float t, float g) { return g / (2.f * t); });
+  }
+}
+
+void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, float* y) {
+  const int64_t len = s.shape[0] * s.shape[1] * s.shape[2] * s.shape[3];
+  const Collapsed c = collapse(s.shape, s.a_stride, s.b_stride);
+  switch (op) {
+    case BinaryOp::add: return binary_impl<BinaryOp::add>(c, len, a, b, y);
+    case BinaryOp::sub: return binary_impl<BinaryOp::sub>(c, len, a, b, y);
+    case BinaryOp::mul: return binary_impl<BinaryOp::mul>(c, len, a, b, y);
+    case BinaryOp::div: return binary_impl<BinaryOp::div>(c, len, a, b, y);
+  }
+}
+
+void axpby(int64_t len, float alpha, const float* x, float beta, float* y) {
+  // beta == 0 overwrites: y may hold garbage (NaN * 0 would be NaN).
+  if (beta == 0.f) return map1(len, x, y, [=](float v) { return alpha * v; });
+  for_blocks(len, [&](int64_t b, int64_t e) {
+    const float* __restrict xp = x;
+    float* __restrict yp = y;
+    for (int64_t i = b; i < e; ++i) yp[i] = alpha * xp[i] + beta * yp[i];
+  });
+}
+
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y) {
+  const int64_t len = shape[0] * shape[1] * shape[2] * shape[3];
+  const int64_t zero[4] = {0, 0, 0, 0};
+  const Collapsed c = collapse(shape, stride, zero);
+  const int64_t inner = c.shape[0];
+  for_blocks(len, [&](int64_t begin, int64_t end) {
+    int64_t i = begin;
+    while (i < end) {
+      const int64_t j = i % inner;
+      int64_t row = i / inner, xo = j * c.sa[0];
+      for (int d = 1; d < c.nd; ++d) {
+        xo += (row % c.shape[d]) * c.sa[d];
+        row /= c.shape[d];
+      }
+      const int64_t cnt = std::min(inner - j, end - i);
+      const int64_t st = c.sa[0];
+      const float* xp = x + xo;
+      float* __restrict yp = y + i;
+      if (st == 1) {
+        std::memcpy(yp, xp, size_t(cnt) * sizeof(float));
+      } else if (st == 0) {
+        std::fill(yp, yp + cnt, *xp);
+      } else {
+        for (int64_t k = 0; k < cnt; ++k) yp[k] = xp[k * st];
+      }
+      i += cnt;
+    }
+  });
+}
 
 }  // namespace granq

@@ -1,11 +1,75 @@
-// optim kernels (stub: to be implemented)
-#include <stdexcept>
+// torch.optim.SGD and torch.optim.Adam (PyTorch 1.13, single-tensor, non-amsgrad, non-AdamW) update rules.
+// Elementwise, split into fixed blocks so results never depend on the thread count.
+#include <algorithm>
+#include <cmath>
 
 #include "kernels.h"
 
 namespace granq {
+namespace {
 
-void sgd_step(const SgdParams& p, float* param, const float* grad, float* momentum_buf /*nullable if momentum 0*/) { throw std::runtime_error("sgd_step: not implemented yet"); }
-void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_avg, float* exp_avg_sq) { throw std::runtime_error("adam_step: not implemented yet"); }
+constexpr int64_t kBlock = 4096;
+
+template <class Fn>
+void for_blocks(int64_t len, Fn&& fn) {
+  const int64_t nb = (len + kBlock - 1) / kBlock;
+  parallel_for(
+      nb,
+      [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) fn(k * kBlock, std::min(len, (k + 1) * kBlock));
+      },
+      8);
+}
+
+// torch.lerp's two-sided form: exact at both ends of the weight range.
+inline float lerp(float a, float b, float w) { return w < 0.5f ? a + w * (b - a) : b - (b - a) * (1.f - w); }
+
+}  // namespace
+
+void sgd_step(const SgdParams& p, float* param, const float* grad, float* momentum_buf) {
+  const float lr = p.lr, mom = p.momentum, damp = 1.f - p.dampening, wd = p.weight_decay;
+  const bool use_mom = mom != 0.f, nesterov = p.nesterov, first = p.first_step;
+  for_blocks(p.len, [&](int64_t b, int64_t e) {
+    float* __restrict w = param;
+    const float* __restrict g = grad;
+    float* __restrict buf = momentum_buf;
+    for (int64_t i = b; i < e; ++i) {
+      float d = g[i];
+      if (wd != 0.f) d = d + wd * w[i];
+      if (use_mom) {
+        const float nb = first ? d : mom * buf[i] + damp * d;  // the buffer starts as a clone of d
+        buf[i] = nb;
+        d = nesterov ? d + mom * nb : nb;
+      }
+      w[i] = w[i] - lr * d;
+    }
+  });
+}
+
+void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_avg, float* exp_avg_sq) {
+  // Scalars in double, as torch computes them in Python, then used as float32 tensor operands.
+  const double step = double(p.step);
+  const double bc1 = 1.0 - std::pow(double(p.beta1), step);
+  const double bc2 = 1.0 - std::pow(double(p.beta2), step);
+  const float step_size = float(double(p.lr) / bc1);
+  const float bc2_sqrt = float(std::sqrt(bc2));
+  const float w1 = 1.f - p.beta1, b2 = p.beta2, w2 = 1.f - p.beta2, eps = p.eps, wd = p.weight_decay;
+  for_blocks(p.len, [&](int64_t b, int64_t e) {
+    float* __restrict w = param;
+    const float* __restrict g = grad;
+    float* __restrict m = exp_avg;
+    float* __restrict v = exp_avg_sq;
+    for (int64_t i = b; i < e; ++i) {
+      float gi = g[i];
+      if (wd != 0.f) gi = gi + wd * w[i];
+      const float mi = lerp(m[i], gi, w1);
+      const float vi = b2 * v[i] + w2 * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      const float denom = std::sqrt(vi) / bc2_sqrt + eps;
+      w[i] = w[i] - step_size * (mi / denom);
+    }
+  });
+}
 
 }  // namespace granq

@@ -1,12 +1,178 @@
-// reduce kernels (stub: to be implemented)
-#include <stdexcept>
+// Reductions over masked axes of a contiguous 4-D tensor (sum in double, max/min propagating NaN) and the
+// max/min backward that splits the gradient evenly between ties. Each output is computed by one thread in a
+// fixed order, so results do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
 
 #include "kernels.h"
 
 namespace granq {
+namespace {
 
-void reduce_fwd(ReduceOp op, const int64_t shape[4], const bool mask[4], const float* x, float* y) { throw std::runtime_error("reduce_fwd: not implemented yet"); }
+constexpr int kLanes = 8;
+constexpr int64_t kChunk = 256;  // kept-inner elements per work item
+
+// The input viewed as alternating groups: size-1 dims dropped, neighbours with the same mask merged.
+// kept[]/red[] list each kind's groups outermost first, with their element strides.
+struct Groups {
+  int nk = 0, nr = 0;
+  int64_t ksize[4], kstride[4], rsize[4], rstride[4];
+  bool inner_reduced = false;  // the innermost group is reduced (contiguous rows)
+  int64_t kcount = 1, rcount = 1;
+};
+
+Groups make_groups(const int64_t shape[4], const bool mask[4]) {
+  int64_t size[4], stride[4];
+  bool red[4];
+  int n = 0;
+  int64_t st = 1;
+  for (int i = 3; i >= 0; --i) {  // innermost first
+    if (shape[i] != 1) {
+      if (n > 0 && red[n - 1] == mask[i]) {
+        size[n - 1] *= shape[i];
+      } else {
+        size[n] = shape[i];
+        stride[n] = st;
+        red[n] = mask[i];
+        ++n;
+      }
+    }
+    st *= shape[i];
+  }
+  Groups g;
+  g.inner_reduced = n > 0 && red[0];
+  for (int i = n - 1; i >= 0; --i) {
+    if (red[i]) {
+      g.rsize[g.nr] = size[i];
+      g.rstride[g.nr++] = stride[i];
+      g.rcount *= size[i];
+    } else {
+      g.ksize[g.nk] = size[i];
+      g.kstride[g.nk++] = stride[i];
+      g.kcount *= size[i];
+    }
+  }
+  return g;
+}
+
+// Flat offset of the q-th combination (row-major) of the listed groups.
+inline int64_t offset_of(int64_t q, int cnt, const int64_t* size, const int64_t* stride) {
+  int64_t off = 0;
+  for (int d = cnt - 1; d >= 0; --d) {
+    off += (q % size[d]) * stride[d];
+    q /= size[d];
+  }
+  return off;
+}
+
+inline float pick(ReduceOp op, float acc, float v) {
+  if (v != v) return v;  // NaN wins, as torch.amax/amin
+  if (op == ReduceOp::max) return v > acc ? v : acc;
+  return v < acc ? v : acc;
+}
+
+// Innermost group reduced: each output sums contiguous rows; outputs are split across threads.
+void reduce_rows(ReduceOp op, const Groups& g, const float* x, float* y) {
+  const int64_t inner = g.rsize[g.nr - 1];
+  const int nouter = g.nr - 1;  // reduced groups above the contiguous row
+  const int64_t rows = g.rcount / inner;
+  parallel_for(
+      g.kcount,
+      [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const float* base = x + offset_of(o, g.nk, g.ksize, g.kstride);
+          if (op == ReduceOp::sum) {
+            double acc[kLanes] = {0};
+            for (int64_t r = 0; r < rows; ++r) {
+              const float* __restrict p = base + offset_of(r, nouter, g.rsize, g.rstride);
+              int64_t i = 0;
+              for (; i + kLanes <= inner; i += kLanes)
+                for (int l = 0; l < kLanes; ++l) acc[l] += double(p[i + l]);
+              for (; i < inner; ++i) acc[0] += double(p[i]);
+            }
+            double t = 0;
+            for (int l = 0; l < kLanes; ++l) t += acc[l];
+            y[o] = float(t);
+          } else {
+            float acc = base[0];
+            for (int64_t r = 0; r < rows; ++r) {
+              const float* p = base + offset_of(r, nouter, g.rsize, g.rstride);
+              for (int64_t i = 0; i < inner; ++i) acc = pick(op, acc, p[i]);
+            }
+            y[o] = acc;
+          }
+        }
+      },
+      std::max<int64_t>(1, 32768 / g.rcount));
+}
+
+// Innermost group kept: accumulate whole reduced slices into a contiguous chunk of outputs.
+void reduce_cols(ReduceOp op, const Groups& g, const float* x, float* y) {
+  const int64_t inner = g.ksize[g.nk - 1];
+  const int64_t chunks = (inner + kChunk - 1) / kChunk;
+  const int nouter = g.nk - 1;
+  parallel_for(
+      (g.kcount / inner) * chunks,
+      [&](int64_t b, int64_t e) {
+        double acc[kChunk];
+        float facc[kChunk];
+        for (int64_t w = b; w < e; ++w) {
+          const int64_t o = w / chunks, j0 = (w % chunks) * kChunk, len = std::min(kChunk, inner - j0);
+          const float* base = x + offset_of(o, nouter, g.ksize, g.kstride) + j0;
+          float* out = y + o * inner + j0;
+          if (op == ReduceOp::sum) {
+            std::fill(acc, acc + len, 0.0);
+            for (int64_t r = 0; r < g.rcount; ++r) {
+              const float* __restrict p = base + offset_of(r, g.nr, g.rsize, g.rstride);
+              for (int64_t i = 0; i < len; ++i) acc[i] += double(p[i]);
+            }
+            for (int64_t i = 0; i < len; ++i) out[i] = float(acc[i]);
+          } else {
+            std::copy(base, base + len, facc);
+            for (int64_t r = 0; r < g.rcount; ++r) {
+              const float* p = base + offset_of(r, g.nr, g.rsize, g.rstride);
+              for (int64_t i = 0; i < len; ++i) facc[i] = pick(op, facc[i], p[i]);
+            }
+            std::copy(facc, facc + len, out);
+          }
+        }
+      },
+      std::max<int64_t>(1, 32768 / (g.rcount * kChunk)));
+}
+
+}  // namespace
+
+void reduce_fwd(ReduceOp op, const int64_t shape[4], const bool mask[4], const float* x, float* y) {
+  const Groups g = make_groups(shape, mask);
+  if (g.nr == 0) {  // nothing to reduce: a copy
+    std::copy(x, x + g.kcount, y);
+  } else if (g.inner_reduced) {
+    reduce_rows(op, g, x, y);
+  } else {
+    reduce_cols(op, g, x, y);
+  }
+}
+
 void reduce_minmax_bwd(const int64_t shape[4], const bool mask[4], const float* x, const float* y, const float* dy,
-                       float* dx) { throw std::runtime_error("reduce_minmax_bwd: not implemented yet"); }
+                       float* dx) {
+  const Groups g = make_groups(shape, mask);
+  // Outputs are independent; each visits its reduced group twice (count ties, then write).
+  parallel_for(
+      g.kcount,
+      [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          const int64_t base = offset_of(o, g.nk, g.ksize, g.kstride);
+          const float target = y[o];
+          int64_t ties = 0;
+          for (int64_t r = 0; r < g.rcount; ++r) ties += x[base + offset_of(r, g.nr, g.rsize, g.rstride)] == target;
+          const float share = ties > 0 ? dy[o] / float(ties) : 0.f;
+          for (int64_t r = 0; r < g.rcount; ++r) {
+            const int64_t k = base + offset_of(r, g.nr, g.rsize, g.rstride);
+            dx[k] = x[k] == target ? share : 0.f;
+          }
+        }
+      },
+      std::max<int64_t>(1, 8192 / g.rcount));
+}
 
 }  // namespace granq

@@ -1,17 +1,97 @@
-/** Scalar reference twins of native/batchnorm.cc (stub: to be implemented). */
-import type { Backend } from '../backend.js';
+/**
+ * Scalar reference twins of native/batchnorm.cc: BatchNorm2d over [n, c, hw] as PyTorch 1.13 computes it.
+ * Statistics in double (two passes: mean, then squared deviations); the unbiased variance feeds the running update.
+ */
+import type { Backend, Buf } from '../backend.js';
+
+/** Sum of fn(value, index) over one channel's n * hw elements, in (n, hw) order. */
+function channelSum(n: number, c: number, hw: number, ch: number, fn: (off: number) => number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) {
+    const base = (i * c + ch) * hw;
+    for (let j = 0; j < hw; j++) s += fn(base + j);
+  }
+  return s;
+}
+
+function forEachInChannel(n: number, c: number, hw: number, ch: number, fn: (off: number) => void): void {
+  for (let i = 0; i < n; i++) {
+    const base = (i * c + ch) * hw;
+    for (let j = 0; j < hw; j++) fn(base + j);
+  }
+}
+
+const gammaOf = (g: Buf | null, ch: number) => (g ? g[ch]! : 1);
+const betaOf = (b: Buf | null, ch: number) => (b ? b[ch]! : 0);
 
 export const refBatchnorm: Pick<Backend, 'batchNormFwdTrain' | 'batchNormFwdEval' | 'batchNormBwdTrain' | 'batchNormBwdEval'> = {
-  batchNormFwdTrain() {
-    throw new Error('ref batchNormFwdTrain: not implemented yet');
+  batchNormFwdTrain({ n, c, hw, x, gamma, beta, eps, momentum, runningMean, runningVar, y, saveMean, saveInvstd }) {
+    const m = n * hw;
+    for (let ch = 0; ch < c; ch++) {
+      const mean = channelSum(n, c, hw, ch, (k) => x[k]!) / m;
+      const varSum = channelSum(n, c, hw, ch, (k) => (x[k]! - mean) ** 2);
+      const variance = varSum / m;
+      const invstd = 1 / Math.sqrt(variance + eps);
+      saveMean[ch] = mean;
+      saveInvstd[ch] = invstd;
+      if (runningMean && runningVar) {
+        // torch divides by m - 1 (0/0 when m == 1, which its Python layer refuses); we keep the biased variance.
+        const unbiased = m > 1 ? varSum / (m - 1) : variance;
+        runningMean[ch] = momentum * mean + (1 - momentum) * runningMean[ch]!;
+        runningVar[ch] = momentum * unbiased + (1 - momentum) * runningVar[ch]!;
+      }
+      const g = gammaOf(gamma, ch);
+      const b = betaOf(beta, ch);
+      forEachInChannel(n, c, hw, ch, (k) => {
+        y[k] = (x[k]! - mean) * invstd * g + b;
+      });
+    }
   },
-  batchNormFwdEval() {
-    throw new Error('ref batchNormFwdEval: not implemented yet');
+
+  batchNormFwdEval({ n, c, hw, x, gamma, beta, runningMean, runningVar, eps, y }) {
+    for (let ch = 0; ch < c; ch++) {
+      const mean = runningMean[ch]!;
+      const invstd = 1 / Math.sqrt(runningVar[ch]! + eps);
+      const g = gammaOf(gamma, ch);
+      const b = betaOf(beta, ch);
+      forEachInChannel(n, c, hw, ch, (k) => {
+        y[k] = (x[k]! - mean) * invstd * g + b;
+      });
+    }
   },
-  batchNormBwdTrain() {
-    throw new Error('ref batchNormBwdTrain: not implemented yet');
+
+  batchNormBwdTrain({ n, c, hw, dy, x, saveMean, saveInvstd, gamma, dx, dgamma, dbeta }) {
+    const m = n * hw;
+    for (let ch = 0; ch < c; ch++) {
+      const mean = saveMean[ch]!;
+      const invstd = saveInvstd[ch]!;
+      const sumDy = channelSum(n, c, hw, ch, (k) => dy[k]!);
+      const sumDyXhat = channelSum(n, c, hw, ch, (k) => dy[k]! * (x[k]! - mean) * invstd);
+      if (dgamma) dgamma[ch] = sumDyXhat;
+      if (dbeta) dbeta[ch] = sumDy;
+      if (dx) {
+        // dx = gamma * invstd / m * (m * dy - sum(dy) - xhat * sum(dy * xhat))
+        const g = gammaOf(gamma, ch);
+        forEachInChannel(n, c, hw, ch, (k) => {
+          const xhat = (x[k]! - mean) * invstd;
+          dx[k] = ((g * invstd) / m) * (m * dy[k]! - sumDy - xhat * sumDyXhat);
+        });
+      }
+    }
   },
-  batchNormBwdEval() {
-    throw new Error('ref batchNormBwdEval: not implemented yet');
+
+  batchNormBwdEval({ n, c, hw, dy, x, runningMean, runningVar, eps, gamma, dx, dgamma, dbeta }) {
+    for (let ch = 0; ch < c; ch++) {
+      const mean = runningMean[ch]!;
+      const invstd = 1 / Math.sqrt(runningVar[ch]! + eps);
+      if (dgamma) dgamma[ch] = channelSum(n, c, hw, ch, (k) => dy[k]! * (x[k]! - mean) * invstd);
+      if (dbeta) dbeta[ch] = channelSum(n, c, hw, ch, (k) => dy[k]!);
+      if (dx) {
+        const scale = gammaOf(gamma, ch) * invstd;
+        forEachInChannel(n, c, hw, ch, (k) => {
+          dx[k] = dy[k]! * scale;
+        });
+      }
+    }
   },
 };
