@@ -1,0 +1,32 @@
+// Single-threaded gemm building blocks shared by gemm.cc and conv2d.cc (BLIS-style: packed panels + one microkernel).
+// Packed A: MR-row panels, each kc x MR (column p holds rows i..i+MR). Packed B: one kc x NR micro-panel.
+// Every output element is summed over k in increasing order, in KC blocks fixed by k alone, so results never depend
+// on how callers split the work across threads.
+#pragma once
+#include <cstdint>
+
+namespace granq {
+namespace gemm_detail {
+
+constexpr int64_t kMR = 8;    // rows per microkernel tile (broadcast from packed A)
+constexpr int64_t kNR = 32;   // columns per tile: two 16-float vectors
+constexpr int64_t kKC = 256;  // k-block: keeps one packed B micro-panel (kc x NR) in L1
+
+inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// K split into equal blocks of at most kKC (e.g. 288 -> 2 x 144, not 256 + 32). Block b covers [kc_begin(b), kc_begin(b+1)).
+inline int64_t kc_blocks(int64_t k) { return (k + kKC - 1) / kKC; }
+inline int64_t kc_begin(int64_t k, int64_t b) { return k * b / kc_blocks(k); }
+
+// Packs op(A) rows [0, m), k in [0, kc) where element (i, p) is a[i*rs + p*cs], into ceil(m/MR) zero-padded panels.
+void pack_a(int64_t m, int64_t kc, const float* a, int64_t rs, int64_t cs, float* dst);
+// Packs B columns [0, nr), nr <= NR, k in [0, kc), element (p, j) at b[p*rs + j*cs], into one zero-padded micro-panel.
+void pack_b(int64_t kc, int64_t nr, const float* b, int64_t rs, int64_t cs, float* dst);
+// C[0..m, 0..nr) (= or +=) packed A (all its panels) . packed B micro-panel. C is row-major with leading dim ldc.
+void gemm_panel(int64_t m, int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int64_t nr, bool acc);
+// C[m, n] (= or +=) A . B for strided A and B, one thread. Uses thread_scratch slots 0 (B panel) and 1 (A pack).
+void gemm_st(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
+             int64_t csb, float* c, int64_t ldc, bool acc);
+
+}  // namespace gemm_detail
+}  // namespace granq

@@ -1,0 +1,153 @@
+/**
+ * conv2d: native vs the scalar reference (forward, backward data, backward weight) over a case table and seeded random
+ * shapes; thread-count determinism; float64 adjoint identities on the reference; bad input.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Buf, Conv2dShape } from '../../src/backend/backend.js';
+import { nativeBackend } from '../../src/backend/native.js';
+import { refBackend } from '../../src/backend/ref/index.js';
+import { GranqError } from '../../src/errors.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { assertBitEqual, assertClose } from '../kit/compare.js';
+import { randomFloats, toF64 } from '../kit/random.js';
+
+/**
+ * Resizes the native pool, then lets the new workers start: pool.cc's workers read the job generation when they start,
+ * so a job posted before a fresh worker runs is missed and the call hangs (reported; pool.cc is not ours to change).
+ */
+async function setThreads(n: number): Promise<void> {
+  nativeBackend.setThreads(n);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
+type Case = [n: number, ic: number, ih: number, iw: number, oc: number, kh: number, kw: number, stride: number, pad: number, bias: boolean];
+
+function shape([n, ic, ih, iw, oc, kh, kw, stride, pad]: Case): Conv2dShape {
+  const oh = Math.floor((ih + 2 * pad - kh) / stride) + 1;
+  const ow = Math.floor((iw + 2 * pad - kw) / stride) + 1;
+  return { n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow };
+}
+
+// n ic ih iw oc kh kw stride pad bias
+const CASES: Case[] = [
+  [1, 1, 1, 1, 1, 1, 1, 1, 0, false], // size 1
+  [1, 1, 1, 1, 1, 1, 1, 1, 0, true],
+  [2, 7, 7, 7, 17, 1, 1, 1, 0, true], // 1x1, odd sizes
+  [2, 8, 9, 9, 17, 1, 1, 2, 0, false], // 1x1 stride 2 (projection shortcut)
+  [1, 3, 8, 8, 16, 3, 3, 1, 1, true], // batch 1, 3x3 pad 1
+  [2, 17, 9, 9, 7, 3, 3, 1, 1, false],
+  [2, 5, 7, 7, 9, 3, 3, 1, 0, true], // pad 0
+  [2, 7, 9, 9, 33, 3, 3, 2, 1, true], // stride 2
+  [3, 16, 16, 16, 32, 3, 3, 2, 1, false],
+  [2, 6, 10, 11, 5, 3, 5, 1, 1, true], // kh != kw, ih != iw
+  [2, 4, 11, 13, 6, 3, 3, 3, 2, false], // stride 3, pad 2
+  [2, 3, 7, 35, 4, 3, 3, 1, 1, true], // rows wider than one 32-column panel
+  [5, 33, 17, 17, 33, 3, 3, 1, 1, true], // k = 297 crosses the 256 k-block; batch not a multiple of 4
+  [2, 64, 8, 8, 64, 3, 3, 1, 1, false], // ResNet-20's last stage, k = 576
+];
+
+/** float32 products summed over ic kh kw (and the batch and pixels for the weight gradient). */
+const tol = (terms: number) => ({ atol: 1e-4 * Math.max(1, terms / 64), rtol: 1e-4 });
+
+interface Outs { y: Float32Array; dx: Float32Array; dw: Float32Array; db: Float32Array | null }
+
+function runAll(backend: typeof nativeBackend, c: Case, seed: number): Outs {
+  const s = shape(c);
+  const x = randomFloats(s.n * s.ic * s.ih * s.iw, seed);
+  const weight = randomFloats(s.oc * s.ic * s.kh * s.kw, seed + 1);
+  const bias = c[9] ? randomFloats(s.oc, seed + 2) : null;
+  const dy = randomFloats(s.n * s.oc * s.oh * s.ow, seed + 3);
+  const y = new Float32Array(dy.length).fill(7); // outputs are overwritten, never accumulated
+  const dx = new Float32Array(x.length).fill(7);
+  const dw = new Float32Array(weight.length).fill(7);
+  const db = c[9] ? new Float32Array(s.oc).fill(7) : null;
+  backend.conv2dFwd({ ...s, x, weight, bias, y });
+  backend.conv2dBwdData({ ...s, dy, weight, dx });
+  backend.conv2dBwdWeight({ ...s, x, dy, dweight: dw, dbias: db });
+  return { y, dx, dw, db };
+}
+
+function compare(c: Case, seed: number, what: string): void {
+  const s = shape(c);
+  const got = runAll(nativeBackend, c, seed);
+  const want = runAll(refBackend, c, seed);
+  const kTerms = s.ic * s.kh * s.kw;
+  assertClose(got.y, want.y, tol(kTerms), `${what} fwd`);
+  assertClose(got.dx, want.dx, tol(s.oc * s.kh * s.kw), `${what} bwd_data`);
+  assertClose(got.dw, want.dw, tol(s.n * s.oh * s.ow), `${what} bwd_weight`);
+  if (want.db) assertClose(got.db!, want.db, tol(s.n * s.oh * s.ow), `${what} dbias`);
+}
+
+test('conv2d native matches ref: case table', () => {
+  for (const c of CASES) compare(c, 21, `case [${c.join(',')}]`);
+});
+
+test('conv2d native matches ref: seeded random shapes', () => {
+  for (let seed = 200; seed < 210; seed++) {
+    const r = new Rng(seed);
+    const pick = (k: number) => r.uint32() % k;
+    const kh = [1, 3, 5][pick(3)]!, kw = [1, 3][pick(2)]!;
+    const pad = pick(Math.min(kh, kw));
+    const ih = kh + pick(12), iw = kw + pick(40);
+    const c: Case = [1 + pick(6), 1 + pick(20), ih, iw, 1 + pick(40), kh, kw, 1 + pick(3), pad, pick(2) === 1];
+    compare(c, seed, `seed ${seed}: case [${c.join(',')}]`);
+  }
+});
+
+test('conv2d is bit-identical with 1 and 4 threads', async () => {
+  const saved = nativeBackend.numThreads();
+  try {
+    for (const c of [[9, 16, 12, 12, 24, 3, 3, 1, 1, true], [11, 8, 13, 13, 16, 3, 3, 2, 1, true]] as Case[]) {
+      await setThreads(1);
+      const one = runAll(nativeBackend, c, 3);
+      await setThreads(4);
+      const four = runAll(nativeBackend, c, 3);
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) assertBitEqual(four[k]!, one[k]!, `${k} [${c.join(',')}]`);
+    }
+  } finally {
+    await setThreads(saved);
+  }
+});
+
+function dot(a: Buf, b: Buf): number {
+  let acc = 0;
+  for (let i = 0; i < a.length; i++) acc += a[i]! * b[i]!;
+  return acc;
+}
+
+test('conv2d ref backward kernels are the adjoints of the forward (float64)', () => {
+  for (const c of CASES) {
+    const s = shape(c);
+    const x = toF64(randomFloats(s.n * s.ic * s.ih * s.iw, 31));
+    const weight = toF64(randomFloats(s.oc * s.ic * s.kh * s.kw, 32));
+    const dy = toF64(randomFloats(s.n * s.oc * s.oh * s.ow, 33));
+    const y = new Float64Array(dy.length);
+    const dx = new Float64Array(x.length);
+    const dw = new Float64Array(weight.length);
+    const db = new Float64Array(s.oc);
+    refBackend.conv2dFwd({ ...s, x, weight, bias: null, y });
+    refBackend.conv2dBwdData({ ...s, dy, weight, dx });
+    refBackend.conv2dBwdWeight({ ...s, x, dy, dweight: dw, dbias: db });
+    const lhs = dot(y, dy);
+    const scale = Math.max(1, Math.abs(lhs));
+    const what = `case [${c.join(',')}]`;
+    assert.ok(Math.abs(lhs - dot(x, dx)) < 1e-10 * scale, `${what}: <conv(x,w),dy> ${lhs} vs <x,bwd_data> ${dot(x, dx)}`);
+    assert.ok(Math.abs(lhs - dot(weight, dw)) < 1e-10 * scale, `${what}: <conv(x,w),dy> ${lhs} vs <w,bwd_weight> ${dot(weight, dw)}`);
+    const sumDy = dy.reduce((a, v) => a + v, 0);
+    assert.ok(Math.abs(sumDy - db.reduce((a, v) => a + v, 0)) < 1e-10 * Math.max(1, Math.abs(sumDy)), `${what}: sum dy vs dbias.1`);
+  }
+});
+
+test('conv2d rejects bad input with GranqError', () => {
+  const s = shape([2, 3, 5, 5, 4, 3, 3, 1, 1, false]);
+  const x = new Float32Array(2 * 3 * 25), weight = new Float32Array(4 * 3 * 9), y = new Float32Array(2 * 4 * 25);
+  assert.throws(() => nativeBackend.conv2dFwd({ ...s, x: x.subarray(1), weight, bias: null, y }), GranqError);
+  assert.throws(() => nativeBackend.conv2dFwd({ ...s, x: Float64Array.from(x), weight, bias: null, y }), GranqError);
+  assert.throws(() => nativeBackend.conv2dFwd({ ...s, x, weight, bias: new Float32Array(3), y }), GranqError);
+  assert.throws(() => nativeBackend.conv2dFwd({ ...s, oh: 4, x, weight, bias: null, y }), GranqError);
+  assert.throws(() => nativeBackend.conv2dBwdData({ ...s, dy: y, weight, dx: new Float32Array(1) }), GranqError);
+  assert.throws(() => nativeBackend.conv2dBwdWeight({ ...s, x, dy: y, dweight: new Float32Array(weight.length + 1), dbias: null }), GranqError);
+  assert.throws(() => nativeBackend.conv2dFwd({ ...s, pad: 3, oh: 9, ow: 9, x, weight, bias: null, y: new Float32Array(2 * 4 * 81) }), GranqError);
+  nativeBackend.conv2dFwd({ ...s, x, weight, bias: null, y }); // still works afterwards
+});
