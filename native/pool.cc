@@ -26,11 +26,20 @@ class Pool {
     stop_workers();
     nthreads_ = n;
     stopping_ = false;
-    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t] { worker_loop(t); });
+    // A worker must start from the generation current now, not when its thread happens to get scheduled:
+    // otherwise a job posted in between is never seen and run() waits forever.
+    const uint64_t gen = generation_.load(std::memory_order_acquire);
+    for (int t = 1; t < n; ++t) workers_.emplace_back([this, t, gen] { worker_loop(t, gen); });
   }
 
   void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
     if (n <= 0) return;
+    // A kernel running inside a pool job (e.g. a threaded GEMM called per image by a threaded conv) runs its
+    // inner loop serially: the pool has one job slot, and the outer level already uses every thread.
+    if (in_job_) {
+      fn(0, n);
+      return;
+    }
     int64_t max_parts = grain > 0 ? (n + grain - 1) / grain : n;
     int parts = static_cast<int>(std::min<int64_t>(nthreads_, max_parts));
     if (parts <= 1) {
@@ -46,7 +55,9 @@ class Pool {
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
+    in_job_ = true;
     fn(0, range_end(0));
+    in_job_ = false;
     // Spin briefly, then sleep: most jobs finish within microseconds of each other.
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
       if (spins > 20000) {
@@ -70,8 +81,7 @@ class Pool {
   int64_t range_begin(int part) const { return job_n_ * part / job_parts_; }
   int64_t range_end(int part) const { return job_n_ * (part + 1) / job_parts_; }
 
-  void worker_loop(int t) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void worker_loop(int t, uint64_t seen) {
     for (;;) {
       // Spin a little before sleeping so back-to-back kernels do not pay a wake-up each.
       uint64_t gen;
@@ -86,7 +96,9 @@ class Pool {
       if (stopping_.load()) return;
       seen = gen;
       if (t < job_parts_) {
+        in_job_ = true;
         (*job_)(range_begin(t), range_end(t));
+        in_job_ = false;
         if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
           std::lock_guard<std::mutex> lock(mu_);
           done_cv_.notify_one();
@@ -105,6 +117,7 @@ class Pool {
     workers_.clear();
   }
 
+  static thread_local bool in_job_;
   int nthreads_ = 0;
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -116,6 +129,8 @@ class Pool {
   int64_t job_n_ = 0;
   int job_parts_ = 0;
 };
+
+thread_local bool Pool::in_job_ = false;
 
 Pool& pool() {
   static Pool p;
