@@ -1,0 +1,108 @@
+/** `granq eval` end to end, and its one-line errors on bad input (never a crash or a stack dump). */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadStateDictFile, writeSafetensors } from '../../src/io/safetensors.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+
+function granq(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A one-line error: exit code as given, a single 'granq: ...' or commander 'error: ...' line, no stack frames. */
+function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+}
+
+function tmpModelDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-cli-'));
+  fs.copyFileSync(SHARED_MODEL.replace(/\.safetensors$/, '.json'), path.join(dir, 'm.json'));
+  return dir;
+}
+
+describe('granq eval', { skip: noShared }, () => {
+  test('full CIFAR-10 test set: top-1 0.9173 (PyTorch and onnxruntime figure)', () => {
+    const r = granq('eval', '--model', SHARED_MODEL, '--data', CIFAR10_DIR, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(last.images, 10000);
+    assert.ok(Math.abs(last.correct - 9173) <= 2, `correct ${last.correct}`);
+    assert.equal(last.model, 'resnet20_cifar10_akamaster');
+    assert.equal(last.dataset, 'cifar10-test');
+    for (const k of ['top1', 'top5', 'seconds']) assert.equal(typeof last[k], 'number', k);
+    assert.ok(last.top5 >= last.top1);
+  });
+
+  test('--limit and --batch: a partial last batch is counted', () => {
+    const r = granq('eval', '--model', SHARED_MODEL, '--data', CIFAR10_DIR, '--limit', '100', '--batch', '64', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(last.images, 100);
+  });
+
+  test('missing model file', () => {
+    assertOneLineError(granq('eval', '--model', '/nonexistent/m.safetensors'), 1, /^granq: --model: no such file/);
+  });
+
+  test('truncated safetensors file', () => {
+    const dir = tmpModelDir();
+    const bytes = fs.readFileSync(SHARED_MODEL);
+    fs.writeFileSync(path.join(dir, 'm.safetensors'), bytes.subarray(0, bytes.length - 1000));
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.safetensors'), '--data', CIFAR10_DIR), 1, /^granq: .*m\.safetensors/);
+  });
+
+  test('corrupted safetensors header', () => {
+    const dir = tmpModelDir();
+    const bytes = Buffer.from(fs.readFileSync(SHARED_MODEL));
+    bytes[10] = 0x7b; // break the JSON header
+    bytes[11] = 0x7b;
+    fs.writeFileSync(path.join(dir, 'm.safetensors'), bytes);
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.safetensors'), '--data', CIFAR10_DIR), 1, /^granq: .*m\.safetensors/);
+  });
+
+  test('state dict with a wrong shape', () => {
+    const dir = tmpModelDir();
+    const sd = loadStateDictFile(SHARED_MODEL);
+    sd.set('linear.weight', Tensor.zeros([10, 32]));
+    writeSafetensors(path.join(dir, 'm.safetensors'), sd);
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.safetensors'), '--data', CIFAR10_DIR), 1,
+      /^granq: .*shape mismatch: linear\.weight \(expected \[10,64\], got \[10,32\]\)/);
+  });
+
+  test('missing sidecar', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-cli-'));
+    fs.copyFileSync(SHARED_MODEL, path.join(dir, 'm.safetensors'));
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.safetensors')), 1, /^granq: .*sidecar/);
+  });
+
+  test('data file whose size is not a multiple of the record size', () => {
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-data-'));
+    fs.writeFileSync(path.join(data, 'test_batch.bin'), Buffer.alloc(3073 * 2 + 5));
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--data', data), 1, /^granq: .*test_batch\.bin.*3073/);
+  });
+
+  test('missing data directory', () => {
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--data', '/nonexistent/data'), 1, /^granq: --data/);
+  });
+
+  test('--batch 0 and --batch abc are usage errors', () => {
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--batch', '0'), 2, /--batch.*positive integer/);
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--batch', 'abc'), 2, /--batch.*positive integer/);
+  });
+
+  test('unknown command is a usage error', () => {
+    const r = granq('frobnicate');
+    assert.equal(r.code, 2);
+  });
+});
