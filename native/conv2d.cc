@@ -5,6 +5,7 @@
 // thread count.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "gemm.h"
 #include "kernels.h"
@@ -95,6 +96,136 @@ void conv_image(const Geom& g, int64_t m, const float* pa, const float* x, const
   }
 }
 
+#if defined(__AVX512F__)
+// ---------- direct path: B vectors loaded straight from "phase planes" of the padded image, no im2col ----------
+// For stride s the zero-padded image splits into s*s planes, plane (a, b)[ic][r][c] = xpad[ic][r*s + a][c*s + b], so
+// every tap (ky, kx) reads plane (ky % s, kx % s) at offset (ky / s, kx / s) with unit stride. A tile of 32 outputs
+// is two 16-wide runs of one output row (ow % 16 == 0) or four 8-wide rows (ow == 8).
+struct Planes {
+  int64_t s, pa, pb, hh, wh;  // stride, phases used per axis, plane rows and columns
+  int64_t plane() const { return hh * wh; }
+};
+
+Planes planes_of(const Geom& g) {
+  return {g.stride, std::min(g.stride, g.kh), std::min(g.stride, g.kw), g.oh + (g.kh - 1) / g.stride,
+          g.ow + (g.kw - 1) / g.stride};
+}
+
+bool direct_ok(const Geom& g) {
+  const Planes P = planes_of(g);
+  return (g.ow % 16 == 0 || g.ow == 8) && P.pa * P.pb * g.c * P.plane() < (int64_t(1) << 30);
+}
+
+// Offset of tap p = (ic, ky, kx) inside the phase planes.
+void tap_offsets(const Geom& g, int32_t* off) {
+  const Planes P = planes_of(g);
+  for (int64_t p = 0, ic = 0; ic < g.c; ++ic)
+    for (int64_t ky = 0; ky < g.kh; ++ky)
+      for (int64_t kx = 0; kx < g.kw; ++kx, ++p)
+        off[p] = int32_t((((ky % P.s) * P.pb + kx % P.s) * g.c + ic) * P.plane() + (ky / P.s) * P.wh + kx / P.s);
+}
+
+void build_planes(const Geom& g, const float* x, float* dst) {
+  const Planes P = planes_of(g);
+  for (int64_t a = 0; a < P.pa; ++a)
+    for (int64_t b = 0; b < P.pb; ++b)
+      for (int64_t ic = 0; ic < g.c; ++ic) {
+        const float* xc = x + ic * g.ih * g.iw;
+        for (int64_t r = 0; r < P.hh; ++r, dst += P.wh) {
+          const int64_t h = r * P.s + a - g.pad_h;
+          if (h < 0 || h >= g.ih) {
+            std::fill(dst, dst + P.wh, 0.f);
+            continue;
+          }
+          for (int64_t c = 0; c < P.wh; ++c) {
+            const int64_t w = c * P.s + b - g.pad_w;
+            dst[c] = (w >= 0 && w < g.iw) ? xc[h * g.iw + w] : 0.f;
+          }
+        }
+      }
+}
+
+// One MR x 32 output tile over all k taps. base[] are the plane offsets of the tile's 2 (or 4 half-) rows.
+template <bool kHalf>
+void micro_direct(int64_t k, const float* pa, const int32_t* off, const float* planes, const int64_t* base, float* c,
+                  int64_t ldc, int64_t mr, int64_t nr, bool acc) {
+  __m512 c0[kMR], c1[kMR];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  const float *s0 = planes + base[0], *s1 = planes + base[1];
+  const float *s2 = planes + base[kHalf ? 2 : 0], *s3 = planes + base[kHalf ? 3 : 1];
+  for (int64_t p = 0; p < k; ++p) {
+    const int64_t o = off[p];
+    __m512 b0, b1;
+    if (kHalf) {
+      b0 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s0 + o)), _mm256_loadu_ps(s1 + o), 1);
+      b1 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s2 + o)), _mm256_loadu_ps(s3 + o), 1);
+    } else {
+      b0 = _mm512_loadu_ps(s0 + o);
+      b1 = _mm512_loadu_ps(s1 + o);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 a = _mm512_set1_ps(pa[i]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    pa += kMR;
+  }
+  store_tile(c0, c1, c, ldc, mr, nr, acc);
+}
+
+// y[m, oh*ow] = W . im2col(x) (+ bias) for one image; pa is W packed as one k-block (pack_a over all of k).
+void conv_image_direct(const Geom& g, int64_t m, const float* pa, const int32_t* off, const float* x,
+                       const float* bias, float* y) {
+  const Planes P = planes_of(g);
+  const int64_t k = g.k(), n = g.n();
+  float* planes = thread_scratch(2, size_t(P.pa * P.pb * g.c * P.plane()));
+  build_planes(g, x, planes);
+  const bool half = g.ow == 8;
+  const int64_t run = half ? 8 : 16;
+  for (int64_t j0 = 0; j0 < n; j0 += kNR) {
+    const int64_t nr = std::min(kNR, n - j0);
+    int64_t base[4] = {0, 0, 0, 0};
+    for (int v = 0; v < (half ? 4 : 2); ++v) {
+      const int64_t j = j0 + v * run;
+      base[v] = j < n ? (j / g.ow) * P.wh + j % g.ow : base[0];  // past the end: any valid row, masked at the store
+    }
+    if (bias)
+      for (int64_t i = 0; i < m; ++i) std::fill(y + i * n + j0, y + i * n + j0 + nr, bias[i]);
+    for (int64_t i0 = 0; i0 < m; i0 += kMR) {
+      const int64_t mr = std::min(kMR, m - i0);
+      if (half)
+        micro_direct<true>(k, pa + i0 * k, off, planes, base, y + i0 * n + j0, n, mr, nr, bias != nullptr);
+      else
+        micro_direct<false>(k, pa + i0 * k, off, planes, base, y + i0 * n + j0, n, mr, nr, bias != nullptr);
+    }
+  }
+}
+#endif
+
+// y_b = W . im2col(x_b) (+ bias) for every image, W given as a row-major [m, k] matrix; images in parallel.
+void conv_images(const Geom& g, int64_t m, const float* w, const float* bias, int64_t nimg, const float* x,
+                 int64_t xs, float* y, int64_t ys) {
+  const int64_t k = g.k();
+  float* pa = thread_scratch(3, size_t(round_up(m, kMR) * k));
+#if defined(__AVX512F__)
+  if (direct_ok(g)) {
+    pack_a(m, k, w, k, 1, pa);
+    std::vector<int32_t> off(static_cast<size_t>(k));
+    tap_offsets(g, off.data());
+    parallel_for(nimg, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) conv_image_direct(g, m, pa, off.data(), x + b * xs, bias, y + b * ys);
+    });
+    return;
+  }
+#endif
+  pack_weights(m, k, w, pa);
+  parallel_for(nimg, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) conv_image(g, m, pa, x + b * xs, bias, y + b * ys);
+  });
+}
+
 // Explicit im2col of one image: col[k, oh*ow].
 void im2col(const Geom& g, const float* x, float* col) {
   const int64_t n = g.n();
@@ -143,13 +274,7 @@ Geom fwd_geom(const Conv2dShape& s) { return {s.ic, s.ih, s.iw, s.kh, s.kw, s.st
 }  // namespace
 
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  const Geom g = fwd_geom(s);
-  float* pa = thread_scratch(3, size_t(round_up(s.oc, kMR) * g.k()));
-  pack_weights(s.oc, g.k(), w, pa);
-  const int64_t xs = s.ic * s.ih * s.iw, ys = s.oc * s.oh * s.ow;
-  parallel_for(s.n, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) conv_image(g, s.oc, pa, x + b * xs, bias, y + b * ys);
-  });
+  conv_images(fwd_geom(s), s.oc, w, bias, s.n, x, s.ic * s.ih * s.iw, y, s.oc * s.oh * s.ow);
 }
 
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
@@ -161,11 +286,7 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
     for (int64_t o = 0; o < s.oc; ++o)
       for (int64_t i = 0; i < s.ic; ++i)
         for (int64_t r = 0; r < khw; ++r) wt[(i * s.oc + o) * khw + (khw - 1 - r)] = w[(o * s.ic + i) * khw + r];
-    float* pa = thread_scratch(3, size_t(round_up(s.ic, kMR) * g.k()));
-    pack_weights(s.ic, g.k(), wt, pa);
-    parallel_for(s.n, [&](int64_t b0, int64_t b1) {
-      for (int64_t b = b0; b < b1; ++b) conv_image(g, s.ic, pa, dy + b * ys, nullptr, dx + b * xs);
-    });
+    conv_images(g, s.ic, wt, nullptr, s.n, dy, ys, dx, xs);
     return;
   }
   const Geom g = fwd_geom(s);
