@@ -212,6 +212,18 @@ struct PosVec {
   int64_t base[2];   // plane offsets of the (one 16-wide, or two 8-wide) input runs; base[1] < 0: upper half absent
 };
 
+// Sum of the 16 lanes. GCC 12's shuffle/extract intrinsics start from `__m512 __Y = __Y` (an intentionally undefined
+// pass-through) and trip a false -Wmaybe-uninitialized when inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+inline float lane_sum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
+  __m128 q = _mm512_castps512_ps128(v);
+  q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+  q = _mm_add_ss(q, _mm_movehdup_ps(q));
+  return _mm_cvtss_f32(q);
+}
+
 template <bool kHalf>
 void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const* dyrow, int64_t dy_img,
              const float* planes, int64_t plane_img, const int32_t* off, float out[kDwOc][kDwTap]) {
@@ -248,7 +260,7 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
 #pragma GCC unroll 4
   for (int i = 0; i < kDwOc; ++i)
 #pragma GCC unroll 6
-    for (int j = 0; j < kDwTap; ++j) out[i][j] = _mm512_reduce_add_ps(acc[i][j]);
+    for (int j = 0; j < kDwTap; ++j) out[i][j] = lane_sum(acc[i][j]);
 }
 
 // part[oc, k] = weight gradient of images [0, nimg) (one chunk), computed on this thread.
