@@ -128,7 +128,10 @@ void tap_offsets(const Geom& g, int32_t* off) {
 void build_planes(const Geom& g, const float* x, float* dst) {
   const Planes P = planes_of(g);
   for (int64_t a = 0; a < P.pa; ++a)
-    for (int64_t b = 0; b < P.pb; ++b)
+    for (int64_t b = 0; b < P.pb; ++b) {
+      // Columns c with 0 <= c*s + b - pad_w < iw; the rest is zero padding.
+      const int64_t lo = std::min(P.wh, std::max<int64_t>(0, (g.pad_w - b + P.s - 1) / P.s));
+      const int64_t hi = std::max(lo, std::min(P.wh, (g.iw + g.pad_w - b + P.s - 1) / P.s));
       for (int64_t ic = 0; ic < g.c; ++ic) {
         const float* xc = x + ic * g.ih * g.iw;
         for (int64_t r = 0; r < P.hh; ++r, dst += P.wh) {
@@ -137,12 +140,16 @@ void build_planes(const Geom& g, const float* x, float* dst) {
             std::fill(dst, dst + P.wh, 0.f);
             continue;
           }
-          for (int64_t c = 0; c < P.wh; ++c) {
-            const int64_t w = c * P.s + b - g.pad_w;
-            dst[c] = (w >= 0 && w < g.iw) ? xc[h * g.iw + w] : 0.f;
+          std::fill(dst, dst + lo, 0.f);
+          if (P.s == 1) {
+            std::memcpy(dst + lo, xc + h * g.iw + lo + b - g.pad_w, size_t(hi - lo) * sizeof(float));
+          } else {
+            for (int64_t c = lo; c < hi; ++c) dst[c] = xc[h * g.iw + c * P.s + b - g.pad_w];
           }
+          std::fill(dst + hi, dst + P.wh, 0.f);
         }
       }
+    }
 }
 
 // One MR x 32 output tile over all k taps. base[] are the plane offsets of the tile's 2 (or 4 half-) rows.
@@ -228,7 +235,7 @@ template <bool kHalf>
 void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const* dyrow, int64_t dy_img,
              const float* planes, int64_t plane_img, const int32_t* off, float out[kDwOc][kDwTap]) {
   __m512 acc[kDwOc][kDwTap];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < kDwOc; ++i)
 #pragma GCC unroll 6
     for (int j = 0; j < kDwTap; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -249,7 +256,7 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
         }
       }
       if (kHalf && pv.base[1] < 0) mask = 0x00ff;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
       for (int i = 0; i < kDwOc; ++i) {
         const __m512 d = _mm512_maskz_loadu_ps(mask, dyrow[i] + b * dy_img + pv.dy);
 #pragma GCC unroll 6
@@ -257,7 +264,7 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
       }
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int i = 0; i < kDwOc; ++i)
 #pragma GCC unroll 6
     for (int j = 0; j < kDwTap; ++j) out[i][j] = lane_sum(acc[i][j]);
