@@ -141,10 +141,13 @@ void build_planes(const Geom& g, const float* x, float* dst) {
             continue;
           }
           std::fill(dst, dst + lo, 0.f);
+          const int64_t o = h * g.iw + b - g.pad_w;  // column c reads xc[o + c * s]
           if (P.s == 1) {
-            std::memcpy(dst + lo, xc + h * g.iw + lo + b - g.pad_w, size_t(hi - lo) * sizeof(float));
+            std::memcpy(dst + lo, xc + o + lo, size_t(hi - lo) * sizeof(float));
+          } else if (P.s == 2) {
+            for (int64_t c = lo; c < hi; ++c) dst[c] = xc[o + 2 * c];  // constant stride: vectorised
           } else {
-            for (int64_t c = lo; c < hi; ++c) dst[c] = xc[h * g.iw + c * P.s + b - g.pad_w];
+            for (int64_t c = lo; c < hi; ++c) dst[c] = xc[o + c * P.s];
           }
           std::fill(dst + hi, dst + P.wh, 0.f);
         }
@@ -421,7 +424,7 @@ void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, fl
 #endif
   // Images per partial: fixed by the shape alone (never by the thread count), so the summation order is fixed.
   // The direct path takes about 1024 positions per chunk to amortise its lane sums.
-  const int64_t chunk = direct ? std::max<int64_t>(1, std::min<int64_t>(16, 1024 / n)) : 4;
+  const int64_t chunk = direct ? std::max<int64_t>(1, std::min<int64_t>(16, 2048 / n)) : 4;
   const int64_t nchunks = (s.n + chunk - 1) / chunk;
   float* part = thread_scratch(3, size_t(nchunks * wlen));
   std::vector<int32_t> off(direct ? static_cast<size_t>(k) : 0);
