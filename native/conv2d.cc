@@ -186,20 +186,18 @@ void micro_direct(int64_t k, const float* pa, const int32_t* off, const float* p
 }
 
 // y[m, oh*ow] = W . im2col(x) (+ bias) for one image; pa is W packed as one k-block (pack_a over all of k).
-void conv_image_direct(const Geom& g, int64_t m, const float* pa, const int32_t* off, const float* x,
-                       const float* bias, float* y) {
-  const Planes P = planes_of(g);
-  const int64_t k = g.k(), n = g.n();
-  float* planes = thread_scratch(2, size_t(P.pa * P.pb * g.c * P.plane()));
-  build_planes(g, x, planes);
-  const bool half = g.ow == 8;
+// y[m, n] (+ bias) = A . B for output positions laid out in rows of `ow` (n = rows * ow), where tap p of position
+// (r, q) reads planes[off[p] + r * wh + q]. pa is A packed as one k-block (pack_a over all of k).
+void direct_tiles(int64_t k, int64_t m, int64_t n, int64_t ow, int64_t wh, const float* pa, const int32_t* off,
+                  const float* planes, const float* bias, float* y) {
+  const bool half = ow == 8;
   const int64_t run = half ? 8 : 16;
   for (int64_t j0 = 0; j0 < n; j0 += kNR) {
     const int64_t nr = std::min(kNR, n - j0);
     int64_t base[4] = {0, 0, 0, 0};
     for (int v = 0; v < (half ? 4 : 2); ++v) {
       const int64_t j = j0 + v * run;
-      base[v] = j < n ? (j / g.ow) * P.wh + j % g.ow : base[0];  // past the end: any valid row, masked at the store
+      base[v] = j < n ? (j / ow) * wh + j % ow : base[0];  // past the end: any valid row, masked at the store
     }
     if (bias)
       for (int64_t i = 0; i < m; ++i) std::fill(y + i * n + j0, y + i * n + j0 + nr, bias[i]);
@@ -212,6 +210,128 @@ void conv_image_direct(const Geom& g, int64_t m, const float* pa, const int32_t*
     }
   }
 }
+
+void conv_image_direct(const Geom& g, int64_t m, const float* pa, const int32_t* off, const float* x,
+                       const float* bias, float* y) {
+  const Planes P = planes_of(g);
+  float* planes = thread_scratch(2, size_t(P.pa * P.pb * g.c * P.plane()));
+  build_planes(g, x, planes);
+  direct_tiles(g.k(), m, g.n(), g.ow, P.wh, pa, off, planes, bias, y);
+}
+
+// ---------- backward data for stride s > 1, one stride-1 conv per phase of dx ----------
+// dx[ic, s*r + a, s*q + b] = sum over oc and the taps with ky = a + pad - s*ty, kx = b + pad - s*tx of
+// dy[oc, r + ty, q + tx] . w[oc, ic, ky, kx]: a stride-1 correlation of dy (zero outside) with a sub-kernel.
+struct PhaseConv {
+  int64_t a, b, rows, cols;  // phase and its output size
+  std::vector<int32_t> off;  // per tap: offset into the padded dy planes
+  std::vector<float> pa;     // packed sub-kernel [ic, taps]
+};
+
+struct StridedBwd {
+  int64_t lo_y, lo_x, hh, wh;  // padded dy planes: row r holds dy row r + lo_y (zero outside), likewise columns
+  std::vector<PhaseConv> phases;
+  bool ok = true;  // every phase has a width the direct kernel takes
+};
+
+int64_t pc_n(const PhaseConv& pc) { return pc.rows * pc.cols; }
+
+StridedBwd plan_strided_bwd(const Conv2dShape& s, const float* w) {
+  StridedBwd sb;
+  const int64_t st = s.stride, khw = s.kh * s.kw;
+  // Tap offsets t = (a + pad - k) / s over all phases and taps, for the padding of dy.
+  int64_t ty_lo = 0, ty_hi = 0, tx_lo = 0, tx_hi = 0, rows_max = 0, cols_max = 0;
+  for (int64_t a = 0; a < std::min(st, s.ih); ++a)
+    for (int64_t ky = 0; ky < s.kh; ++ky)
+      if ((a + s.pad - ky) % st == 0) ty_lo = std::min(ty_lo, (a + s.pad - ky) / st), ty_hi = std::max(ty_hi, (a + s.pad - ky) / st);
+  for (int64_t b = 0; b < std::min(st, s.iw); ++b)
+    for (int64_t kx = 0; kx < s.kw; ++kx)
+      if ((b + s.pad - kx) % st == 0) tx_lo = std::min(tx_lo, (b + s.pad - kx) / st), tx_hi = std::max(tx_hi, (b + s.pad - kx) / st);
+  rows_max = (s.ih + st - 1) / st;
+  cols_max = (s.iw + st - 1) / st;
+  sb.lo_y = ty_lo;
+  sb.lo_x = tx_lo;
+  sb.hh = rows_max + ty_hi - ty_lo;
+  sb.wh = cols_max + tx_hi - tx_lo;
+  for (int64_t a = 0; a < std::min(st, s.ih); ++a)
+    for (int64_t b = 0; b < std::min(st, s.iw); ++b) {
+      PhaseConv pc;
+      pc.a = a, pc.b = b, pc.rows = (s.ih - a + st - 1) / st, pc.cols = (s.iw - b + st - 1) / st;
+      if (!(pc.cols % 16 == 0 || pc.cols == 8)) sb.ok = false;
+      std::vector<float> sub;  // [ic, taps] row-major, taps ordered (oc, ky, kx)
+      std::vector<int64_t> taps;
+      for (int64_t o = 0; o < s.oc; ++o)
+        for (int64_t ky = 0; ky < s.kh; ++ky)
+          for (int64_t kx = 0; kx < s.kw; ++kx) {
+            if ((a + s.pad - ky) % st != 0 || (b + s.pad - kx) % st != 0) continue;
+            const int64_t ty = (a + s.pad - ky) / st, tx = (b + s.pad - kx) / st;
+            pc.off.push_back(int32_t((o * sb.hh + ty - sb.lo_y) * sb.wh + tx - sb.lo_x));
+            taps.push_back((o * s.ic) * khw + ky * s.kw + kx);
+          }
+      const int64_t k = int64_t(taps.size());
+      sub.resize(size_t(s.ic * k));
+      for (int64_t i = 0; i < s.ic; ++i)
+        for (int64_t t = 0; t < k; ++t) sub[i * k + t] = w[taps[t] + i * khw];
+      pc.pa.resize(size_t(round_up(s.ic, kMR) * std::max<int64_t>(k, 1)));
+      if (k > 0) pack_a(s.ic, k, sub.data(), k, 1, pc.pa.data());
+      sb.phases.push_back(std::move(pc));
+    }
+  if (sb.phases.size() * 0 + s.oc * sb.hh * sb.wh >= (int64_t(1) << 30)) sb.ok = false;
+  return sb;
+}
+
+void bwd_data_strided_image(const Conv2dShape& s, const StridedBwd& sb, const float* dy, float* dx) {
+  float* planes = thread_scratch(2, size_t(s.oc * sb.hh * sb.wh));
+  for (int64_t o = 0; o < s.oc; ++o)
+    for (int64_t r = 0; r < sb.hh; ++r) {
+      float* d = planes + (o * sb.hh + r) * sb.wh;
+      const int64_t h = r + sb.lo_y;
+      const int64_t lo = std::min(sb.wh, std::max<int64_t>(0, -sb.lo_x));
+      const int64_t hi = std::max(lo, std::min(sb.wh, s.ow - sb.lo_x));
+      if (h < 0 || h >= s.oh) {
+        std::fill(d, d + sb.wh, 0.f);
+        continue;
+      }
+      std::fill(d, d + lo, 0.f);
+      std::memcpy(d + lo, dy + (o * s.oh + h) * s.ow + lo + sb.lo_x, size_t(hi - lo) * sizeof(float));
+      std::fill(d + hi, d + sb.wh, 0.f);
+    }
+  // Phase outputs of one phase row a (b = 0 .. s-1) side by side, so dx rows are written whole.
+  const int64_t cmax = (s.iw + s.stride - 1) / s.stride, rmax = (s.ih + s.stride - 1) / s.stride;
+  float* out = thread_scratch(1, size_t(s.stride * s.ic * rmax * cmax));
+  const size_t nb = size_t(std::min(s.stride, s.iw));
+  for (size_t p0 = 0; p0 < sb.phases.size(); p0 += nb) {
+    for (size_t pb = 0; pb < nb; ++pb) {
+      const PhaseConv& pc = sb.phases[p0 + pb];
+      const int64_t n = pc.rows * pc.cols, k = int64_t(pc.off.size());
+      float* o = out + pb * s.ic * rmax * cmax;
+      if (k > 0)
+        direct_tiles(k, s.ic, n, pc.cols, sb.wh, pc.pa.data(), pc.off.data(), planes, nullptr, o);
+      else
+        std::fill(o, o + s.ic * n, 0.f);
+    }
+    const PhaseConv& p0c = sb.phases[p0];
+    const int64_t n = p0c.rows * p0c.cols, plane = s.ic * rmax * cmax;
+    for (int64_t i = 0; i < s.ic; ++i)
+      for (int64_t r = 0; r < p0c.rows; ++r) {
+        float* drow = dx + (i * s.ih + s.stride * r + p0c.a) * s.iw;
+        const float* src = out + i * n + r * p0c.cols;
+        if (s.stride == 2 && nb == 2 && s.iw == 2 * p0c.cols) {
+          for (int64_t q = 0; q < p0c.cols; ++q) {  // interleave the two column phases (vectorised)
+            drow[2 * q] = src[q];
+            drow[2 * q + 1] = src[plane + q];
+          }
+        } else {
+          for (size_t pb = 0; pb < nb; ++pb) {
+            const int64_t cols = sb.phases[p0 + pb].cols;
+            const float* sp = out + pb * plane + i * pc_n(sb.phases[p0 + pb]) + r * cols;
+            for (int64_t q = 0; q < cols; ++q) drow[q * s.stride + int64_t(pb)] = sp[q];
+          }
+        }
+      }
+  }
+}
+
 // ---------- weight gradient on the phase planes: dot products over output positions ----------
 // part[oc, tap] = sum over images and positions of dy[oc, pos] * col[tap, pos]. A 4 oc x 6 tap tile keeps 24 vector
 // accumulators over 16 positions at a time (10 loads per 24 FMAs), summed across lanes once per image group.
@@ -404,6 +524,17 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
     conv_images(g, s.ic, wt, nullptr, s.n, dy, ys, dx, xs);
     return;
   }
+#if defined(__AVX512F__)
+  {
+    const StridedBwd sb = plan_strided_bwd(s, w);
+    if (sb.ok) {
+      parallel_for(s.n, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) bwd_data_strided_image(s, sb, dy + b * ys, dx + b * xs);
+      });
+      return;
+    }
+  }
+#endif
   const Geom g = fwd_geom(s);
   const int64_t k = g.k(), n = g.n();
   parallel_for(s.n, [&](int64_t b0, int64_t b1) {
