@@ -400,6 +400,11 @@ void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg
   const int64_t k = g.k(), n = g.n(), plane_img = P.pa * P.pb * g.c * P.plane();
   float* planes = thread_scratch(2, size_t(nimg * plane_img));
   for (int64_t b = 0; b < nimg; ++b) build_planes(g, x + b * xs, planes + b * plane_img);
+  // dy regrouped as [oc][image][pos]: a tile's rows are then contiguous instead of image strides apart, which are
+  // multiples of 4 KiB and made the rows of all images collide in the same L1 sets.
+  float* dyc = thread_scratch(1, size_t(oc * nimg * n));
+  for (int64_t o = 0; o < oc; ++o)
+    for (int64_t b = 0; b < nimg; ++b) std::memcpy(dyc + (o * nimg + b) * n, dy + (b * oc + o) * n, size_t(n) * sizeof(float));
   const bool half = g.ow == 8;
   PosVec vecs[64];
   const int64_t nvec = (n + 15) / 16;  // direct_ok: n <= 2^30 but ow % 16 == 0 or 8; vectors handled in blocks of 64
@@ -419,15 +424,15 @@ void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg
     }
     for (int64_t o0 = 0; o0 < oc; o0 += kDwOc) {
       const float* dyrow[kDwOc];
-      for (int i = 0; i < kDwOc; ++i) dyrow[i] = dy + std::min(o0 + i, oc - 1) * n;  // past oc: repeat, discarded
+      for (int i = 0; i < kDwOc; ++i) dyrow[i] = dyc + std::min(o0 + i, oc - 1) * nimg * n;  // past oc: repeat, discarded
       for (int64_t t0 = 0; t0 < k; t0 += kDwTap) {
         int32_t toff[kDwTap];
         for (int j = 0; j < kDwTap; ++j) toff[j] = off[std::min<int64_t>(t0 + j, k - 1)];
         float out[kDwOc][kDwTap];
         if (half)
-          dw_tile<true>(nimg, nv, vecs, dyrow, oc * n, planes, plane_img, toff, out);
+          dw_tile<true>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
         else
-          dw_tile<false>(nimg, nv, vecs, dyrow, oc * n, planes, plane_img, toff, out);
+          dw_tile<false>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
         for (int i = 0; i < kDwOc && o0 + i < oc; ++i)
           for (int j = 0; j < kDwTap && t0 + j < k; ++j) {
             float& dst = part[(o0 + i) * k + t0 + j];
