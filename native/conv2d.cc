@@ -125,8 +125,11 @@ void tap_offsets(const Geom& g, int32_t* off) {
         off[p] = int32_t((((ky % P.s) * P.pb + kx % P.s) * g.c + ic) * P.plane() + (ky / P.s) * P.wh + kx / P.s);
 }
 
+void build_planes_s2(const Geom& g, const float* x, float* dst);
+
 void build_planes(const Geom& g, const float* x, float* dst) {
   const Planes P = planes_of(g);
+  if (P.s == 2 && g.pad_w < 16) return build_planes_s2(g, x, dst);
   for (int64_t a = 0; a < P.pa; ++a)
     for (int64_t b = 0; b < P.pb; ++b) {
       // Columns c with 0 <= c*s + b - pad_w < iw; the rest is zero padding.
@@ -153,6 +156,36 @@ void build_planes(const Geom& g, const float* x, float* dst) {
         }
       }
     }
+}
+
+// build_planes for stride 2: each padded row is split into its even and odd columns with two permutes per 16 outputs.
+void build_planes_s2(const Geom& g, const float* x, float* dst) {
+  const Planes P = planes_of(g);
+  const int64_t wv = round_up(P.wh, 16), plane = P.plane();
+  float* tmp = thread_scratch(0, size_t(2 * wv + 16));  // one zero-padded input row: tmp[t] = xpad[h][t]
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const int64_t len = std::min(g.iw, 2 * wv - g.pad_w);  // input columns that land in tmp
+  for (int64_t a = 0; a < P.pa; ++a)
+    for (int64_t ic = 0; ic < g.c; ++ic)
+      for (int64_t r = 0; r < P.hh; ++r) {
+        float* d0 = dst + ((a * P.pb) * g.c + ic) * plane + r * P.wh;
+        float* d1 = P.pb > 1 ? dst + ((a * P.pb + 1) * g.c + ic) * plane + r * P.wh : d0;
+        const int64_t h = 2 * r + a - g.pad_h;
+        if (h < 0 || h >= g.ih) {
+          std::fill(d0, d0 + P.wh, 0.f);
+          if (P.pb > 1) std::fill(d1, d1 + P.wh, 0.f);
+          continue;
+        }
+        std::fill(tmp, tmp + 2 * wv + 16, 0.f);
+        if (len > 0) std::memcpy(tmp + g.pad_w, x + (ic * g.ih + h) * g.iw, size_t(len) * sizeof(float));
+        for (int64_t c0 = 0; c0 < P.wh; c0 += 16) {
+          const __mmask16 m = P.wh - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (P.wh - c0)) - 1);
+          const __m512 v0 = _mm512_loadu_ps(tmp + 2 * c0), v1 = _mm512_loadu_ps(tmp + 2 * c0 + 16);
+          _mm512_mask_storeu_ps(d0 + c0, m, _mm512_permutex2var_ps(v0, even, v1));
+          if (P.pb > 1) _mm512_mask_storeu_ps(d1 + c0, m, _mm512_permutex2var_ps(v0, odd, v1));
+        }
+      }
 }
 
 // One MR x 32 output tile over all k taps. base[] are the plane offsets of the tile's 2 (or 4 half-) rows.

@@ -54,6 +54,8 @@ const CASES: Case[] = [
   [2, 8, 16, 16, 16, 1, 1, 2, 0, false],
   [2, 5, 24, 24, 6, 3, 3, 3, 1, true], // stride 3: backward data phases of width 8
   [2, 3, 16, 16, 4, 5, 5, 2, 2, false], // 5x5 stride 2
+  [2, 3, 15, 15, 5, 3, 3, 2, 1, true], // stride 2, odd input width, ow = 8
+  [1, 2, 17, 17, 3, 3, 3, 2, 0, false],
   [2, 6, 11, 8, 5, 3, 3, 1, 0, true], // pad 0 with ow != iw
   [2, 6, 9, 48, 7, 5, 3, 1, 2, false],
 ];
