@@ -309,7 +309,7 @@ StridedBwd plan_strided_bwd(const Conv2dShape& s, const float* w) {
       if (k > 0) pack_a(s.ic, k, sub.data(), k, 1, pc.pa.data());
       sb.phases.push_back(std::move(pc));
     }
-  if (sb.phases.size() * 0 + s.oc * sb.hh * sb.wh >= (int64_t(1) << 30)) sb.ok = false;
+  if (s.oc * sb.hh * sb.wh >= (int64_t(1) << 30)) sb.ok = false;  // offsets are int32
   return sb;
 }
 
