@@ -1,8 +1,9 @@
-// conv2d as GEMM over implicit im2col: y_b[oc, oh*ow] = W[oc, ic*kh*kw] . col_b[ic*kh*kw, oh*ow].
-// The forward packs col_b straight from the image into the microkernel's B panels (no col buffer). Backward data with
-// stride 1 is the same forward conv on dy with flipped, transposed weights; other strides use dcol = W^T dy + col2im.
-// Backward weight sums fixed chunks of images into partials reduced in a fixed order: results never depend on the
-// thread count.
+// conv2d as GEMM over implicit im2col: y_b[oc, oh*ow] = W[oc, ic*kh*kw] . col_b[ic*kh*kw, oh*ow], one image per task.
+// Fast path (AVX-512, ow % 16 == 0 or ow == 8): the microkernel loads its B vectors straight from "phase planes" of the
+// padded image, so no im2col is materialised. Backward data is the same kind of conv on dy (flipped weights; for
+// stride > 1 one sub-conv per phase of dx). Backward weight is a dot-product kernel over output positions, summed
+// over shape-fixed chunks of images whose partials are reduced in a fixed order. Other shapes (and builds without
+// AVX-512) pack im2col panels for the gemm microkernel or use gemm + col2im. No result depends on the thread count.
 #include <algorithm>
 #include <cstring>
 #include <vector>
