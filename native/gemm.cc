@@ -8,9 +8,6 @@
 
 #include "kernels.h"
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 namespace granq {
 namespace gemm_detail {
@@ -74,30 +71,7 @@ void micro_avx512(int64_t kc, const float* pa, const float* pb, float* c, int64_
     pa += kMR;
     pb += kNR;
   }
-  if (nr == kNR) {
-    for (int i = 0; i < mr; ++i) {
-      float* ci = c + i * ldc;
-      if (acc) {
-        c0[i] = _mm512_add_ps(c0[i], _mm512_loadu_ps(ci));
-        c1[i] = _mm512_add_ps(c1[i], _mm512_loadu_ps(ci + 16));
-      }
-      _mm512_storeu_ps(ci, c0[i]);
-      _mm512_storeu_ps(ci + 16, c1[i]);
-    }
-  } else {
-    // Masked edge: lanes past nr are neither read nor written.
-    const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
-    const __mmask16 m1 = nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
-    for (int i = 0; i < mr; ++i) {
-      float* ci = c + i * ldc;
-      if (acc) {
-        c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
-        c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-      }
-      _mm512_mask_storeu_ps(ci, m0, c0[i]);
-      _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
-    }
-  }
+  store_tile(c0, c1, c, ldc, mr, nr, acc);
 }
 #endif
 

@@ -5,6 +5,10 @@
 #pragma once
 #include <cstdint>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace granq {
 namespace gemm_detail {
 
@@ -27,6 +31,25 @@ void gemm_panel(int64_t m, int64_t kc, const float* pa, const float* pb, float* 
 // C[m, n] (= or +=) A . B for strided A and B, one thread. Uses thread_scratch slots 0 (B panel) and 1 (A pack).
 void gemm_st(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b, int64_t rsb,
              int64_t csb, float* c, int64_t ldc, bool acc);
+
+#if defined(__AVX512F__)
+// Writes (acc: adds to) an MR x 32 accumulator tile c0|c1 to C rows [0, mr), columns [0, nr); lanes past nr untouched.
+inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc) {
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+  const __mmask16 m1 = nr <= 16 ? __mmask16(0) : nr >= 32 ? __mmask16(0xffff) : __mmask16((1u << (nr - 16)) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) {
+    if (i >= mr) break;  // compile-time register indices, runtime row count
+    float* ci = c + i * ldc;
+    if (acc) {
+      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
+      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, m0, c0[i]);
+    _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
+  }
+}
+#endif
 
 }  // namespace gemm_detail
 }  // namespace granq

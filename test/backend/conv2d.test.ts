@@ -45,6 +45,19 @@ const CASES: Case[] = [
   [2, 3, 7, 35, 4, 3, 3, 1, 1, true], // rows wider than one 32-column panel
   [5, 33, 17, 17, 33, 3, 3, 1, 1, true], // k = 297 crosses the 256 k-block; batch not a multiple of 4
   [2, 64, 8, 8, 64, 3, 3, 1, 1, false], // ResNet-20's last stage, k = 576
+  // Widths the direct AVX-512 path takes (ow % 16 == 0 or ow == 8), including tiles cut short by oh * ow % 32 != 0.
+  [2, 5, 16, 16, 9, 3, 3, 1, 1, true],
+  [1, 3, 7, 32, 5, 3, 3, 1, 1, false],
+  [2, 4, 5, 16, 3, 3, 3, 1, 1, true],
+  [2, 3, 5, 8, 4, 3, 3, 1, 1, false],
+  [2, 4, 32, 32, 8, 3, 3, 2, 1, true],
+  [2, 8, 16, 16, 16, 1, 1, 2, 0, false],
+  [2, 5, 24, 24, 6, 3, 3, 3, 1, true], // stride 3: backward data phases of width 8
+  [2, 3, 16, 16, 4, 5, 5, 2, 2, false], // 5x5 stride 2
+  [2, 3, 15, 15, 5, 3, 3, 2, 1, true], // stride 2, odd input width, ow = 8
+  [1, 2, 17, 17, 3, 3, 3, 2, 0, false],
+  [2, 6, 11, 8, 5, 3, 3, 1, 0, true], // pad 0 with ow != iw
+  [2, 6, 9, 48, 7, 5, 3, 1, 2, false],
 ];
 
 /** float32 products summed over ic kh kw (and the batch and pixels for the weight gradient). */
