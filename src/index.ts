@@ -1,0 +1,16 @@
+/** granq's public API. */
+export { GranqError } from './errors.js';
+export * from './tensor/index.js';
+export * as F from './autograd/index.js';
+export { noGrad } from './autograd/index.js';
+export { backend, setBackend, withBackend, nativeBackend, refBackend } from './backend/index.js';
+export * from './nn/index.js';
+export * from './optim/index.js';
+export { createModel, MODEL_REGISTRY, type ModelName } from './models/registry.js';
+export { loadModel, type LoadedModel } from './models/load.js';
+export { evaluate, type EvalCounts } from './models/evaluate.js';
+export { ResNetCifarA, ResNetCifarB } from './models/resnet-cifar.js';
+export { readSafetensors, writeSafetensors, loadStateDictFile, toTensor } from './io/safetensors.js';
+export { readSidecar, readSidecarFor, writeSidecar, type ModelSidecar } from './io/sidecar.js';
+export { readCifar, loadCifarSplit, batches, normalizeImages } from './data/cifar.js';
+export { resolveDataDir } from './data/data-dir.js';
