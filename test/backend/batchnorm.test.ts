@@ -10,6 +10,7 @@ import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats, randomNormal } from '../kit/random.js';
+import { withThreads } from '../kit/threads.js';
 
 const TOL = { atol: 2e-5, rtol: 2e-4 }; // float32 kernel vs double-accumulating reference
 
@@ -17,31 +18,6 @@ const TOL = { atol: 2e-5, rtol: 2e-4 }; // float32 kernel vs double-accumulating
 const CASES: [number, number, number][] = [
   [1, 1, 2], [2, 1, 1], [1, 3, 7], [2, 5, 17], [3, 4, 33], [1, 16, 64], [5, 7, 1], [4, 16, 9], [8, 16, 1024],
 ];
-
-/**
- * Workaround for a race in native/pool.cc (not ours to edit): a worker created by setThreads reads the job
- * generation when it starts, so a job issued before it has started is missed and the caller waits forever.
- * Giving new workers time to start avoids it; the fix is to capture the generation in Pool::resize.
- */
-function settle(): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
-// The pool starts its workers on first use: let them start before the first kernel runs.
-nativeBackend.numThreads();
-settle();
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const prev = nativeBackend.numThreads();
-  nativeBackend.setThreads(n);
-  settle();
-  try {
-    return fn();
-  } finally {
-    nativeBackend.setThreads(prev);
-    settle();
-  }
-}
 
 interface Inputs { x: Float32Array; dy: Float32Array; gamma: Float32Array; beta: Float32Array; rm: Float32Array; rv: Float32Array }
 

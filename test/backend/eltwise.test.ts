@@ -10,36 +10,12 @@ import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
+import { withThreads } from '../kit/threads.js';
 
 const SIZES = [1, 7, 17, 33, 1000, 70001];
 const MATH_TOL = { atol: 1e-7, rtol: 1e-6 }; // tanh/exp/log may differ from V8's by an ulp
 const ALPHA = 0.125;
 const BETA = -0.5;
-
-/**
- * Workaround for a race in native/pool.cc (not ours to edit): a worker created by setThreads reads the job
- * generation when it starts, so a job issued before it has started is missed and the caller waits forever.
- * Giving new workers time to start avoids it; the fix is to capture the generation in Pool::resize.
- */
-function settle(): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
-// The pool starts its workers on first use: let them start before the first kernel runs.
-nativeBackend.numThreads();
-settle();
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const prev = nativeBackend.numThreads();
-  nativeBackend.setThreads(n);
-  settle();
-  try {
-    return fn();
-  } finally {
-    nativeBackend.setThreads(prev);
-    settle();
-  }
-}
 
 /** Inputs in each op's domain; relu and leaky relu get exact zeros to pin the derivative at the kink. */
 function unaryInput(op: number, len: number, seed: number): Float32Array {

@@ -9,33 +9,10 @@ import { nativeBackend, refBackend, type Backend, type Buf } from '../../src/bac
 import { GranqError } from '../../src/errors.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
+import { withThreads } from '../kit/threads.js';
 
 const TOL = { atol: 1e-6, rtol: 1e-5 }; // float exp vs Math.exp
 
-/**
- * Workaround for a race in native/pool.cc (not ours to edit): a worker created by setThreads reads the job
- * generation when it starts, so a job issued before it has started is missed and the caller waits forever.
- * Giving new workers time to start avoids it; the fix is to capture the generation in Pool::resize.
- */
-function settle(): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
-// The pool starts its workers on first use: let them start before the first kernel runs.
-nativeBackend.numThreads();
-settle();
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const prev = nativeBackend.numThreads();
-  nativeBackend.setThreads(n);
-  settle();
-  try {
-    return fn();
-  } finally {
-    nativeBackend.setThreads(prev);
-    settle();
-  }
-}
 const SOFTMAX: [number, number][] = [[1, 1], [1, 7], [3, 17], [5, 33], [64, 10], [7, 1000]];
 
 function runSoftmax(b: Backend, rows: number, cols: number, log: boolean, x: Float32Array, dy: Float32Array) {

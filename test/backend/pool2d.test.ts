@@ -9,33 +9,10 @@ import { nativeBackend, refBackend, type Backend, type Buf, type Pool2dShape } f
 import { GranqError } from '../../src/errors.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
+import { withThreads } from '../kit/threads.js';
 
 const TOL = { atol: 1e-6, rtol: 1e-5 }; // float window sums vs the reference's double sums
 
-/**
- * Workaround for a race in native/pool.cc (not ours to edit): a worker created by setThreads reads the job
- * generation when it starts, so a job issued before it has started is missed and the caller waits forever.
- * Giving new workers time to start avoids it; the fix is to capture the generation in Pool::resize.
- */
-function settle(): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
-// The pool starts its workers on first use: let them start before the first kernel runs.
-nativeBackend.numThreads();
-settle();
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const prev = nativeBackend.numThreads();
-  nativeBackend.setThreads(n);
-  settle();
-  try {
-    return fn();
-  } finally {
-    nativeBackend.setThreads(prev);
-    settle();
-  }
-}
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
 
 function poolShape(n: number, c: number, ih: number, iw: number, k: number, stride: number): Pool2dShape {

@@ -9,36 +9,12 @@ import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
+import { withThreads } from '../kit/threads.js';
 
 const SUM_TOL = { atol: 1e-6, rtol: 1e-6 }; // both sum in double, in different orders
 
 const SHAPES: Quad[] = [[1, 1, 1, 1], [1, 1, 1, 7], [2, 3, 5, 7], [1, 17, 1, 33], [3, 1, 7, 1], [4, 16, 8, 8], [2, 5, 33, 17]];
 const ALL_MASKS: Mask4[] = Array.from({ length: 16 }, (_, m) => [!!(m & 8), !!(m & 4), !!(m & 2), !!(m & 1)] as Mask4);
-
-/**
- * Workaround for a race in native/pool.cc (not ours to edit): a worker created by setThreads reads the job
- * generation when it starts, so a job issued before it has started is missed and the caller waits forever.
- * Giving new workers time to start avoids it; the fix is to capture the generation in Pool::resize.
- */
-function settle(): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-}
-
-// The pool starts its workers on first use: let them start before the first kernel runs.
-nativeBackend.numThreads();
-settle();
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const prev = nativeBackend.numThreads();
-  nativeBackend.setThreads(n);
-  settle();
-  try {
-    return fn();
-  } finally {
-    nativeBackend.setThreads(prev);
-    settle();
-  }
-}
 
 const size = (s: Quad) => s[0] * s[1] * s[2] * s[3];
 const outSize = (s: Quad, m: Mask4) => s.reduce((p, d, i) => p * (m[i] ? 1 : d), 1);
