@@ -585,6 +585,51 @@ void keep_large_allocations_on_heap() {
 #endif
 }
 
+// ---------- quant ----------
+Napi::Value QuantRowsFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "quantRowsFwd");
+  QuantRowsParams p;
+  p.rows = a.dim("rows");
+  p.cols = a.dim("cols");
+  p.bits = int32_t(a.dim("bits", 2, 8));
+  p.clamp = a.flag("clamp");
+  int64_t len = a.prod({p.rows, p.cols});
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  float* mn = a.f32_opt("rowMin", p.rows);
+  float* mx = a.f32_opt("rowMax", p.rows);
+  quant_rows_fwd(p, x, y, mn, mx);
+  return info.Env().Undefined();
+}
+
+Napi::Value QuantChannelLoopFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "quantChannelLoopFwd");
+  int64_t n = a.dim("n"), c = a.dim("c"), hw = a.dim("hw");
+  int32_t bits = int32_t(a.dim("bits", 2, 8));
+  int64_t len = a.prod({n, c, hw});
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  quant_channel_loop_fwd(n, c, hw, bits, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "quantGroupsFwd");
+  QuantGroupsParams p;
+  p.outer = a.dim("outer");
+  p.groups = a.dim("groups");
+  p.inner = a.dim("inner");
+  p.bits = int32_t(a.dim("bits", 2, 8));
+  p.clamp = a.flag("clamp");
+  int64_t len = a.prod({p.outer, p.groups, p.inner});
+  const float* mins = a.f32("mins", p.groups);
+  const float* maxs = a.f32("maxs", p.groups);
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  quant_groups_fwd(p, mins, maxs, x, y);
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keep_large_allocations_on_heap();
   struct Entry {
@@ -621,6 +666,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"embeddingBwd", EmbeddingBwd},
       {"sgdStep", SgdStep},
       {"adamStep", AdamStep},
+      {"quantRowsFwd", QuantRowsFwd},
+      {"quantChannelLoopFwd", QuantChannelLoopFwd},
+      {"quantGroupsFwd", QuantGroupsFwd},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -117,4 +117,32 @@ struct AdamParams {
 };
 void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_avg, float* exp_avg_sq);
 
+// ---------- quant.cc ----------
+// Asymmetric uniform fake quantization (ZeroQ/GDFQ formula, in torch's float32 operation order):
+//   n = 2^bits - 1, s = n / max(M - m, 1e-8), z = round(s * m) + 2^(bits-1),
+//   q = round(s * x - z), clamped to [-2^(bits-1), 2^(bits-1) - 1] when `clamp`, y = (q + z) / s,
+// with round() half to even (torch.round). bits in [2, 8].
+struct QuantRowsParams {
+  int64_t rows, cols;
+  int32_t bits;
+  bool clamp;
+};
+// GranQ: every row gets its own dynamic range (min and max over its cols); all rows' scales and zero points are
+// computed in one vectorized pass, then applied in one pass ("vectorized pre-scaling"). row_min/row_max (nullable)
+// receive the ranges.
+void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max);
+// The conventional channel-wise loop over x [n, c, hw]: one channel at a time, each with its own min/max pass,
+// scale computation and quantize pass over that channel's strided rows across the batch. Same result as
+// quant_rows_fwd with rows = n * c (no clamp); it exists to measure what vectorization saves.
+void quant_channel_loop_fwd(int64_t n, int64_t c, int64_t hw, int32_t bits, const float* x, float* y);
+// Fixed ranges per group: x viewed as [outer, groups, inner]; group g uses (mins[g], maxs[g]).
+// Per-tensor (layer-wise): groups = 1. Per output channel weights: outer = 1. Static per-channel activations:
+// outer = batch, groups = channels, inner = h * w.
+struct QuantGroupsParams {
+  int64_t outer, groups, inner;
+  int32_t bits;
+  bool clamp;
+};
+void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y);
+
 }  // namespace granq

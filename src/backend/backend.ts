@@ -87,6 +87,17 @@ export interface Backend {
     lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number;
     param: Buf; grad: Buf; expAvg: Buf; expAvgSq: Buf;
   }): void;
+
+  /**
+   * Asymmetric fake quantization (see native/kernels.h, quant.cc): n = 2^bits - 1, s = n / max(M - m, 1e-8),
+   * z = round(s m) + 2^(bits-1), q = round(s x - z) (clamped to the signed range when `clamp`), y = (q + z) / s.
+   * quantRowsFwd: each row's own dynamic range (GranQ); rowMin/rowMax optionally receive the ranges.
+   */
+  quantRowsFwd(p: { rows: number; cols: number; bits: number; clamp: boolean; x: Buf; y: Buf; rowMin: Buf | null; rowMax: Buf | null }): void;
+  /** The conventional per-channel loop over [n, c, hw]: same values as quantRowsFwd with rows = n c, no clamp. */
+  quantChannelLoopFwd(p: { n: number; c: number; hw: number; bits: number; x: Buf; y: Buf }): void;
+  /** Fixed ranges per group of x viewed as [outer, groups, inner]. */
+  quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf }): void;
 }
 
 /** Kernel names, for the meta-test that every kernel has a reference and a case table. */

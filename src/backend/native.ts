@@ -40,6 +40,7 @@ const names: (keyof Addon)[] = [
   'unaryFwd', 'unaryBwd', 'binaryFwd', 'axpby', 'copyStrided', 'reduceFwd', 'reduceMinMaxBwd',
   'avgPool2dFwd', 'avgPool2dBwd', 'upsampleNearestFwd', 'upsampleNearestBwd', 'padChannelsFwd', 'padChannelsBwd',
   'softmaxFwd', 'softmaxBwd', 'embeddingFwd', 'embeddingBwd', 'sgdStep', 'adamStep',
+  'quantRowsFwd', 'quantChannelLoopFwd', 'quantGroupsFwd',
 ];
 
 export const nativeBackend: Backend = Object.freeze(

@@ -8,6 +8,7 @@ import { refReduce } from './reduce.js';
 import { refPool2d } from './pool2d.js';
 import { refLoss } from './loss.js';
 import { refOptim } from './optim.js';
+import { refQuant } from './quant.js';
 
 let threads = 1;
 
@@ -27,4 +28,5 @@ export const refBackend: Backend = Object.freeze({
   ...refPool2d,
   ...refLoss,
   ...refOptim,
+  ...refQuant,
 });
