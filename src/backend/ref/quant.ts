@@ -1,14 +1,77 @@
-/** Scalar reference twins of native/quant.cc (stub: to be implemented). */
-import type { Backend } from '../backend.js';
+/**
+ * Scalar reference twins of native/quant.cc: asymmetric uniform fake quantization in torch's float32 operation
+ * order (every intermediate rounded to float32 with Math.fround, round half to even as torch.round).
+ */
+import type { Backend, Buf } from '../backend.js';
+
+const f = Math.fround;
+
+/** torch.round: half to even. */
+export function roundHalfEven(v: number): number {
+  const r = Math.round(v);
+  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Scale and zero point for the range [m, M]: s = n / max(M - m, 1e-8), z = round(s m) + 2^(bits-1).
+ * PyTorch evaluates `scalar / tensor` as reciprocal(tensor) * scalar, so s is n * (1 / range), rounded twice:
+ * this differs from a direct division by an ulp in some cases, and the fixtures pin it.
+ */
+export function qparams(m: number, M: number, bits: number): { s: number; z: number } {
+  const n = 2 ** bits - 1;
+  const s = f(n * f(1 / Math.max(f(M - m), f(1e-8))));
+  const z = roundHalfEven(f(s * m)) + 2 ** (bits - 1);
+  return { s, z };
+}
+
+/** y[i] = (round(s x[i] - z) [clamped] + z) / s over [from, to). */
+function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean): void {
+  const lo = -(2 ** (bits - 1));
+  const hi = 2 ** (bits - 1) - 1;
+  for (let i = from; i < to; i += step) {
+    let q = roundHalfEven(f(f(s * x[i]!) - z));
+    if (clamp) q = Math.min(hi, Math.max(lo, q));
+    y[i] = f(f(q + z) / s);
+  }
+}
+
+function rowRange(x: Buf, from: number, len: number): [number, number] {
+  let m = Infinity;
+  let M = -Infinity;
+  for (let i = from; i < from + len; i++) {
+    m = Math.min(m, x[i]!);
+    M = Math.max(M, x[i]!);
+  }
+  return [m, M];
+}
 
 export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'quantGroupsFwd'> = {
-  quantRowsFwd() {
-    throw new Error('ref quantRowsFwd: not implemented yet');
+  quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax }) {
+    for (let r = 0; r < rows; r++) {
+      const [m, M] = rowRange(x, r * cols, cols);
+      if (rowMin) rowMin[r] = m;
+      if (rowMax) rowMax[r] = M;
+      const { s, z } = qparams(m, M, bits);
+      fakeQuantRun(x, y, r * cols, (r + 1) * cols, 1, s, z, bits, clamp);
+    }
   },
-  quantChannelLoopFwd() {
-    throw new Error('ref quantChannelLoopFwd: not implemented yet');
+  quantChannelLoopFwd({ n, c, hw, bits, x, y }) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let b = 0; b < n; b++) {
+        const at = (b * c + ch) * hw;
+        const [m, M] = rowRange(x, at, hw);
+        const { s, z } = qparams(m, M, bits);
+        fakeQuantRun(x, y, at, at + hw, 1, s, z, bits, false);
+      }
+    }
   },
-  quantGroupsFwd() {
-    throw new Error('ref quantGroupsFwd: not implemented yet');
+  quantGroupsFwd({ outer, groups, inner, bits, clamp, mins, maxs, x, y }) {
+    for (let g = 0; g < groups; g++) {
+      const { s, z } = qparams(mins[g]!, maxs[g]!, bits);
+      for (let o = 0; o < outer; o++) {
+        const at = (o * groups + g) * inner;
+        fakeQuantRun(x, y, at, at + inner, 1, s, z, bits, clamp);
+      }
+    }
   },
 };
