@@ -122,6 +122,11 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     }
     const inputGrads = t.node.backward(g);
     const inputs = t.node.inputs;
+    // A returned array other than g that appears once is fresh: nobody else holds it, so it may be summed into.
+    for (let i = 0; i < inputGrads.length; i++) {
+      const gi = inputGrads[i];
+      if (gi && gi !== g && inputGrads.indexOf(gi) === i && inputGrads.lastIndexOf(gi) === i) owned.add(gi);
+    }
     for (let i = 0; i < inputs.length; i++) {
       const inp = inputs[i];
       const gi = inputGrads[i];
@@ -132,6 +137,9 @@ function runBackward(root: Tensor, grad?: Tensor): void {
         grads.set(inp, gi);
       } else if (owned.has(prev)) {
         accumulate(prev, gi);
+      } else if (owned.has(gi)) {
+        accumulate(gi, prev);
+        grads.set(inp, gi);
       } else {
         const sum = prev.slice();
         accumulate(sum, gi);
