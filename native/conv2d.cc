@@ -167,6 +167,7 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int64_t len = std::min(g.iw, 2 * wv - g.pad_w);  // input columns that land in tmp
+  std::fill(tmp, tmp + 2 * wv + 16, 0.f);
   for (int64_t a = 0; a < P.pa; ++a)
     for (int64_t ic = 0; ic < g.c; ++ic)
       for (int64_t r = 0; r < P.hh; ++r) {
@@ -178,8 +179,11 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
           if (P.pb > 1) std::fill(d1, d1 + P.wh, 0.f);
           continue;
         }
-        std::fill(tmp, tmp + 2 * wv + 16, 0.f);
-        if (len > 0) std::memcpy(tmp + g.pad_w, x + (ic * g.ih + h) * g.iw, size_t(len) * sizeof(float));
+        const float* xrow = x + (ic * g.ih + h) * g.iw;
+        for (int64_t t = 0; t < len; t += 16) {  // the zero borders of tmp are never written
+          const __mmask16 m = len - t >= 16 ? __mmask16(0xffff) : __mmask16((1u << (len - t)) - 1);
+          _mm512_mask_storeu_ps(tmp + g.pad_w + t, m, _mm512_maskz_loadu_ps(m, xrow + t));
+        }
         for (int64_t c0 = 0; c0 < P.wh; c0 += 16) {
           const __mmask16 m = P.wh - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (P.wh - c0)) - 1);
           const __m512 v0 = _mm512_loadu_ps(tmp + 2 * c0), v1 = _mm512_loadu_ps(tmp + 2 * c0 + 16);
