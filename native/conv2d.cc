@@ -383,6 +383,7 @@ struct PosVec {
 // Sum of the 16 lanes. GCC 12's shuffle/extract intrinsics start from `__m512 __Y = __Y` (an intentionally undefined
 // pass-through) and trip a false -Wmaybe-uninitialized when inlined.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 inline float lane_sum(__m512 v) {
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
@@ -460,23 +461,30 @@ void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg
         pv.base[1] = 0;
       }
     }
-    for (int64_t o0 = 0; o0 < oc; o0 += kDwOc) {
+    auto tile = [&](int64_t o0, int64_t t0) {
+      int32_t toff[kDwTap];
+      for (int j = 0; j < kDwTap; ++j) toff[j] = off[std::min<int64_t>(t0 + j, k - 1)];
       const float* dyrow[kDwOc];
       for (int i = 0; i < kDwOc; ++i) dyrow[i] = dyc + std::min(o0 + i, oc - 1) * nimg * n;  // past oc: repeat, discarded
-      for (int64_t t0 = 0; t0 < k; t0 += kDwTap) {
-        int32_t toff[kDwTap];
-        for (int j = 0; j < kDwTap; ++j) toff[j] = off[std::min<int64_t>(t0 + j, k - 1)];
-        float out[kDwOc][kDwTap];
-        if (half)
-          dw_tile<true>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
-        else
-          dw_tile<false>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
-        for (int i = 0; i < kDwOc && o0 + i < oc; ++i)
-          for (int j = 0; j < kDwTap && t0 + j < k; ++j) {
-            float& dst = part[(o0 + i) * k + t0 + j];
-            dst = v0 == 0 ? out[i][j] : dst + out[i][j];
-          }
-      }
+      float out[kDwOc][kDwTap];
+      if (half)
+        dw_tile<true>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
+      else
+        dw_tile<false>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
+      for (int i = 0; i < kDwOc && o0 + i < oc; ++i)
+        for (int j = 0; j < kDwTap && t0 + j < k; ++j) {
+          float& dst = part[(o0 + i) * k + t0 + j];
+          dst = v0 == 0 ? out[i][j] : dst + out[i][j];
+        }
+    };
+    // Few output channels: taps outer, so one input channel's planes stay in L1 while all of dy (small) streams
+    // from L2. Many: oc tiles outer, so their dy rows stay in L1 and the planes stream.
+    if (oc * nimg * n <= 32768) {
+      for (int64_t t0 = 0; t0 < k; t0 += kDwTap)
+        for (int64_t o0 = 0; o0 < oc; o0 += kDwOc) tile(o0, t0);
+    } else {
+      for (int64_t o0 = 0; o0 < oc; o0 += kDwOc)
+        for (int64_t t0 = 0; t0 < k; t0 += kDwTap) tile(o0, t0);
     }
   }
 }
