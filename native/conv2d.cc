@@ -167,6 +167,7 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
   const int64_t len = std::min(g.iw, 2 * wv - g.pad_w);  // input columns that land in tmp
+  std::fill(tmp, tmp + 2 * wv + 16, 0.f);
   for (int64_t a = 0; a < P.pa; ++a)
     for (int64_t ic = 0; ic < g.c; ++ic)
       for (int64_t r = 0; r < P.hh; ++r) {
@@ -178,8 +179,11 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
           if (P.pb > 1) std::fill(d1, d1 + P.wh, 0.f);
           continue;
         }
-        std::fill(tmp, tmp + 2 * wv + 16, 0.f);
-        if (len > 0) std::memcpy(tmp + g.pad_w, x + (ic * g.ih + h) * g.iw, size_t(len) * sizeof(float));
+        const float* xrow = x + (ic * g.ih + h) * g.iw;
+        for (int64_t t = 0; t < len; t += 16) {  // the zero borders of tmp are never written
+          const __mmask16 m = len - t >= 16 ? __mmask16(0xffff) : __mmask16((1u << (len - t)) - 1);
+          _mm512_mask_storeu_ps(tmp + g.pad_w + t, m, _mm512_maskz_loadu_ps(m, xrow + t));
+        }
         for (int64_t c0 = 0; c0 < P.wh; c0 += 16) {
           const __mmask16 m = P.wh - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (P.wh - c0)) - 1);
           const __m512 v0 = _mm512_loadu_ps(tmp + 2 * c0), v1 = _mm512_loadu_ps(tmp + 2 * c0 + 16);
@@ -379,6 +383,7 @@ struct PosVec {
 // Sum of the 16 lanes. GCC 12's shuffle/extract intrinsics start from `__m512 __Y = __Y` (an intentionally undefined
 // pass-through) and trip a false -Wmaybe-uninitialized when inlined.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 inline float lane_sum(__m512 v) {
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));
@@ -456,23 +461,30 @@ void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg
         pv.base[1] = 0;
       }
     }
-    for (int64_t o0 = 0; o0 < oc; o0 += kDwOc) {
+    auto tile = [&](int64_t o0, int64_t t0) {
+      int32_t toff[kDwTap];
+      for (int j = 0; j < kDwTap; ++j) toff[j] = off[std::min<int64_t>(t0 + j, k - 1)];
       const float* dyrow[kDwOc];
       for (int i = 0; i < kDwOc; ++i) dyrow[i] = dyc + std::min(o0 + i, oc - 1) * nimg * n;  // past oc: repeat, discarded
-      for (int64_t t0 = 0; t0 < k; t0 += kDwTap) {
-        int32_t toff[kDwTap];
-        for (int j = 0; j < kDwTap; ++j) toff[j] = off[std::min<int64_t>(t0 + j, k - 1)];
-        float out[kDwOc][kDwTap];
-        if (half)
-          dw_tile<true>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
-        else
-          dw_tile<false>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
-        for (int i = 0; i < kDwOc && o0 + i < oc; ++i)
-          for (int j = 0; j < kDwTap && t0 + j < k; ++j) {
-            float& dst = part[(o0 + i) * k + t0 + j];
-            dst = v0 == 0 ? out[i][j] : dst + out[i][j];
-          }
-      }
+      float out[kDwOc][kDwTap];
+      if (half)
+        dw_tile<true>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
+      else
+        dw_tile<false>(nimg, nv, vecs, dyrow, n, planes, plane_img, toff, out);
+      for (int i = 0; i < kDwOc && o0 + i < oc; ++i)
+        for (int j = 0; j < kDwTap && t0 + j < k; ++j) {
+          float& dst = part[(o0 + i) * k + t0 + j];
+          dst = v0 == 0 ? out[i][j] : dst + out[i][j];
+        }
+    };
+    // Few output channels: taps outer, so one input channel's planes stay in L1 while all of dy (small) streams
+    // from L2. Many: oc tiles outer, so their dy rows stay in L1 and the planes stream.
+    if (oc * nimg * n <= 32768) {
+      for (int64_t t0 = 0; t0 < k; t0 += kDwTap)
+        for (int64_t o0 = 0; o0 < oc; o0 += kDwOc) tile(o0, t0);
+    } else {
+      for (int64_t o0 = 0; o0 < oc; o0 += kDwOc)
+        for (int64_t t0 = 0; t0 < k; t0 += kDwTap) tile(o0, t0);
     }
   }
 }
