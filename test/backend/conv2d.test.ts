@@ -11,15 +11,7 @@ import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats, toF64 } from '../kit/random.js';
-
-/**
- * Resizes the native pool, then lets the new workers start: pool.cc's workers read the job generation when they start,
- * so a job posted before a fresh worker runs is missed and the call hangs (reported; pool.cc is not ours to change).
- */
-async function setThreads(n: number): Promise<void> {
-  nativeBackend.setThreads(n);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+import { withThreads } from '../kit/threads.js';
 
 type Case = [n: number, ic: number, ih: number, iw: number, oc: number, kh: number, kw: number, stride: number, pad: number, bias: boolean];
 
@@ -108,18 +100,11 @@ test('conv2d native matches ref: seeded random shapes', () => {
   }
 });
 
-test('conv2d is bit-identical with 1 and 4 threads', async () => {
-  const saved = nativeBackend.numThreads();
-  try {
-    for (const c of [[9, 16, 12, 12, 24, 3, 3, 1, 1, true], [11, 8, 13, 13, 16, 3, 3, 2, 1, true]] as Case[]) {
-      await setThreads(1);
-      const one = runAll(nativeBackend, c, 3);
-      await setThreads(4);
-      const four = runAll(nativeBackend, c, 3);
-      for (const k of ['y', 'dx', 'dw', 'db'] as const) assertBitEqual(four[k]!, one[k]!, `${k} [${c.join(',')}]`);
-    }
-  } finally {
-    await setThreads(saved);
+test('conv2d is bit-identical with 1 and 4 threads', () => {
+  for (const c of [[9, 16, 12, 12, 24, 3, 3, 1, 1, true], [11, 8, 13, 13, 16, 3, 3, 2, 1, true]] as Case[]) {
+    const one = withThreads(1, () => runAll(nativeBackend, c, 3));
+    const four = withThreads(4, () => runAll(nativeBackend, c, 3));
+    for (const k of ['y', 'dx', 'dw', 'db'] as const) assertBitEqual(four[k]!, one[k]!, `${k} [${c.join(',')}]`);
   }
 });
 

@@ -7,15 +7,7 @@ import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
-
-/**
- * Resizes the native pool, then lets the new workers start: pool.cc's workers read the job generation when they start,
- * so a job posted before a fresh worker runs is missed and the call hangs (reported; pool.cc is not ours to change).
- */
-async function setThreads(n: number): Promise<void> {
-  nativeBackend.setThreads(n);
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+import { withThreads } from '../kit/threads.js';
 
 interface GemmCase {
   m: number; n: number; k: number; transA: boolean; transB: boolean; beta: 0 | 1;
@@ -56,18 +48,11 @@ test('gemm native matches ref: seeded random shapes', () => {
   }
 });
 
-test('gemm is bit-identical with 1 and 4 threads', async () => {
-  const saved = nativeBackend.numThreads();
-  try {
-    for (const c of [{ m: 300, n: 1100, k: 70, transA: false, transB: true, beta: 1 }, { m: 257, n: 513, k: 300, transA: true, transB: false, beta: 0 }] as GemmCase[]) {
-      await setThreads(1);
-      const one = run(nativeBackend, c, 5);
-      await setThreads(4);
-      const four = run(nativeBackend, c, 5);
-      assertBitEqual(four, one, label(c));
-    }
-  } finally {
-    await setThreads(saved);
+test('gemm is bit-identical with 1 and 4 threads', () => {
+  for (const c of [{ m: 300, n: 1100, k: 70, transA: false, transB: true, beta: 1 }, { m: 257, n: 513, k: 300, transA: true, transB: false, beta: 0 }] as GemmCase[]) {
+    const one = withThreads(1, () => run(nativeBackend, c, 5));
+    const four = withThreads(4, () => run(nativeBackend, c, 5));
+    assertBitEqual(four, one, label(c));
   }
 });
 
