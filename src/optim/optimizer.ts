@@ -105,3 +105,46 @@ export class Adam extends Optimizer {
     }
   }
 }
+
+/** PyTorch's MultiStepLR: lr = base * gamma^(number of milestones <= epoch). */
+export function multiStepLr(base: number, epoch: number, milestones: readonly number[], gamma = 0.1): number {
+  return base * gamma ** milestones.filter((m) => epoch >= m).length;
+}
+
+/**
+ * Optimizer state as named float tensors plus scalars, for checkpoints: `<index>.<field>` for each parameter that
+ * has state, in parameter order.
+ */
+export function optimizerState(opt: Optimizer): { tensors: Map<string, Float32Array>; scalars: Record<string, number> } {
+  const tensors = new Map<string, Float32Array>();
+  const scalars: Record<string, number> = { lr: opt.lr };
+  opt.params.forEach((p, i) => {
+    const st = opt.state.get(p);
+    if (!st) return;
+    for (const [k, v] of Object.entries(st)) {
+      if (v instanceof Float32Array) tensors.set(`${i}.${k}`, v);
+      else if (typeof v === 'number') scalars[`${i}.${k}`] = v;
+    }
+  });
+  return { tensors, scalars };
+}
+
+/** Restores what optimizerState() saved (same parameter list and order). */
+export function loadOptimizerState(opt: Optimizer, tensors: Map<string, Float32Array>, scalars: Record<string, number>): void {
+  opt.lr = scalars.lr ?? opt.lr;
+  opt.state.clear();
+  opt.params.forEach((p, i) => {
+    const st: ParamGroupState = {};
+    for (const [k, v] of tensors) {
+      const [idx, field] = k.split('.', 2) as [string, string];
+      if (Number(idx) !== i) continue;
+      check(v.length === p.size, () => `optimizer state ${k}: ${v.length} values for a parameter of ${p.size}`);
+      st[field] = v.slice();
+    }
+    for (const [k, v] of Object.entries(scalars)) {
+      const [idx, field] = k.split('.', 2) as [string, string];
+      if (field !== undefined && Number(idx) === i) st[field] = v;
+    }
+    if (Object.keys(st).length > 0) opt.state.set(p, st);
+  });
+}

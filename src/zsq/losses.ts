@@ -29,7 +29,10 @@ export function marginLoss(t: Tensor, s: Tensor, opts: MarginOptions = {}): Tens
   const classes = t.shape[1]!;
   const h = softmaxEntropy(F.sub(t, s));
   const hMin = F.min(h);
-  const hn = F.div(F.sub(h, hMin), F.neg(F.addScalar(hMin, -Math.log(classes))));
+  // log C - min H is 0 when every row is uniform (student == teacher); the released code then gives NaN. The
+  // denominator is floored at 1e-8 (max(d, eps) = relu(d - eps) + eps), which changes nothing elsewhere.
+  const range = F.neg(F.addScalar(hMin, -Math.log(classes)));
+  const hn = F.div(F.sub(h, hMin), F.addScalar(F.relu(F.addScalar(range, -1e-8)), 1e-8));
   return F.add(F.mean(F.relu(F.affine(hn, -1, lower))), F.mean(F.relu(F.addScalar(hn, -upper))));
 }
 

@@ -1,0 +1,56 @@
+/**
+ * Zero-shot QAT settings (zsq-report A.6): the released AdaDFQ/GranQ recipe, every value overridable.
+ * Presets are named after the papers' configurations; `quick` ones are sized for a 2-core CPU.
+ */
+import { GranqError } from '../errors.js';
+
+export interface ZsqConfig {
+  epochs: number;
+  itersPerEpoch: number;
+  batch: number;
+  warmupEpochs: number; // the student is not updated before this epoch
+  lrStudent: number;
+  lrGenerator: number;
+  milestones: number[]; // lr x gamma at these epochs (both optimizers)
+  lrGamma: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+  generatorBetas: [number, number];
+  temperature: number; // T of the student loss
+  studentLoss: 'entropy' | 'kl'; // released AdaDFQ form, or GDFQ's KL*T^2 + CE
+  marginLower: number; // lambda_l
+  marginUpper: number; // lambda_u
+  alphaDs: number;
+  alphaAs: number;
+  beta: number; // weight of (alphaDs L_ds + alphaAs L_as)
+  gamma: number; // weight of the BNS loss
+  seed: number;
+}
+
+const RELEASED: ZsqConfig = {
+  epochs: 200, itersPerEpoch: 200, batch: 16, warmupEpochs: 4,
+  lrStudent: 1e-4, lrGenerator: 1e-3, milestones: [100, 200, 300], lrGamma: 0.1,
+  momentum: 0.9, weightDecay: 1e-4, nesterov: true, generatorBetas: [0.5, 0.999],
+  temperature: 20, studentLoss: 'entropy', marginLower: 0.1, marginUpper: 0.8,
+  alphaDs: 0.2, alphaAs: 0.1, beta: 1, gamma: 1, seed: 2,
+};
+
+export const PRESETS: Record<string, { config: ZsqConfig; note: string }> = {
+  'paper-cifar10': { config: { ...RELEASED }, note: "GranQ's CIFAR-10 config: batch 16, 200 epochs x 200 iterations (AdaDFQ used 400 epochs)" },
+  'paper-cifar100': { config: { ...RELEASED, batch: 200 }, note: "GranQ's CIFAR-100 config: batch 200, 200 epochs x 200 iterations" },
+  quick: {
+    config: { ...RELEASED, epochs: 20, itersPerEpoch: 50, milestones: [10], warmupEpochs: 2 },
+    note: 'CPU-sized: 20 epochs x 50 iterations at batch 16 (1,000 iterations instead of 40,000), warm-up 2, lr decay at 10',
+  },
+  tiny: {
+    config: { ...RELEASED, epochs: 3, itersPerEpoch: 4, batch: 8, milestones: [2], warmupEpochs: 1 },
+    note: 'for tests: 3 epochs x 4 iterations at batch 8',
+  },
+};
+
+export function presetConfig(name: string): ZsqConfig {
+  const p = PRESETS[name];
+  if (!p) throw new GranqError(`--preset: unknown preset '${name}'; known: ${Object.keys(PRESETS).join(', ')}`);
+  return structuredClone(p.config);
+}

@@ -1,0 +1,153 @@
+/**
+ * One zero-shot QAT run (AdaDFQ/GranQ trainer, zsq-report A.6): per iteration a generator step through the frozen
+ * teacher and the student, then (after the warm-up epochs) a student step on the detached images.
+ * Teacher and student both stay in eval mode (student BN uses the teacher's running statistics; its affine
+ * parameters and weights train). The state (generator, student, both optimizers, RNG, epoch) round-trips through
+ * state()/restore() so an interrupted run resumes bit for bit.
+ */
+import * as F from '../autograd/index.js';
+import type { Module } from '../nn/module.js';
+import { Adam, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
+import { Rng, type RngState } from '../tensor/rng.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { ZsqConfig } from './config.js';
+import { Generator } from './generator.js';
+import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss } from './losses.js';
+
+export interface IterationLosses {
+  generator: number;
+  margin: number;
+  ds: number;
+  as: number;
+  bns: number;
+  student: number | null;
+}
+
+export interface TrainerHooks {
+  /** Called before each epoch (e.g. the `layer` baseline observes activation ranges only during warm-up). */
+  onEpochStart?(epoch: number, student: Module): void;
+}
+
+export class ZsqTrainer {
+  readonly generator: Generator;
+  readonly optG: Adam;
+  readonly optS: SGD;
+  readonly rng: Rng;
+  epoch = 0;
+  private readonly bns: BnsLoss;
+  private readonly studentParams: Tensor[];
+
+  constructor(readonly teacher: Module, readonly student: Module, readonly numClasses: number, readonly cfg: ZsqConfig,
+    private readonly hooks: TrainerHooks = {}) {
+    this.rng = new Rng(cfg.seed);
+    this.generator = new Generator(numClasses, { rng: this.rng });
+    this.generator.train();
+    teacher.eval();
+    for (const p of teacher.parameters()) p.requiresGrad = false;
+    student.eval();
+    this.studentParams = student.parameters();
+    this.bns = new BnsLoss(teacher);
+    this.optG = new Adam(this.generator.parameters(), { lr: cfg.lrGenerator, betas: cfg.generatorBetas });
+    this.optS = new SGD(this.studentParams, {
+      lr: cfg.lrStudent, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
+    });
+  }
+
+  get studentTrains(): boolean {
+    return this.epoch >= this.cfg.warmupEpochs;
+  }
+
+  beginEpoch(): void {
+    this.optG.lr = multiStepLr(this.cfg.lrGenerator, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
+    this.optS.lr = multiStepLr(this.cfg.lrStudent, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
+    this.hooks.onEpochStart?.(this.epoch, this.student);
+  }
+
+  iteration(): IterationLosses {
+    const c = this.cfg;
+    const { images, labels } = this.generator.sample(c.batch, this.rng);
+
+    // Generator step. The student's weights get no gradient here (PyTorch computes and then discards them).
+    for (const p of this.studentParams) p.requiresGrad = false;
+    this.bns.active = true;
+    this.bns.reset();
+    const t = this.teacher.forward(images);
+    this.bns.active = false;
+    const s = this.student.forward(images);
+    const margin = marginLoss(t, s, { lower: c.marginLower, upper: c.marginUpper });
+    const ds = disagreementLoss(t, s, labels);
+    const as = agreementLoss(t, s, labels);
+    const bns = this.bns.value();
+    const lossG = F.add(F.add(margin, F.scale(F.add(F.scale(ds, c.alphaDs), F.scale(as, c.alphaAs)), c.beta)), F.scale(bns, c.gamma));
+    this.optG.zeroGrad();
+    lossG.backward();
+    this.optG.step();
+    for (const p of this.studentParams) p.requiresGrad = true;
+
+    // Student step on the detached images.
+    let student: number | null = null;
+    if (this.studentTrains) {
+      const x = images.detach();
+      const tS = F.noGrad(() => this.teacher.forward(x));
+      const sS = this.student.forward(x);
+      const lossS = c.studentLoss === 'entropy'
+        ? entropyKdLoss(tS, sS, c.temperature)
+        : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
+      this.optS.zeroGrad();
+      lossS.backward();
+      this.optS.step();
+      student = lossS.item();
+    }
+    return { generator: lossG.item(), margin: margin.item(), ds: ds.item(), as: as.item(), bns: bns.item(), student };
+  }
+
+  /** Everything needed to continue bit for bit. */
+  state(): { tensors: Map<string, Float32Array>; meta: ZsqStateMeta } {
+    const tensors = new Map<string, Float32Array>();
+    for (const [k, v] of this.generator.stateDict()) tensors.set(`generator.${k}`, v.data);
+    for (const [k, v] of this.student.stateDict()) tensors.set(`student.${k}`, v.data);
+    const g = optimizerState(this.optG);
+    const s = optimizerState(this.optS);
+    for (const [k, v] of g.tensors) tensors.set(`optG.${k}`, v);
+    for (const [k, v] of s.tensors) tensors.set(`optS.${k}`, v);
+    return { tensors, meta: { epoch: this.epoch, rng: this.rng.getState(), optG: g.scalars, optS: s.scalars } };
+  }
+
+  restore(tensors: Map<string, Float32Array>, meta: ZsqStateMeta): void {
+    const pick = (prefix: string) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    const load = (m: Module, prefix: string) => {
+      const own = m.stateDict();
+      m.loadStateDict(new Map([...pick(prefix)].map(([k, v]) => [k, new Tensor(v, own.get(k)?.shape ?? [v.length])])));
+    };
+    load(this.generator, 'generator.');
+    load(this.student, 'student.');
+    loadOptimizerState(this.optG, pick('optG.'), meta.optG);
+    loadOptimizerState(this.optS, pick('optS.'), meta.optS);
+    this.rng.setState(meta.rng);
+    this.epoch = meta.epoch;
+  }
+
+  /** Runs the remaining iterations of the current epoch and advances to the next one. */
+  runEpoch(onIteration?: (i: number, losses: IterationLosses) => void): IterationLosses[] {
+    this.beginEpoch();
+    const out: IterationLosses[] = [];
+    for (let i = 0; i < this.cfg.itersPerEpoch; i++) {
+      const l = this.iteration();
+      out.push(l);
+      onIteration?.(i, l);
+    }
+    this.epoch++;
+    return out;
+  }
+
+  dispose(): void {
+    this.bns.detach();
+  }
+}
+
+export interface ZsqStateMeta {
+  epoch: number;
+  rng: RngState;
+  optG: Record<string, number>;
+  optS: Record<string, number>;
+}
