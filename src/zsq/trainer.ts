@@ -34,6 +34,8 @@ export class ZsqTrainer {
   readonly optS: SGD;
   readonly rng: Rng;
   epoch = 0;
+  /** Iterations already done in the current epoch (non-zero only after an interruption). */
+  iter = 0;
   private readonly bns: BnsLoss;
   private readonly studentParams: Tensor[];
 
@@ -110,7 +112,7 @@ export class ZsqTrainer {
     const s = optimizerState(this.optS);
     for (const [k, v] of g.tensors) tensors.set(`optG.${k}`, v);
     for (const [k, v] of s.tensors) tensors.set(`optS.${k}`, v);
-    return { tensors, meta: { epoch: this.epoch, rng: this.rng.getState(), optG: g.scalars, optS: s.scalars } };
+    return { tensors, meta: { epoch: this.epoch, iter: this.iter, rng: this.rng.getState(), optG: g.scalars, optS: s.scalars } };
   }
 
   restore(tensors: Map<string, Float32Array>, meta: ZsqStateMeta): void {
@@ -125,18 +127,25 @@ export class ZsqTrainer {
     loadOptimizerState(this.optS, pick('optS.'), meta.optS);
     this.rng.setState(meta.rng);
     this.epoch = meta.epoch;
+    this.iter = meta.iter;
   }
 
-  /** Runs the remaining iterations of the current epoch and advances to the next one. */
-  runEpoch(onIteration?: (i: number, losses: IterationLosses) => void): IterationLosses[] {
+  /**
+   * Runs the remaining iterations of the current epoch and advances to the next one. When `shouldStop` returns
+   * true after an iteration, returns early with the position kept in `iter` (the epoch is not finished).
+   */
+  runEpoch(onIteration?: (i: number, losses: IterationLosses) => void, shouldStop?: () => boolean): IterationLosses[] {
     this.beginEpoch();
     const out: IterationLosses[] = [];
-    for (let i = 0; i < this.cfg.itersPerEpoch; i++) {
+    while (this.iter < this.cfg.itersPerEpoch) {
       const l = this.iteration();
       out.push(l);
-      onIteration?.(i, l);
+      this.iter++;
+      onIteration?.(this.iter, l);
+      if (shouldStop?.() && this.iter < this.cfg.itersPerEpoch) return out;
     }
     this.epoch++;
+    this.iter = 0;
     return out;
   }
 
@@ -147,6 +156,7 @@ export class ZsqTrainer {
 
 export interface ZsqStateMeta {
   epoch: number;
+  iter: number;
   rng: RngState;
   optG: Record<string, number>;
   optS: Record<string, number>;

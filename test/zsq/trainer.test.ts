@@ -29,8 +29,11 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     const straight = makeTrainer();
     for (let e = 0; e < 3; e++) straight.runEpoch();
 
+    // Interrupted in the middle of the second epoch (as Ctrl-C does), then resumed from the saved state.
     const first = makeTrainer();
     first.runEpoch();
+    first.runEpoch(undefined, () => true);
+    assert.deepEqual([first.epoch, first.iter], [1, 1]);
     const saved = first.state();
     const copy = { tensors: new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), meta: structuredClone(saved.meta) };
     first.dispose();
@@ -39,6 +42,7 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     resumed.restore(copy.tensors, copy.meta);
     resumed.runEpoch();
     resumed.runEpoch();
+    assert.equal(resumed.iter, 0);
     assert.equal(resumed.epoch, 3);
     const a = straight.state().tensors;
     const b = resumed.state().tensors;
