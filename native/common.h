@@ -16,6 +16,21 @@ void set_num_threads(int n);
 // depend on the thread count. `grain` is the smallest number of items worth a thread of its own.
 void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
+// Elementwise work split into fixed blocks of 4096 elements: which elements a vector body or a scalar tail handles
+// never depends on the thread count, so results are bit-identical for any number of threads. fn(begin, end).
+template <class Fn>
+void parallel_for_blocks(int64_t len, Fn&& fn) {
+  constexpr int64_t kBlock = 4096;
+  constexpr int64_t kGrainBlocks = 8;  // ~32K elements before a second thread helps
+  const int64_t nb = (len + kBlock - 1) / kBlock;
+  parallel_for(
+      nb,
+      [&](int64_t b, int64_t e) {
+        for (int64_t k = b; k < e; ++k) fn(k * kBlock, k * kBlock + kBlock < len ? k * kBlock + kBlock : len);
+      },
+      kGrainBlocks);
+}
+
 // Scratch memory for one thread's use inside a kernel call; 64-byte aligned, grows, never shrinks.
 float* thread_scratch(int slot, size_t floats);
 

@@ -1,5 +1,5 @@
 // Elementwise kernels: unary forward/backward, broadcasting binary ops, axpby and strided copy.
-// Work is split into fixed blocks of kBlock elements, so which elements a vector body or a scalar tail handles
+// Work is split into fixed blocks (parallel_for_blocks), so which elements a vector body or a scalar tail handles
 // never depends on the thread count: results are bit-identical for any GRANQ_THREADS.
 #include <algorithm>
 #include <cmath>
@@ -10,24 +10,9 @@
 namespace granq {
 namespace {
 
-constexpr int64_t kBlock = 4096;         // elements per work item
-constexpr int64_t kGrainBlocks = 8;      // ~32K elements before a second thread helps
-
-// Runs fn(begin, end) over [0, len) in fixed blocks.
-template <class Fn>
-void for_blocks(int64_t len, Fn&& fn) {
-  const int64_t nb = (len + kBlock - 1) / kBlock;
-  parallel_for(
-      nb,
-      [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) fn(k * kBlock, std::min(len, (k + 1) * kBlock));
-      },
-      kGrainBlocks);
-}
-
 template <class F>
 void map1(int64_t len, const float* x, float* y, F f) {
-  for_blocks(len, [&](int64_t b, int64_t e) {
+  parallel_for_blocks(len, [&](int64_t b, int64_t e) {
     const float* __restrict xp = x;
     float* __restrict yp = y;
     for (int64_t i = b; i < e; ++i) yp[i] = f(xp[i]);
@@ -36,7 +21,7 @@ void map1(int64_t len, const float* x, float* y, F f) {
 
 template <class F>
 void map2(int64_t len, const float* u, const float* v, float* y, F f) {
-  for_blocks(len, [&](int64_t b, int64_t e) {
+  parallel_for_blocks(len, [&](int64_t b, int64_t e) {
     const float* __restrict up = u;
     const float* __restrict vp = v;
     float* __restrict yp = y;
@@ -105,7 +90,7 @@ Collapsed collapse(const int64_t shape[4], const int64_t sa[4], const int64_t sb
 template <BinaryOp op>
 void binary_impl(const Collapsed& c, int64_t len, const float* a, const float* b, float* y) {
   const int64_t inner = c.shape[0];
-  for_blocks(len, [&](int64_t begin, int64_t end) {
+  parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     while (i < end) {
       const int64_t j = i % inner;
@@ -164,7 +149,7 @@ void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, 
 void axpby(int64_t len, float alpha, const float* x, float beta, float* y) {
   // beta == 0 overwrites: y may hold garbage (NaN * 0 would be NaN).
   if (beta == 0.f) return map1(len, x, y, [=](float v) { return alpha * v; });
-  for_blocks(len, [&](int64_t b, int64_t e) {
+  parallel_for_blocks(len, [&](int64_t b, int64_t e) {
     const float* __restrict xp = x;
     float* __restrict yp = y;
     for (int64_t i = b; i < e; ++i) yp[i] = alpha * xp[i] + beta * yp[i];
@@ -176,7 +161,7 @@ void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* 
   const int64_t zero[4] = {0, 0, 0, 0};
   const Collapsed c = collapse(shape, stride, zero);
   const int64_t inner = c.shape[0];
-  for_blocks(len, [&](int64_t begin, int64_t end) {
+  parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     while (i < end) {
       const int64_t j = i % inner;

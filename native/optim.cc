@@ -8,19 +8,6 @@
 namespace granq {
 namespace {
 
-constexpr int64_t kBlock = 4096;
-
-template <class Fn>
-void for_blocks(int64_t len, Fn&& fn) {
-  const int64_t nb = (len + kBlock - 1) / kBlock;
-  parallel_for(
-      nb,
-      [&](int64_t b, int64_t e) {
-        for (int64_t k = b; k < e; ++k) fn(k * kBlock, std::min(len, (k + 1) * kBlock));
-      },
-      8);
-}
-
 // torch.lerp's two-sided form: exact at both ends of the weight range.
 inline float lerp(float a, float b, float w) { return w < 0.5f ? a + w * (b - a) : b - (b - a) * (1.f - w); }
 
@@ -29,7 +16,7 @@ inline float lerp(float a, float b, float w) { return w < 0.5f ? a + w * (b - a)
 void sgd_step(const SgdParams& p, float* param, const float* grad, float* momentum_buf) {
   const float lr = p.lr, mom = p.momentum, damp = 1.f - p.dampening, wd = p.weight_decay;
   const bool use_mom = mom != 0.f, nesterov = p.nesterov, first = p.first_step;
-  for_blocks(p.len, [&](int64_t b, int64_t e) {
+  parallel_for_blocks(p.len, [&](int64_t b, int64_t e) {
     float* __restrict w = param;
     const float* __restrict g = grad;
     float* __restrict buf = momentum_buf;
@@ -54,7 +41,7 @@ void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_
   const float step_size = float(double(p.lr) / bc1);
   const float bc2_sqrt = float(std::sqrt(bc2));
   const float w1 = 1.f - p.beta1, b2 = p.beta2, w2 = 1.f - p.beta2, eps = p.eps, wd = p.weight_decay;
-  for_blocks(p.len, [&](int64_t b, int64_t e) {
+  parallel_for_blocks(p.len, [&](int64_t b, int64_t e) {
     float* __restrict w = param;
     const float* __restrict g = grad;
     float* __restrict m = exp_avg;
