@@ -43,6 +43,18 @@ void minmax_ref(const float* x, int64_t len, float* mn, float* mx) {
   *mx = M;
 }
 
+#ifdef GRANQ_QUANT_AVX512
+// Horizontal min (0x4) or max (0x5) of 16 lanes with VRANGEPS, which is commutative including signed zeros.
+template <int Op>
+inline float hrange(__m512 v) {
+  v = _mm512_range_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E), Op);
+  v = _mm512_range_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1), Op);
+  v = _mm512_range_ps(v, _mm512_permute_ps(v, 0x4E), Op);
+  v = _mm512_range_ps(v, _mm512_permute_ps(v, 0xB1), Op);
+  return _mm512_cvtss_f32(v);
+}
+#endif
+
 // One row's min and max. VRANGEPS orders -0 < +0 like Math.min but drops NaN, so a running sum flags rows that
 // may hold a NaN (or inf - inf) and those are rescanned with the scalar rule.
 void minmax_row(const float* x, int64_t len, float* mn, float* mx) {
@@ -70,16 +82,8 @@ void minmax_row(const float* x, int64_t len, float* mn, float* mx) {
   M0 = _mm512_range_ps(M0, M1, 0x5);
   s0 = _mm512_add_ps(s0, s1);
   if (_mm512_cmp_ps_mask(s0, s0, _CMP_UNORD_Q) != 0) return minmax_ref(x, len, mn, mx);
-  alignas(64) float lm[16], lM[16];
-  _mm512_store_ps(lm, m0);
-  _mm512_store_ps(lM, M0);
-  float m = lm[0], M = lM[0];
-  for (int l = 1; l < 16; ++l) {
-    m = js_min(m, lm[l]);
-    M = js_max(M, lM[l]);
-  }
-  *mn = m;
-  *mx = M;
+  *mn = hrange<0x4>(m0);
+  *mx = hrange<0x5>(M0);
 #else
   minmax_ref(x, len, mn, mx);
 #endif
