@@ -188,7 +188,9 @@ void quant_channel_loop_fwd(int64_t n, int64_t c, int64_t hw, int32_t bits, cons
   // Shared by the workers of each step; slot 1 so it never aliases a worker's slot-0 scratch.
   float* scratch = thread_scratch(1, size_t(4 * n));
   float *mn = scratch, *mx = scratch + n, *s = scratch + 2 * n, *z = scratch + 3 * n;
-  const int64_t grain = std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(hw, 1));
+  // Each step is its own parallel_for over the batch (grain 1 sample), as a per-channel loop of framework ops
+  // would run: two pool synchronizations per channel, the cost GranQ's vectorization removes.
+  const int64_t grain = 1;
   for (int64_t ch = 0; ch < c; ++ch) {
     parallel_for(
         n,
