@@ -3,6 +3,11 @@
 // fixed order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cmath>
+#ifdef __AVX512F__
+// GCC 12 warns falsely about _mm512_max_ps/_mm512_min_ps (their internal undefined passthrough operand).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
 
 #include "kernels.h"
 
@@ -140,12 +145,99 @@ void reduce_cols(ReduceOp op, const Groups& g, const float* x, float* y) {
       std::max<int64_t>(1, 32768 / (g.rcount * kChunk)));
 }
 
+// Every axis reduced: the tensor is one contiguous run. Fixed chunks (not derived from the thread count) are reduced
+// in parallel with vectorizable lanes, and the partials combined in chunk order, so the result is thread-independent.
+// This is the layer-wise quantizer's observe (one min and one max per tensor), so it runs at memory speed.
+float reduce_all(ReduceOp op, int64_t len, const float* x) {
+  constexpr int64_t kAllChunk = 16384;
+  constexpr int kL = 16;
+  const int64_t nchunks = (len + kAllChunk - 1) / kAllChunk;
+  double* part = reinterpret_cast<double*>(thread_scratch(0, size_t(2 * nchunks)));
+  parallel_for(
+      nchunks,
+      [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+          const float* __restrict p = x + c * kAllChunk;
+          const int64_t n = std::min(kAllChunk, len - c * kAllChunk);
+          int64_t i = 0;
+          if (op == ReduceOp::sum) {
+            double acc[kLanes] = {0};
+            for (; i + kLanes <= n; i += kLanes)
+              for (int l = 0; l < kLanes; ++l) acc[l] += double(p[i + l]);
+            for (; i < n; ++i) acc[0] += double(p[i]);
+            double t = 0;
+            for (int l = 0; l < kLanes; ++l) t += acc[l];
+            part[c] = t;
+            continue;
+          }
+          // Lanes of max/min (vmaxps/vminps); z picks up NaN from any NaN or infinity (x * 0), in which case the
+          // chunk is rescanned with the scalar rule that propagates NaN.
+          float m[kL], z[kL];
+#ifdef __AVX512F__
+          __m512 mv = _mm512_set1_ps(p[0]), zv = _mm512_setzero_ps();
+          const __m512 zero = _mm512_setzero_ps();
+          if (op == ReduceOp::max) {
+            for (; i + kL <= n; i += kL) {
+              const __m512 v = _mm512_loadu_ps(p + i);
+              mv = _mm512_max_ps(v, mv);
+              zv = _mm512_add_ps(zv, _mm512_mul_ps(v, zero));
+            }
+          } else {
+            for (; i + kL <= n; i += kL) {
+              const __m512 v = _mm512_loadu_ps(p + i);
+              mv = _mm512_min_ps(v, mv);
+              zv = _mm512_add_ps(zv, _mm512_mul_ps(v, zero));
+            }
+          }
+          _mm512_storeu_ps(m, mv);
+          _mm512_storeu_ps(z, zv);
+#else
+          for (int l = 0; l < kL; ++l) m[l] = p[0], z[l] = 0.f;
+          if (op == ReduceOp::max) {
+            for (; i + kL <= n; i += kL)
+              for (int l = 0; l < kL; ++l) {
+                const float v = p[i + l];
+                m[l] = v > m[l] ? v : m[l];
+                z[l] += v * 0.f;
+              }
+          } else {
+            for (; i + kL <= n; i += kL)
+              for (int l = 0; l < kL; ++l) {
+                const float v = p[i + l];
+                m[l] = v < m[l] ? v : m[l];
+                z[l] += v * 0.f;
+              }
+          }
+#endif
+          float acc = m[0], zs = 0.f;
+          for (int l = 0; l < kL; ++l) acc = pick(op, acc, m[l]), zs += z[l];
+          if (zs != 0.f) {
+            acc = p[0];
+            i = 0;
+          }
+          for (; i < n; ++i) acc = pick(op, acc, p[i]);
+          part[c] = double(acc);
+        }
+      },
+      4);
+  if (op == ReduceOp::sum) {
+    double t = 0;
+    for (int64_t c = 0; c < nchunks; ++c) t += part[c];
+    return float(t);
+  }
+  float acc = float(part[0]);
+  for (int64_t c = 1; c < nchunks; ++c) acc = pick(op, acc, float(part[c]));
+  return acc;
+}
+
 }  // namespace
 
 void reduce_fwd(ReduceOp op, const int64_t shape[4], const bool mask[4], const float* x, float* y) {
   const Groups g = make_groups(shape, mask);
   if (g.nr == 0) {  // nothing to reduce: a copy
     std::copy(x, x + g.kcount, y);
+  } else if (g.nk == 0) {
+    y[0] = reduce_all(op, g.rcount, x);
   } else if (g.inner_reduced) {
     reduce_rows(op, g, x, y);
   } else {
