@@ -14,3 +14,4 @@ export { ChannelStaticActQuantizer } from './act/channel-static.js';
 export { SliceWeightQuantizer } from './weight/slice.js';
 export { ChannelWeightQuantizer } from './weight/channel.js';
 export { TensorWeightQuantizer } from './weight/tensor.js';
+export * from './ptq.js';
