@@ -20,5 +20,3 @@ export const hybridBackend: Backend = { ...nativeBackend, ...refQuant, name: 'na
 /** The native backend when its quant kernels exist, else the hybrid. */
 export const fastBackend: Backend = nativeQuantReady ? nativeBackend : hybridBackend;
 export { refBackend };
-/** For spawned CLIs: the env that gives them working quant kernels (GRANQ_BACKEND=ref until native lands). */
-export const cliQuantEnv: Record<string, string> = nativeQuantReady ? {} : { GRANQ_BACKEND: 'ref' };
