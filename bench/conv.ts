@@ -6,6 +6,7 @@
 import type { Conv2dShape } from '../src/backend/backend.js';
 import { nativeBackend } from '../src/backend/native.js';
 import { randomFloats } from '../test/kit/random.js';
+import { median } from '../src/cli/timing.js';
 
 interface BenchShape { name: string; ic: number; oc: number; hw: number; stride: number; count: number }
 
@@ -18,11 +19,6 @@ const SHAPES: BenchShape[] = [
   { name: '32->64 @16 s2', ic: 32, oc: 64, hw: 16, stride: 2, count: 1 },
   { name: '64->64 @8', ic: 64, oc: 64, hw: 8, stride: 1, count: 5 },
 ];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 /** Median milliseconds of fn over enough runs to fill ~0.4 s, after warm-up. */
 function time(fn: () => void): number {

@@ -14,3 +14,10 @@ export { readSafetensors, writeSafetensors, loadStateDictFile, toTensor } from '
 export { readSidecar, readSidecarFor, writeSidecar, type ModelSidecar } from './io/sidecar.js';
 export { readCifar, loadCifarSplit, batches, normalizeImages } from './data/cifar.js';
 export { resolveDataDir } from './data/data-dir.js';
+export {
+  quantizeModel, validatePolicy, calibrate, cloneModule, formatSummary, actQuantizers, quantizers, runPtq, preparePtq,
+  fakeQuantRows, fakeQuantChannelLoop, fakeQuantGroups, MinMaxEstimator, EmaEstimator, StaticChannelEstimator, RowsEstimator,
+  GranqActQuantizer, ChannelLoopActQuantizer, LayerActQuantizer, ChannelStaticActQuantizer,
+  SliceWeightQuantizer, ChannelWeightQuantizer, TensorWeightQuantizer, QuantConv2d, QuantLinear, ACT_KINDS, WEIGHT_KINDS,
+  type QuantPolicy, type QuantSummary, type ActKind, type WeightKind, type RangeEstimator, type CalibrationInfo,
+} from './quant/index.js';

@@ -16,3 +16,23 @@ export function nonNegativeInt(value: string): number {
   }
   return n;
 }
+
+/** A comma-separated list of positive integers ("16,32,64"). */
+export function positiveIntList(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => p === '')) throw new InvalidArgumentError(`expected comma-separated positive integers, got '${value}'`);
+  return parts.map((p) => {
+    try {
+      return positiveInt(p);
+    } catch {
+      throw new InvalidArgumentError(`expected comma-separated positive integers, got '${value}'`);
+    }
+  });
+}
+
+/** A bit width in 2..8. */
+export function bitWidth(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 2 || n > 8) throw new InvalidArgumentError(`expected a bit width in 2..8, got '${value}'`);
+  return n;
+}

@@ -1,8 +1,10 @@
-/** `granq eval`: top-1 / top-5 of a model on its test set. */
+/** `granq eval`: top-1 / top-5 of a model on its test set, full precision or post-training quantized (PTQ). */
 import { batches, loadCifarSplit } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
-import { evaluate } from '../models/evaluate.js';
+import { GranqError } from '../errors.js';
+import { evaluate, type EvalCounts } from '../models/evaluate.js';
 import { loadModel } from '../models/load.js';
+import { formatSummary, policyLabel, preparePtq, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
 import { progressBar } from './progress.js';
 
 export interface EvalOptions {
@@ -11,16 +13,55 @@ export interface EvalOptions {
   batch: number;
   limit?: number;
   json?: boolean;
+  wbits?: number;
+  abits?: number;
+  act?: string;
+  weight?: string;
+  calib?: number;
+  releasedEma?: boolean;
+  skip?: string;
+}
+
+/** The policy the options ask for, or null for a full-precision evaluation. */
+export function policyFromOptions(o: EvalOptions): QuantPolicy | null {
+  if (o.wbits === undefined && o.abits === undefined) {
+    for (const k of ['act', 'weight', 'releasedEma', 'skip'] as const) {
+      if (o[k] !== undefined && !(k === 'act' && o.act === 'granq') && !(k === 'weight' && o.weight === 'slice')) {
+        throw new GranqError(`--${k === 'releasedEma' ? 'released-ema' : k}: only meaningful with --wbits and --abits`);
+      }
+    }
+    return null;
+  }
+  if (o.wbits === undefined || o.abits === undefined) throw new GranqError(`--wbits and --abits: give both (got ${o.wbits === undefined ? '--abits' : '--wbits'} only)`);
+  return validatePolicy({
+    wbits: o.wbits, abits: o.abits, act: o.act ?? 'granq', weight: o.weight ?? 'slice',
+    ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(o.releasedEma ? { releasedEma: true } : {}),
+  });
 }
 
 export function runEval(opts: EvalOptions): void {
-  const { model, sidecar } = loadModel(opts.model);
+  const policy = policyFromOptions(opts);
+  const { model: teacher, sidecar } = loadModel(opts.model);
   const { dir } = resolveDataDir({ data: opts.data });
   const format = sidecar.numClasses === 100 ? 'cifar100' : 'cifar10';
+  let model = teacher;
+  let calibration: CalibrationInfo | null = null;
+  const err = process.stderr;
+  if (policy) {
+    const p = preparePtq(teacher, policy, { dataDir: dir, format, mean: sidecar.mean, std: sidecar.std, batch: opts.batch, calib: opts.calib ?? 4 });
+    model = p.student;
+    calibration = p.calibration;
+    err.write(`quantization ${policyLabel(policy)}\n${formatSummary(p.summary)}\n`);
+    if (calibration) {
+      err.write(`calibration ${calibration.selection}: ${calibration.batches} batches of ${calibration.batchSize} from ${calibration.files.join(', ')}` +
+        `${calibration.ema ? `; ${calibration.ema} EMA bias correction` : ''}\n`);
+    }
+  }
   const data = loadCifarSplit(dir, { format, split: 'test', limit: opts.limit });
   const bar = progressBar(data.n, 'eval');
   const t0 = performance.now();
-  let counts;
+  let counts: EvalCounts;
   try {
     counts = evaluate(model, batches(data, { batchSize: opts.batch, mean: sidecar.mean, std: sidecar.std }), (c) =>
       bar.update(c.images, { 'top-1': `${((100 * c.correct) / c.images).toFixed(2)}%` }),
@@ -33,6 +74,7 @@ export function runEval(opts: EvalOptions): void {
   const top5 = counts.correct5 / counts.images;
   const out = process.stdout;
   out.write(`model    ${sidecar.model} (${sidecar.architecture}, ${sidecar.numClasses} classes)\n`);
+  if (policy) out.write(`quant    ${policyLabel(policy)}, PTQ (no training)${calibration ? `, calibrated on ${calibration.images} ${calibration.split} images` : ''}\n`);
   out.write(`dataset  ${format} test, ${counts.images} images from ${dir}\n`);
   out.write(`top-1    ${(100 * top1).toFixed(2)}% (${counts.correct}/${counts.images})\n`);
   out.write(`top-5    ${(100 * top5).toFixed(2)}%\n`);
@@ -41,6 +83,7 @@ export function runEval(opts: EvalOptions): void {
     out.write(`${JSON.stringify({
       model: sidecar.model, dataset: `${format}-test`, images: counts.images, correct: counts.correct,
       top1, top5, seconds: Number(seconds.toFixed(3)),
+      ...(policy ? { policy, calibration } : {}),
     })}\n`);
   }
 }

@@ -5,7 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
-import { positiveInt } from './args.js';
+import { ACT_KINDS, WEIGHT_KINDS } from '../quant/index.js';
+import { runAnalyzeError } from './analyze-error.js';
+import { bitWidth, positiveInt, positiveIntList } from './args.js';
+import { runBenchQuant } from './bench-quant.js';
 import { runEval } from './eval.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,8 +29,41 @@ export function buildProgram(): Command {
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
-    .option('--json', 'print one JSON object as the last line of stdout')
+    .option('--json', 'print one JSON object as the last line of stdout (with --wbits: also policy and calibration)')
+    .addOption(new Option('--wbits <k>', 'post-training quantization: weight bits (2..8); needs --abits').argParser(bitWidth))
+    .addOption(new Option('--abits <k>', 'post-training quantization: activation bits (2..8); needs --wbits').argParser(bitWidth))
+    .addOption(new Option('--act <name>', 'activation quantizer (default granq)').choices([...ACT_KINDS]))
+    .addOption(new Option('--weight <name>', 'weight quantizer (default slice, the released rule)').choices([...WEIGHT_KINDS]))
+    .addOption(new Option('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split ' +
+      '(data_batch_1.bin...; the test split when there is none)').argParser(positiveInt).default(4))
+    .option('--released-ema', "layer: GDFQ's recursive EMA bias correction (overshoots early) instead of the correct one")
+    .option('--skip <paths>', 'comma-separated module paths kept in full precision')
     .action((opts) => runEval(opts));
+
+  const bench = program.command('bench').description('timing experiments');
+  bench
+    .command('quant')
+    .description('latency of activation quantization on ResNet-20: (a) the 19 activation quantizers alone on the 19 ' +
+      'activation tensors of one forward pass, (b) the whole quantized forward (no grad, slice weights), for layer ' +
+      '(per-tensor: EMA observe = one min + one max reduction, then fake-quant; observing on), channel-loop and granq; ' +
+      'median of --runs runs after one warm-up')
+    .addOption(new Option('--bits <k>', 'bit width').argParser(bitWidth).default(3))
+    .addOption(new Option('--batches <list>', 'batch sizes').argParser(positiveIntList).default([16, 32, 64, 128, 256, 512]))
+    .addOption(new Option('--runs <n>', 'timed runs per measurement').argParser(positiveInt).default(5))
+    .option('--json', 'print {"bits", "rows": [...]} as the last line of stdout')
+    .action((opts) => runBenchQuant(opts));
+
+  const analyze = program.command('analyze').description('analyses of a quantized model');
+  analyze
+    .command('error')
+    .description('relative error ||x - Q(x)||2 / ||x||2 of each activation quantizer on the FP activations of the first ' +
+      '--batch test images, each layer alone: layer (per-tensor range = one EMA step on that batch, i.e. its min/max) vs granq')
+    .requiredOption('--model <file>', 'weights (.safetensors) with a <name>.json sidecar beside them')
+    .addOption(new Option('--bits <k>', 'bit width').argParser(bitWidth).default(3))
+    .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
+    .addOption(new Option('--batch <n>', 'number of test images').argParser(positiveInt).default(256))
+    .option('--json', 'print {"bits", "layers": [...]} as the last line of stdout')
+    .action((opts) => runAnalyzeError(opts));
 
   return program;
 }

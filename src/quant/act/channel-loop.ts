@@ -1,0 +1,19 @@
+/**
+ * The "conventional channel-wise" baseline of the latency experiment: the same per-(sample, channel) dynamic ranges
+ * and values as granq, but computed channel by channel (a loop over C, each step a min/max, qparams and
+ * quantize/dequantize of that channel), without GranQ's vectorised pre-scaling.
+ */
+import type { Tensor } from '../../tensor/tensor.js';
+import { RowsEstimator } from '../estimators.js';
+import { fakeQuantChannelLoop } from '../fake-quant.js';
+import { ActQuantizer } from '../quantizer.js';
+
+export class ChannelLoopActQuantizer extends ActQuantizer {
+  readonly kind = 'channel-loop' as const;
+  readonly estimator = new RowsEstimator();
+  readonly clamp = false;
+
+  quantize(x: Tensor): Tensor {
+    return fakeQuantChannelLoop(x, this.bits);
+  }
+}

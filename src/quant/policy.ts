@@ -1,0 +1,67 @@
+/**
+ * QuantPolicy: what to quantize and how, a plain serialisable object (written into reports and checkpoints),
+ * validated once. The defaults of the released GranQ recipe are act 'granq', weight 'slice'.
+ */
+import { GranqError } from '../errors.js';
+import { ACT_KINDS, WEIGHT_KINDS, type ActKind, type WeightKind } from './quantizer.js';
+
+export interface QuantPolicy {
+  wbits: number;
+  abits: number;
+  act: ActKind;
+  weight: WeightKind;
+  /** Module paths kept in full precision (a path also covers everything below it). */
+  skip?: string[];
+  /** `layer` only: GDFQ's recursive EMA bias correction instead of the correct one. */
+  releasedEma?: boolean;
+}
+
+export const MIN_BITS = 2;
+export const MAX_BITS = 8;
+
+function checkBits(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < MIN_BITS || v > MAX_BITS) {
+    throw new GranqError(`policy: ${name} must be an integer in ${MIN_BITS}..${MAX_BITS}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function checkName<T extends string>(name: string, v: unknown, known: readonly T[]): T {
+  if (typeof v !== 'string' || !(known as readonly string[]).includes(v)) {
+    throw new GranqError(`policy: ${name} must be one of ${known.join(', ')}, got ${JSON.stringify(v)}`);
+  }
+  return v as T;
+}
+
+/** Checks every field and returns a normalised copy (unknown fields are an error, so typos do not pass silently). */
+export function validatePolicy(p: unknown): QuantPolicy {
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new GranqError(`policy: expected an object, got ${JSON.stringify(p)}`);
+  const o = p as Record<string, unknown>;
+  const known = ['wbits', 'abits', 'act', 'weight', 'skip', 'releasedEma'];
+  const extra = Object.keys(o).filter((k) => !known.includes(k));
+  if (extra.length) throw new GranqError(`policy: unknown field(s) ${extra.join(', ')}; known: ${known.join(', ')}`);
+  const out: QuantPolicy = {
+    wbits: checkBits('wbits', o['wbits']),
+    abits: checkBits('abits', o['abits']),
+    act: checkName('act', o['act'], ACT_KINDS),
+    weight: checkName('weight', o['weight'], WEIGHT_KINDS),
+  };
+  if (o['skip'] !== undefined) {
+    const s = o['skip'];
+    if (!Array.isArray(s) || !s.every((x) => typeof x === 'string' && x.length > 0)) {
+      throw new GranqError(`policy: skip must be a list of module paths, got ${JSON.stringify(s)}`);
+    }
+    out.skip = [...s];
+  }
+  if (o['releasedEma'] !== undefined) {
+    if (typeof o['releasedEma'] !== 'boolean') throw new GranqError(`policy: releasedEma must be a boolean, got ${JSON.stringify(o['releasedEma'])}`);
+    if (o['releasedEma'] && out.act !== 'layer') throw new GranqError(`policy: releasedEma applies only to act 'layer', got act '${out.act}'`);
+    out.releasedEma = o['releasedEma'];
+  }
+  return out;
+}
+
+/** "W4A4 granq/slice" */
+export function policyLabel(p: QuantPolicy): string {
+  return `W${p.wbits}A${p.abits} ${p.act}/${p.weight}${p.releasedEma ? ' (released EMA)' : ''}`;
+}

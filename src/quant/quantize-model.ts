@@ -1,0 +1,156 @@
+/**
+ * quantizeModel(teacher, policy): a deep copy of the teacher with modules swapped through a mapping table
+ * (torch.ao style): Conv2d -> QuantConv2d, Linear -> QuantLinear, ReLU -> Sequential(ReLU, act quantizer).
+ * BatchNorm stays FP and unfolded; the input and the logits are not quantized. The teacher is never touched.
+ */
+import { GranqError } from '../errors.js';
+import { Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { ChannelLoopActQuantizer } from './act/channel-loop.js';
+import { ChannelStaticActQuantizer } from './act/channel-static.js';
+import { GranqActQuantizer } from './act/granq.js';
+import { LayerActQuantizer } from './act/layer.js';
+import { cloneModule } from './clone.js';
+import { QuantConv2d, QuantLinear } from './modules.js';
+import { validatePolicy, type QuantPolicy } from './policy.js';
+import { ActQuantizer, Quantizer, WeightQuantizer, type ActKind, type WeightKind } from './quantizer.js';
+import { ChannelWeightQuantizer } from './weight/channel.js';
+import { SliceWeightQuantizer } from './weight/slice.js';
+import { TensorWeightQuantizer } from './weight/tensor.js';
+
+export const ACT_QUANTIZERS: Record<ActKind, (bits: number, p: QuantPolicy) => ActQuantizer> = {
+  granq: (b) => new GranqActQuantizer(b),
+  'channel-loop': (b) => new ChannelLoopActQuantizer(b),
+  layer: (b, p) => new LayerActQuantizer(b, { releasedBiasCorrection: p.releasedEma ?? false }),
+  'channel-static': (b) => new ChannelStaticActQuantizer(b),
+};
+
+export const WEIGHT_QUANTIZERS: Record<WeightKind, (bits: number) => WeightQuantizer> = {
+  slice: (b) => new SliceWeightQuantizer(b),
+  channel: (b) => new ChannelWeightQuantizer(b),
+  tensor: (b) => new TensorWeightQuantizer(b),
+};
+
+export interface SummaryRow {
+  path: string;
+  kind: 'conv' | 'linear' | 'act' | 'skipped';
+  /** "slice W3 [16,3,3,3]" or "granq A3" */
+  quant: string;
+  notes: string;
+}
+
+export interface QuantSummary {
+  policy: QuantPolicy;
+  rows: SummaryRow[];
+  convs: number;
+  linears: number;
+  acts: number;
+  /** Paths of the 1x1 convs left effectively FP by the slice rule. */
+  effectivelyFp: string[];
+  warnings: string[];
+}
+
+interface Swap {
+  matches(m: Module): boolean;
+  swap(m: Module, path: string, p: QuantPolicy, rows: SummaryRow[]): Module;
+}
+
+const shapeStr = (s: readonly number[]) => `[${s.join(',')}]`;
+
+/** The mapping table. Order matters only in that quantized modules are never matched again. */
+const MAPPING: Swap[] = [
+  {
+    matches: (m) => m instanceof Conv2d,
+    swap(m, path, p, rows) {
+      const conv = m as Conv2d;
+      const fp = p.weight === 'slice' && SliceWeightQuantizer.isEffectivelyFp(conv.weight.shape);
+      rows.push({ path, kind: 'conv', quant: `${p.weight} W${p.wbits} ${shapeStr(conv.weight.shape)}`, notes: fp ? '1x1: effectively FP under slice' : '' });
+      return new QuantConv2d(conv, WEIGHT_QUANTIZERS[p.weight](p.wbits));
+    },
+  },
+  {
+    matches: (m) => m instanceof Linear,
+    swap(m, path, p, rows) {
+      const lin = m as Linear;
+      rows.push({ path, kind: 'linear', quant: `${p.weight} W${p.wbits} ${shapeStr(lin.weight.shape)}`, notes: p.weight === 'slice' ? 'rows = output features' : '' });
+      return new QuantLinear(lin, WEIGHT_QUANTIZERS[p.weight](p.wbits));
+    },
+  },
+  {
+    matches: (m) => m instanceof ReLU,
+    swap(m, path, p, rows) {
+      rows.push({ path, kind: 'act', quant: `${p.act} A${p.abits}`, notes: 'after ReLU' });
+      return new Sequential(m, ACT_QUANTIZERS[p.act](p.abits, p));
+    },
+  },
+];
+
+const covers = (skip: string, path: string) => path === skip || path.startsWith(`${skip}.`);
+
+export interface QuantizeOptions {
+  /** Where the 1x1-under-slice warning goes (default: stderr). */
+  warn?: (message: string) => void;
+}
+
+export function quantizeModel(teacher: Module, policy: QuantPolicy, opts: QuantizeOptions = {}): { student: Module; summary: QuantSummary } {
+  const p = validatePolicy(policy);
+  const student = cloneModule(teacher);
+  const paths = new Set(student.namedModules().map(([path]) => path));
+  for (const s of p.skip ?? []) {
+    if (!paths.has(s)) throw new GranqError(`policy: skip path '${s}' names no module of the model`);
+  }
+  const rows: SummaryRow[] = [];
+  // Collect first, swap after: the tree must not change while it is walked.
+  const todo: [Module, string, string, Module][] = [];
+  for (const [path, parent] of student.namedModules()) {
+    for (const [name, child] of parent.children()) {
+      const childPath = path ? `${path}.${name}` : name;
+      if (child instanceof Quantizer) continue;
+      if (MAPPING.some((s) => s.matches(child))) todo.push([parent, name, childPath, child]);
+    }
+  }
+  for (const [parent, name, childPath, child] of todo) {
+    if ((p.skip ?? []).some((s) => covers(s, childPath))) {
+      rows.push({ path: childPath, kind: 'skipped', quant: 'FP', notes: 'kept FP by policy.skip' });
+      continue;
+    }
+    parent.replaceChild(name, MAPPING.find((s) => s.matches(child))!.swap(child, childPath, p, rows));
+  }
+  const effectivelyFp = rows.filter((r) => r.notes.startsWith('1x1')).map((r) => r.path);
+  const warnings: string[] = [];
+  if (effectivelyFp.length > 0) {
+    warnings.push(`warning: weight rule 'slice' quantizes each (out, in) kernel slice on its own; the ${effectivelyFp.length} 1x1 conv(s) ` +
+      `${effectivelyFp.join(', ')} have 1-element slices and stay effectively full precision (use --weight channel to quantize them)`);
+    const warn = opts.warn ?? ((s: string) => process.stderr.write(`${s}\n`));
+    for (const w of warnings) warn(w);
+  }
+  const summary: QuantSummary = {
+    policy: p,
+    rows,
+    convs: rows.filter((r) => r.kind === 'conv').length,
+    linears: rows.filter((r) => r.kind === 'linear').length,
+    acts: rows.filter((r) => r.kind === 'act').length,
+    effectivelyFp,
+    warnings,
+  };
+  return { student, summary };
+}
+
+/** Every quantizer of a quantized model, with its path. */
+export function quantizers(model: Module): [string, Quantizer][] {
+  return model.namedModules().filter((e): e is [string, Quantizer] => e[1] instanceof Quantizer);
+}
+export function actQuantizers(model: Module): [string, ActQuantizer][] {
+  return model.namedModules().filter((e): e is [string, ActQuantizer] => e[1] instanceof ActQuantizer);
+}
+
+/** The summary as an aligned text table (one line per quantized module, then the counts). */
+export function formatSummary(s: QuantSummary): string {
+  const head = ['module', 'kind', 'quantizer', 'notes'];
+  const body = s.rows.map((r) => [r.path, r.kind, r.quant, r.notes]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), ...body.map(line),
+    `${s.convs} quantized convs, ${s.linears} linear, ${s.acts} activation quantizers` +
+      (s.effectivelyFp.length ? ` (${s.effectivelyFp.length} 1x1 convs effectively FP under slice)` : '')].join('\n');
+}

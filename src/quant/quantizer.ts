@@ -1,0 +1,59 @@
+/**
+ * A quantizer = a range estimator + a fake-quant op + two switches: `observing` (the estimator updates; off =
+ * frozen) and `quantizing` (off = identity). Quantizers are Modules so they sit in the model tree (namedModules
+ * finds them, Sequential runs them); the concrete ones are one file each under act/ and weight/.
+ */
+import { check } from '../errors.js';
+import { Module } from '../nn/module.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { RangeEstimator } from './estimators.js';
+
+export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
+export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
+export type ActKind = (typeof ACT_KINDS)[number];
+export type WeightKind = (typeof WEIGHT_KINDS)[number];
+
+/** Called after every forward with the quantizer's input and output (error analysis, probes). */
+export type QuantHook = (x: Tensor, y: Tensor, q: Quantizer) => void;
+
+export abstract class Quantizer extends Module {
+  abstract readonly kind: ActKind | WeightKind;
+  abstract readonly estimator: RangeEstimator;
+  /** Clamp codes to [-2^(k-1), 2^(k-1) - 1] (GDFQ); the released GranQ rows quantizer has none. */
+  abstract readonly clamp: boolean;
+  quantizing = true;
+  readonly hooks: QuantHook[] = [];
+
+  constructor(readonly bits: number) {
+    super();
+    check(Number.isInteger(bits) && bits >= 2 && bits <= 8, () => `quantizer: bits must be an integer in 2..8, got ${bits}`);
+  }
+
+  get observing(): boolean {
+    return this.estimator.observing;
+  }
+  set observing(on: boolean) {
+    this.estimator.observing = on;
+  }
+
+  /** Fake-quantizes x with the current ranges, whatever the switches say. */
+  abstract quantize(x: Tensor): Tensor;
+
+  forward(x: Tensor): Tensor {
+    this.estimator.observe(x);
+    const y = this.quantizing ? this.quantize(x) : x;
+    for (const h of this.hooks) h(x, y, this);
+    return y;
+  }
+}
+
+export abstract class ActQuantizer extends Quantizer {
+  abstract override readonly kind: ActKind;
+  readonly role = 'act' as const;
+}
+
+/** Weight quantizers re-quantize the FP master weight at every forward (ranges from the current weight). */
+export abstract class WeightQuantizer extends Quantizer {
+  abstract override readonly kind: WeightKind;
+  readonly role = 'weight' as const;
+}
