@@ -4,11 +4,11 @@
  * no training; layer / channel-static calibrated on the first --calib batches of the training split.
  * node dist/scripts/ptq-table.js [--bits 3,4,5] [--acts granq,...] [--weights slice,...] [--limit N] [--batch 256] [--calib 4]
  */
-import { backendLabel } from './hybrid.js';
 import { loadCifarSplit } from '../src/data/cifar.js';
 import { resolveDataDir } from '../src/data/data-dir.js';
 import { loadModel } from '../src/models/load.js';
 import { ACT_KINDS, WEIGHT_KINDS, runPtq, type ActKind, type WeightKind } from '../src/quant/index.js';
+import { backend } from '../src/backend/index.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -26,7 +26,7 @@ const { model, sidecar } = loadModel(modelPath);
 const { dir } = resolveDataDir({ data: process.argv.includes('--data') ? arg('data', '') : undefined });
 const test = loadCifarSplit(dir, { format: 'cifar10', split: 'test', limit });
 const log = (s: string) => process.stderr.write(`${s}\n`);
-log(`ptq-table: ${sidecar.model}, ${test.n} test images from ${dir}, backend ${backendLabel}, batch ${batch}, calib ${calib}`);
+log(`ptq-table: ${sidecar.model}, ${test.n} test images from ${dir}, backend ${backend().name}, batch ${batch}, calib ${calib}`);
 
 const results = new Map<string, number>();
 let calibNote = '';
@@ -54,4 +54,4 @@ for (const act of acts) {
 process.stdout.write(`${out.join('\n')}\n\n`);
 process.stdout.write(`Top-1 % of ${sidecar.model} (FP 91.73) on ${test.n} CIFAR-10 test images; no training. ` +
   `layer/channel-static calibration: ${calibNote || 'n/a'}; layer uses the correct bias-corrected EMA (beta 0.9). ` +
-  `Backend: ${backendLabel}. Total ${((performance.now() - t0) / 1000).toFixed(0)} s.\n`);
+  `Backend: ${backend().name}. Total ${((performance.now() - t0) / 1000).toFixed(0)} s.\n`);

@@ -12,7 +12,6 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import type { Shape } from '../../src/tensor/shape.js';
 import { compareBackends, gradcheck, type Fn } from '../kit/gradcheck.js';
 import { fakeQuantChannelLoop, fakeQuantGroups, fakeQuantRows, STE_OP_NAMES } from '../../src/quant/fake-quant.js';
-import { nativeQuantReady } from '../quant/kit.js';
 
 let seed = 100;
 /** Normal values kept at least `gap` away from zero (kinks of relu, leaky relu). */
@@ -114,7 +113,7 @@ for (const c of STE_CASES) {
       assert.deepEqual(Array.from(x.grad!.data), Array.from(gy.data));
     });
   });
-  test(`native vs ref: ${c.name}`, { skip: nativeQuantReady ? false : 'native quant kernels not implemented yet' }, () =>
+  test(`native vs ref: ${c.name}`, () =>
     compareBackends(c.name, c.f, c.inputs, { atol: 0, rtol: 0 }));
 }
 

@@ -4,10 +4,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
-import { nativeQuantReady } from '../quant/kit.js';
 
-// Until native quant kernels land, the same CLI through scripts/granq-hybrid (native + reference quant kernels).
-const CLI = path.resolve(nativeQuantReady ? 'dist/src/cli/main.js' : 'dist/scripts/granq-hybrid.js');
+const CLI = path.resolve('dist/src/cli/main.js');
 
 function granq(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: ''} });

@@ -9,13 +9,12 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import * as F from '../../src/autograd/index.js';
-import { backend, withBackend, type Backend } from '../../src/backend/index.js';
+import { nativeBackend, refBackend, withBackend, type Backend } from '../../src/backend/index.js';
 import { qparams } from '../../src/backend/ref/quant.js';
 import { loadStateDictFile } from '../../src/io/safetensors.js';
 import { loadModel } from '../../src/models/load.js';
 import { actQuantizers, quantizeModel } from '../../src/quant/index.js';
 import { FIXTURES, noShared, SHARED_MODEL } from '../kit/shared.js';
-import { fastBackend, nativeQuantReady, refBackend } from './kit.js';
 
 const KNIFE_EDGE = { bits: 4, path: 'layer2.0.relu2.1', sample: 0, channel: 13, index: 114 };
 const f = Math.fround;
@@ -76,8 +75,6 @@ describe('GranQ pipeline parity with PyTorch (granq_pipeline.safetensors)', { sk
       });
     });
   };
-  // Whatever backend() is installed (native once its quant kernels exist), then the explicit reference backend.
-  const installed = backend().name === 'native' && !nativeQuantReady ? fastBackend : backend();
-  run(installed, `installed backend (${installed.name}${nativeQuantReady || installed.name === 'ref' ? '' : ' + ref quant'})`);
+  run(nativeBackend, 'native backend');
   run(refBackend, 'ref backend');
 });

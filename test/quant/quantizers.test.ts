@@ -12,7 +12,7 @@ import {
 } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { refBackend } from './kit.js';
+import { refBackend } from '../../src/backend/index.js';
 
 const ref = <T>(fn: () => T) => withBackend(refBackend, fn);
 const relu = (shape: number[], seed: number) => F.noGrad(() => F.relu(Tensor.randn(shape, new Rng(seed))));
