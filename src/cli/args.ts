@@ -36,3 +36,29 @@ export function bitWidth(value: string): number {
   if (!/^\d+$/.test(value.trim()) || n < 2 || n > 8) throw new InvalidArgumentError(`expected a bit width in 2..8, got '${value}'`);
   return n;
 }
+
+/** A finite number > 0 ("1e-4"). */
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+/** A finite number >= 0. */
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative number, got '${value}'`);
+  return n;
+}
+
+/** A comma-separated list of non-negative integers; '' or 'none' is the empty list. */
+export function nonNegativeIntList(value: string): number[] {
+  if (value.trim() === '' || value.trim() === 'none') return [];
+  return value.split(',').map((p) => {
+    try {
+      return nonNegativeInt(p.trim());
+    } catch {
+      throw new InvalidArgumentError(`expected comma-separated non-negative integers (or 'none'), got '${value}'`);
+    }
+  });
+}

@@ -1,10 +1,13 @@
 /** `granq eval`: top-1 / top-5 of a model on its test set, full precision or post-training quantized (PTQ). */
+import { existsSync } from 'node:fs';
 import { batches, loadCifarSplit } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
 import { evaluate, type EvalCounts } from '../models/evaluate.js';
+import { readSidecarFor, sidecarPathFor } from '../io/sidecar.js';
 import { loadModel } from '../models/load.js';
 import { formatSummary, policyLabel, preparePtq, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { loadQuantizedModel, sidecarPolicy } from '../zsq/student-io.js';
 import { progressBar } from './progress.js';
 
 export interface EvalOptions {
@@ -40,14 +43,25 @@ export function policyFromOptions(o: EvalOptions): QuantPolicy | null {
   });
 }
 
+/** A model whose sidecar carries `quantization` (a `granq quantize` student) is rebuilt quantized, ranges included. */
+function loadForEval(opts: EvalOptions, policy: QuantPolicy | null) {
+  const saved = opts.model.endsWith('.safetensors') && existsSync(sidecarPathFor(opts.model))
+    ? sidecarPolicy(readSidecarFor(opts.model), sidecarPathFor(opts.model)) : null;
+  if (!saved) return { ...loadModel(opts.model), saved: null };
+  if (policy) throw new GranqError(`--wbits/--abits: ${opts.model} is already quantized (${policyLabel(saved)}); evaluate it without them`);
+  const q = loadQuantizedModel(opts.model);
+  return { model: q.model, sidecar: q.sidecar, saved: q.policy };
+}
+
 export function runEval(opts: EvalOptions): void {
   const policy = policyFromOptions(opts);
-  const { model: teacher, sidecar } = loadModel(opts.model);
+  const { model: teacher, sidecar, saved } = loadForEval(opts, policy);
   const { dir } = resolveDataDir({ data: opts.data });
   const format = sidecar.numClasses === 100 ? 'cifar100' : 'cifar10';
   let model = teacher;
   let calibration: CalibrationInfo | null = null;
   const err = process.stderr;
+  if (saved) err.write(`quantized model ${policyLabel(saved)} (policy from its sidecar)\n`);
   if (policy) {
     const p = preparePtq(teacher, policy, { dataDir: dir, format, mean: sidecar.mean, std: sidecar.std, batch: opts.batch, calib: opts.calib ?? 4 });
     model = p.student;
@@ -74,6 +88,7 @@ export function runEval(opts: EvalOptions): void {
   const top5 = counts.correct5 / counts.images;
   const out = process.stdout;
   out.write(`model    ${sidecar.model} (${sidecar.architecture}, ${sidecar.numClasses} classes)\n`);
+  if (saved) out.write(`quant    ${policyLabel(saved)}, as saved (sidecar quantization)\n`);
   if (policy) out.write(`quant    ${policyLabel(policy)}, PTQ (no training)${calibration ? `, calibrated on ${calibration.images} ${calibration.split} images` : ''}\n`);
   out.write(`dataset  ${format} test, ${counts.images} images from ${dir}\n`);
   out.write(`top-1    ${(100 * top1).toFixed(2)}% (${counts.correct}/${counts.images})\n`);
@@ -84,6 +99,7 @@ export function runEval(opts: EvalOptions): void {
       model: sidecar.model, dataset: `${format}-test`, images: counts.images, correct: counts.correct,
       top1, top5, seconds: Number(seconds.toFixed(3)),
       ...(policy ? { policy, calibration } : {}),
+      ...(saved ? { policy: saved, quantized: 'saved' } : {}),
     })}\n`);
   }
 }

@@ -9,11 +9,14 @@ import { ACT_KINDS, WEIGHT_KINDS } from '../quant/index.js';
 import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
+import { runBenchIter } from './bench-iter.js';
 import { runEval } from './eval.js';
+import { addQuantizeCommand } from './quantize.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function buildProgram(): Command {
+/** `setExit` receives the exit code of a command that has one of its own (quantize: 130 when interrupted). */
+export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   const program = new Command();
   program
     .name('granq')
@@ -40,6 +43,8 @@ export function buildProgram(): Command {
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
     .action((opts) => runEval(opts));
 
+  addQuantizeCommand(program, setExit);
+
   const bench = program.command('bench').description('timing experiments');
   bench
     .command('quant')
@@ -52,6 +57,18 @@ export function buildProgram(): Command {
     .addOption(new Option('--runs <n>', 'timed runs per measurement').argParser(positiveInt).default(5))
     .option('--json', 'print {"bits", "rows": [...]} as the last line of stdout')
     .action((opts) => runBenchQuant(opts));
+
+  bench
+    .command('iter')
+    .description('median time of one full zero-shot QAT iteration (generator step + student step; granq activations, ' +
+      'slice weights, warm-up over) on ResNet-20, after warm-up iterations; and iterations/s')
+    .addOption(new Option('--batch <list>', 'batch sizes').argParser(positiveIntList).default([16, 200]))
+    .addOption(new Option('--wbits <k>', 'weight bits').argParser(bitWidth).default(4))
+    .addOption(new Option('--abits <k>', 'activation bits').argParser(bitWidth).default(4))
+    .addOption(new Option('--runs <n>', 'timed iterations per batch size (median)').argParser(positiveInt).default(5))
+    .addOption(new Option('--warmup <n>', 'untimed iterations first').argParser(positiveInt).default(2))
+    .option('--json', 'print {"rows": [{batch, ms, it_per_s}]} as the last line of stdout')
+    .action((opts) => runBenchIter(opts));
 
   const analyze = program.command('analyze').description('analyses of a quantized model');
   analyze
@@ -69,9 +86,10 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  let code = 0;
   try {
-    await buildProgram().parseAsync(argv, { from: 'user' });
-    return 0;
+    await buildProgram((c) => { code = c; }).parseAsync(argv, { from: 'user' });
+    return code;
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander has printed its message already; help and version exit 0.

@@ -1,0 +1,157 @@
+/**
+ * `granq quantize`: zero-shot QAT of a teacher (src/zsq/run.ts does the work). This file turns flags into a
+ * ZsqConfig + QuantPolicy, draws the per-epoch progress bar on stderr, and handles Ctrl-C: the first SIGINT lets
+ * the current iteration finish, writes a checkpoint and exits 130 with the command that resumes; a second one
+ * exits at once (the last end-of-epoch checkpoint stays valid).
+ */
+import { Command, Option } from 'commander';
+import { ACT_KINDS, policyLabel, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
+import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
+import { runQuantize, type EpochRecord } from '../zsq/run.js';
+import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { progressBar, type Progress } from './progress.js';
+
+export interface QuantizeCliOptions {
+  model: string; wbits: number; abits: number; act: string; weight: string; skip?: string; releasedEma?: boolean;
+  preset: string; out: string; resume?: boolean; data?: string; test: boolean; testLimit?: number;
+  evalEvery: number; evalBatch: number; calib: number; agreeImages: number; json?: boolean;
+  epochs?: number; iters?: number; batch?: number; seed?: number; warmup?: number; lrS?: number; lrG?: number;
+  milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
+  temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
+  alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number;
+}
+
+/** Flag -> ZsqConfig field, for the flags that override a preset value. */
+const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
+  ['epochs', 'epochs'], ['iters', 'itersPerEpoch'], ['batch', 'batch'], ['seed', 'seed'], ['warmup', 'warmupEpochs'],
+  ['lrS', 'lrStudent'], ['lrG', 'lrGenerator'], ['milestones', 'milestones'], ['lrGamma', 'lrGamma'], ['momentum', 'momentum'],
+  ['weightDecay', 'weightDecay'], ['temperature', 'temperature'], ['studentLoss', 'studentLoss'], ['marginLower', 'marginLower'],
+  ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
+];
+
+export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
+  const cfg = presetConfig(o.preset) as unknown as Record<string, unknown>;
+  for (const [flag, field] of OVERRIDES) if (o[flag] !== undefined) cfg[field] = o[flag];
+  if (!o.nesterov) cfg['nesterov'] = false;
+  return cfg as unknown as ZsqConfig;
+}
+
+export function addQuantizeCommand(program: Command, setExit: (code: number) => void): void {
+  const num = (flag: string, desc: string, parse: (v: string) => unknown) => new Option(flag, desc).argParser(parse);
+  program
+    .command('quantize')
+    .description('zero-shot QAT (GranQ / AdaDFQ recipe): generator + quantized student trained from the teacher alone; ' +
+      'writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), DIR/student.safetensors + .json, DIR/result.json')
+    .requiredOption('--model <file>', 'teacher weights (.safetensors) with a <name>.json sidecar beside them')
+    .addOption(new Option('--wbits <k>', 'weight bits (2..8)').argParser(bitWidth).makeOptionMandatory())
+    .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
+    .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))
+    .addOption(new Option('--weight <name>', 'weight quantizer').choices([...WEIGHT_KINDS]).default('slice'))
+    .option('--skip <paths>', 'comma-separated module paths kept in full precision')
+    .option('--released-ema', "layer: GDFQ's recursive EMA bias correction instead of the correct one")
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--resume', 'continue from DIR/checkpoint.safetensors (same flags; --epochs may grow)')
+    .addOption(new Option('--preset <name>', `settings preset: ${Object.entries(PRESETS).map(([k, p]) => `${k} (${p.note})`).join('; ')}`).default('quick'))
+    .addOption(num('--epochs <n>', 'epochs', positiveInt))
+    .addOption(num('--iters <n>', 'iterations per epoch', positiveInt))
+    .addOption(num('--batch <n>', 'generator batch size', positiveInt))
+    .addOption(num('--seed <n>', 'seed of the generator init, latent codes and labels', nonNegativeInt))
+    .addOption(num('--warmup <n>', 'epochs before the student is updated (layer: ranges observed only then)', nonNegativeInt))
+    .addOption(num('--lr-s <x>', 'student learning rate (SGD Nesterov)', positiveNumber))
+    .addOption(num('--lr-g <x>', 'generator learning rate (Adam)', positiveNumber))
+    .addOption(num('--milestones <list>', "epochs at which both learning rates are multiplied by --lr-gamma ('none' for no decay)", nonNegativeIntList))
+    .addOption(num('--lr-gamma <x>', 'learning-rate decay factor', positiveNumber))
+    .addOption(num('--momentum <x>', 'student SGD momentum', nonNegativeNumber))
+    .addOption(num('--weight-decay <x>', 'student SGD weight decay', nonNegativeNumber))
+    .option('--no-nesterov', 'plain momentum instead of Nesterov')
+    .addOption(num('--temperature <x>', 'T of the student loss', positiveNumber))
+    .addOption(new Option('--student-loss <form>', "entropy (released AdaDFQ) or kl (GDFQ's KL*T^2 + CE)").choices(['entropy', 'kl']))
+    .addOption(num('--margin-lower <x>', 'lambda_l of the margin loss', nonNegativeNumber))
+    .addOption(num('--margin-upper <x>', 'lambda_u of the margin loss', nonNegativeNumber))
+    .addOption(num('--alpha-ds <x>', 'weight of L_ds', nonNegativeNumber))
+    .addOption(num('--alpha-as <x>', 'weight of L_as', nonNegativeNumber))
+    .addOption(num('--beta <x>', 'weight of (alpha_ds L_ds + alpha_as L_as)', nonNegativeNumber))
+    .addOption(num('--gamma <x>', 'weight of the BNS loss', nonNegativeNumber))
+    .option('--data <dir>', 'data directory for test accuracy and calibration (default: $GRANQ_DATA, else ../shared/data; none found: no test set)')
+    .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
+    .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))
+    .addOption(num('--eval-every <n>', 'test accuracy every N epochs (and always after the last)', positiveInt).default(1))
+    .addOption(num('--eval-batch <n>', 'batch size of evaluation and calibration', positiveInt).default(256))
+    .addOption(num('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split', positiveInt).default(4))
+    .addOption(num('--agree-images <n>', 'held-out synthetic images for the agreement with the teacher', positiveInt).default(512))
+    .option('--json', 'print result.json as one line, last on stdout')
+    .action(async (opts: QuantizeCliOptions) => setExit(await runQuantizeCli(opts)));
+}
+
+const f4 = (x: number | null) => (x === null ? '-' : x.toFixed(4));
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
+
+export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
+  const config = configFromOptions(o);
+  const policy = validatePolicy({
+    wbits: o.wbits, abits: o.abits, act: o.act, weight: o.weight,
+    ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
+    ...(o.releasedEma ? { releasedEma: true } : {}),
+  });
+  const err = (s: string) => process.stderr.write(`${s}\n`);
+  let stopping = false;
+  const onSigint = () => {
+    if (stopping) process.exit(130); // second Ctrl-C: the last end-of-epoch checkpoint stays valid
+    stopping = true;
+    err('\ninterrupt: finishing the current iteration, then writing a checkpoint (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  err(`granq quantize: ${policyLabel(policy)}, preset ${o.preset}, ${config.epochs} epochs x ${config.itersPerEpoch} iterations, batch ${config.batch}, seed ${config.seed}`);
+  let bar: Progress | null = null;
+  const t0 = performance.now();
+  let itersThisSession = 0;
+  let itersLeft = 0;
+  try {
+    const outcome = await runQuantize({
+      model: o.model, policy, preset: o.preset, config, out: o.out, resume: o.resume ?? false, data: o.data, test: o.test,
+      testLimit: o.testLimit, evalEvery: o.evalEvery, evalBatch: o.evalBatch, calib: o.calib, agreeImages: o.agreeImages,
+    }, {
+      log: err,
+      epochStart(e, done, cfg) {
+        itersLeft = (cfg.epochs - e) * cfg.itersPerEpoch - done;
+        bar = progressBar(cfg.itersPerEpoch, `epoch ${e + 1}/${cfg.epochs}${e < cfg.warmupEpochs ? ' (warm-up)' : ''}`);
+        bar.update(done);
+      },
+      iteration(_e, i, l) {
+        itersThisSession++;
+        itersLeft--;
+        const secs = (performance.now() - t0) / 1000;
+        const eta = itersThisSession > 0 ? (secs / itersThisSession) * itersLeft : 0;
+        bar?.update(i, { G: f4(l.generator), S: f4(l.student), bns: f4(l.bns), 'run ETA': `${Math.round(eta)}s` });
+      },
+      epochEnd(rec: EpochRecord) {
+        bar?.stop();
+        bar = null;
+        err(`epoch ${rec.epoch}: G ${f4(rec.loss.generator)}, S ${f4(rec.loss.student)}, lr_s ${rec.lr_s}, lr_g ${rec.lr_g}` +
+          `${rec.test_top1 !== undefined ? `, test top-1 ${pct(rec.test_top1)}` : ''}, ${rec.wall_s.toFixed(1)} s`);
+      },
+      interrupted: () => stopping,
+    });
+    (bar as Progress | null)?.stop();
+    if (outcome.status === 'interrupted') {
+      const again = process.argv.slice(2).filter((a) => a !== '--resume');
+      err(`interrupted at epoch ${outcome.epoch + 1}, iteration ${outcome.iter}/${config.itersPerEpoch}; checkpoint ${outcome.checkpoint}`);
+      err(`resume with: granq ${again.join(' ')} --resume`);
+      return 130;
+    }
+    const r = outcome.result as Record<string, unknown> & { agreement: { ptq: number; final: number; images: number } };
+    const out = process.stdout;
+    out.write(`model      ${String(r['model'])}\n`);
+    if (r['test']) {
+      const best = r['best_epoch'] as { epoch: number; top1: number } | null;
+      out.write(`test top-1 FP ${pct(r['fp_top1'] as number)}, PTQ start ${pct(r['ptq_top1'] as number)}, final ${pct(r['final_top1'] as number)}` +
+        `${best ? ` (best epoch ${best.epoch}: ${pct(best.top1)}, test-set selection)` : ''}\n`);
+    }
+    out.write(`agreement  with the teacher on ${r.agreement.images} held-out synthetic images: PTQ start ${pct(r.agreement.ptq)}, final ${pct(r.agreement.final)}\n`);
+    out.write(`wrote      ${outcome.files.join(', ')}\n`);
+    if (o.json) out.write(`${JSON.stringify(r)}\n`);
+    return 0;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * One `granq quantize` run: teacher -> PTQ student (calibrated like `granq eval --wbits` when its activation
+ * ranges are static) -> zero-shot QAT epochs (ZsqTrainer) -> quantized student + result.json. Every epoch ends in
+ * a line of DIR/log.jsonl and an atomic DIR/checkpoint.safetensors; an interruption (hooks.interrupted()) after
+ * any iteration writes a checkpoint too, and `resume` continues from it bit for bit.
+ * The CLI (cli/quantize.ts) supplies progress display and the Ctrl-C flag through QuantizeHooks.
+ */
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { GranqError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { loadModel } from '../models/load.js';
+import type { Module } from '../nn/module.js';
+import { calibrate, cloneModule, needsCalibration, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { Rng } from '../tensor/rng.js';
+import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { ZsqConfig } from './config.js';
+import { Generator } from './generator.js';
+import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testTop1 } from './measure.js';
+import { actRangeStates, loadActRangeStates, setLayerObserving, type EstimatorState } from './quant-state.js';
+import { checkResumable, fileSha256, validateConfig, type ZsqSettings } from './settings.js';
+import { saveQuantizedModel } from './student-io.js';
+import { findTestSet, type FoundTestSet } from './test-set.js';
+import { ZsqTrainer, type IterationLosses } from './trainer.js';
+
+export interface QuantizeOptions {
+  model: string;
+  policy: QuantPolicy;
+  preset: string;
+  config: ZsqConfig;
+  out: string;
+  resume: boolean;
+  data?: string;
+  /** false: no test-set evaluation at all (--no-test). */
+  test: boolean;
+  testLimit?: number;
+  evalEvery: number;
+  /** Batch size of evaluation, calibration and the agreement set. */
+  evalBatch: number;
+  calib: number;
+  agreeImages: number;
+}
+
+export interface QuantizeHooks {
+  log(line: string): void;
+  epochStart?(epoch: number, doneIters: number, cfg: ZsqConfig): void;
+  iteration?(epoch: number, iter: number, losses: IterationLosses): void;
+  epochEnd?(rec: EpochRecord): void;
+  /** Polled after every iteration (the event loop gets a turn first, so a signal handler can set it). */
+  interrupted?(): boolean;
+}
+
+export type LossMeans = Omit<IterationLosses, 'student'> & { student: number | null };
+
+/** One line of log.jsonl. `epoch` counts from 1 (the trainer's epoch index + 1). */
+export interface EpochRecord {
+  epoch: number;
+  iters: number;
+  student_trains: boolean;
+  loss: LossMeans;
+  lr_s: number;
+  lr_g: number;
+  test_top1?: number;
+  wall_s: number;
+}
+
+interface Partial { sums: Record<keyof IterationLosses, number>; count: number; studentCount: number; wall: number }
+
+interface CheckpointExtra {
+  settings: ZsqSettings;
+  history: EpochRecord[];
+  ranges: Record<string, EstimatorState>;
+  ptqRanges: Record<string, EstimatorState>;
+  fpTop1: number | null;
+  ptqTop1: number | null;
+  calibration: CalibrationInfo | string | null;
+  wallSeconds: number;
+  partial: Partial | null;
+}
+
+export type QuantizeOutcome =
+  | { status: 'done'; result: Record<string, unknown>; files: string[] }
+  | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string };
+
+const LOSS_KEYS = ['generator', 'margin', 'ds', 'as', 'bns', 'student'] as const;
+const emptyPartial = (): Partial => ({ sums: { generator: 0, margin: 0, ds: 0, as: 0, bns: 0, student: 0 }, count: 0, studentCount: 0, wall: 0 });
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+/** The PTQ student: quantized, and calibrated on real data when available, else on an untrained generator's images. */
+function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, found: FoundTestSet | null, numClasses: number,
+  mean: readonly number[], std: readonly number[], log: (s: string) => void): { student: Module; calibration: CalibrationInfo | string | null } {
+  if (found) {
+    const p = preparePtq(teacher, policy, { dataDir: found.dir, format: found.format, mean, std, batch: o.evalBatch, calib: o.calib, warn: log });
+    return { student: p.student, calibration: p.calibration };
+  }
+  const { student } = quantizeModel(teacher, policy, { warn: log });
+  if (!needsCalibration(policy.act)) return { student, calibration: null };
+  const gen = new Generator(numClasses, { rng: new Rng(o.config.seed + 2 * HELD_OUT_SEED_OFFSET) });
+  const images = heldOutImages(gen, o.calib * o.evalBatch, o.evalBatch, o.config.seed + 2 * HELD_OUT_SEED_OFFSET);
+  calibrate(student, images.map((x) => ({ x })));
+  return { student, calibration: `no data: ${o.calib * o.evalBatch} images of an untrained generator (seed ${o.config.seed + 2 * HELD_OUT_SEED_OFFSET})` };
+}
+
+export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Promise<QuantizeOutcome> {
+  const cfg = validateConfig(structuredClone(o.config));
+  const t0 = performance.now();
+  mkdirSync(o.out, { recursive: true });
+  const ckPath = path.join(o.out, CHECKPOINT_FILE);
+  const saved = o.resume ? loadCheckpoint<CheckpointExtra>(ckPath) : null;
+  if (!o.resume && existsSync(ckPath)) {
+    throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
+  }
+  const { model: teacher, sidecar } = loadModel(o.model);
+  const found = o.test ? findTestSet(o.data, sidecar.numClasses, o.testLimit) : null;
+  if (o.test && !found) hooks.log('no CIFAR data found: no test-set evaluation; reporting agreement with the teacher on held-out synthetic images');
+  const settings: ZsqSettings = {
+    teacher: { path: path.resolve(o.model), model: sidecar.model, sha256: fileSha256(o.model) },
+    policy: o.policy, preset: o.preset, config: cfg,
+    test: { enabled: found !== null, limit: found ? (o.testLimit ?? null) : null },
+    evalEvery: o.evalEvery, calib: o.calib, agreeImages: o.agreeImages,
+  };
+  if (saved) {
+    checkResumable(saved.extra.settings, settings, ckPath);
+    if (saved.meta.epoch > cfg.epochs) throw new GranqError(`--epochs: the checkpoint is at epoch ${saved.meta.epoch}, beyond --epochs ${cfg.epochs}`);
+  }
+  const test = found ? { data: found.data, mean: sidecar.mean, std: sidecar.std, batch: o.evalBatch } : null;
+
+  // Students. On resume the PTQ ranges come from the checkpoint, so no calibration data is read again.
+  let student: Module;
+  let ptq: Module;
+  let calibration: CalibrationInfo | string | null;
+  if (saved) {
+    student = quantizeModel(teacher, o.policy, { warn: () => {} }).student;
+    ptq = cloneModule(student);
+    loadActRangeStates(ptq, saved.extra.ptqRanges, ckPath);
+    calibration = saved.extra.calibration;
+  } else {
+    ({ student, calibration } = ptqStudent(teacher, o.policy, o, found, sidecar.numClasses, sidecar.mean, sidecar.std, hooks.log));
+    ptq = cloneModule(student); // before the trainer hooks the teacher's BatchNorms: clones would share the hooks
+  }
+  const fpTop1 = saved ? saved.extra.fpTop1 : test ? testTop1(teacher, test) : null;
+  const ptqTop1 = saved ? saved.extra.ptqTop1 : test ? testTop1(ptq, test) : null;
+  if (fpTop1 !== null) hooks.log(`FP top-1 ${(100 * fpTop1).toFixed(2)}%, PTQ start top-1 ${(100 * ptqTop1!).toFixed(2)}% (${found!.data.n} test images)`);
+
+  const layerSchedule = o.policy.act === 'layer';
+  const tr = new ZsqTrainer(teacher, student, sidecar.numClasses, cfg, {
+    onEpochStart: layerSchedule ? (epoch, s) => setLayerObserving(s, epoch, cfg.warmupEpochs) : undefined,
+  });
+  const history: EpochRecord[] = saved ? [...saved.extra.history] : [];
+  let partial = saved?.extra.partial ?? emptyPartial();
+  let wallBefore = saved?.extra.wallSeconds ?? 0;
+  if (saved) {
+    tr.restore(saved.tensors, saved.meta);
+    loadActRangeStates(student, saved.extra.ranges, ckPath);
+    hooks.log(`resuming ${ckPath} at epoch ${tr.epoch + 1}${tr.iter ? `, iteration ${tr.iter + 1}` : ''}`);
+  }
+  writeLog(o.out, history); // on resume: exactly the checkpoint's epochs
+  const checkpoint = () => saveCheckpoint<CheckpointExtra>(ckPath, {
+    ...tr.state(),
+    extra: {
+      settings, history, ranges: actRangeStates(student), ptqRanges: actRangeStates(ptq), fpTop1, ptqTop1, calibration,
+      wallSeconds: wallBefore + (performance.now() - t0) / 1000, partial: tr.iter ? partial : null,
+    },
+  });
+
+  try {
+    while (tr.epoch < cfg.epochs) {
+      const e = tr.epoch;
+      const tEpoch = performance.now() - partial.wall * 1000;
+      hooks.epochStart?.(e, tr.iter, cfg);
+      while (tr.epoch === e) {
+        // One iteration per call (shouldStop = true), so Ctrl-C gets a turn between iterations.
+        tr.runEpoch((i, l) => {
+          for (const k of LOSS_KEYS) partial.sums[k] += l[k] ?? 0;
+          partial.count++;
+          if (l.student !== null) partial.studentCount++;
+          hooks.iteration?.(e, i, l);
+        }, () => true);
+        partial.wall = (performance.now() - tEpoch) / 1000;
+        await yieldToEventLoop();
+        if (tr.epoch === e && hooks.interrupted?.()) {
+          checkpoint();
+          return { status: 'interrupted', epoch: e, iter: tr.iter, checkpoint: ckPath };
+        }
+      }
+      const evalNow = test !== null && ((e + 1) % o.evalEvery === 0 || e + 1 === cfg.epochs);
+      const rec: EpochRecord = {
+        epoch: e + 1, iters: partial.count, student_trains: partial.studentCount > 0,
+        loss: Object.fromEntries(LOSS_KEYS.map((k) => [k, k === 'student'
+          ? (partial.studentCount ? partial.sums[k] / partial.studentCount : null)
+          : partial.sums[k] / partial.count])) as unknown as LossMeans,
+        lr_s: tr.optS.lr, lr_g: tr.optG.lr,
+        ...(evalNow ? { test_top1: testTop1(student, test!) } : {}),
+        wall_s: Number(((performance.now() - tEpoch) / 1000).toFixed(3)),
+      };
+      history.push(rec);
+      partial = emptyPartial();
+      appendLog(o.out, rec);
+      checkpoint();
+      hooks.epochEnd?.(rec);
+      if (tr.epoch < cfg.epochs && hooks.interrupted?.()) return { status: 'interrupted', epoch: tr.epoch, iter: 0, checkpoint: ckPath };
+    }
+  } finally {
+    tr.dispose();
+  }
+
+  // The end: final accuracy (evaluated now if the last epoch was not), agreement, files.
+  const last = history[history.length - 1];
+  const finalTop1 = test ? (last?.test_top1 ?? testTop1(student, test)) : null;
+  const held = heldOutImages(tr.generator, o.agreeImages, o.evalBatch, cfg.seed + HELD_OUT_SEED_OFFSET);
+  const teacherPreds = predictions(teacher, held);
+  const agree = { ptq: agreement(ptq, held, teacherPreds), final: agreement(student, held, teacherPreds) };
+  const evaluated = history.filter((r) => r.test_top1 !== undefined);
+  const best = evaluated.reduce<EpochRecord | null>((b, r) => (b === null || r.test_top1! > b.test_top1! ? r : b), null);
+  wallBefore += (performance.now() - t0) / 1000;
+  const label = `${sidecar.model}_zsq_W${o.policy.wbits}A${o.policy.abits}_${o.policy.act}_${o.policy.weight}`;
+  const studentPath = path.join(o.out, 'student.safetensors');
+  saveQuantizedModel(studentPath, student, sidecar, o.policy, { model: label, zsq: settings });
+  const result = {
+    model: label, teacher: settings.teacher, policy: o.policy, preset: o.preset, seed: cfg.seed,
+    epochs: cfg.epochs, iterations: history.reduce((s, r) => s + r.iters, 0),
+    test: found ? { dataset: `${found.format}-test`, images: found.data.n, dir: found.dir } : null,
+    fp_top1: fpTop1, ptq_top1: ptqTop1, final_top1: finalTop1, final_epoch: cfg.epochs,
+    best_epoch: best ? {
+      epoch: best.epoch, top1: best.test_top1,
+      note: 'test-set model selection (best of the evaluated epochs), as the papers report it; not the headline figure, which is final_top1',
+    } : null,
+    agreement: { ...agree, images: o.agreeImages, seed: cfg.seed + HELD_OUT_SEED_OFFSET, source: 'final generator, held-out latent codes and labels' },
+    calibration, settings, wall_seconds: Number(wallBefore.toFixed(3)),
+  };
+  const resultPath = path.join(o.out, 'result.json');
+  writeFileAtomic(resultPath, [Buffer.from(`${JSON.stringify(result, null, 2)}\n`)]);
+  return { status: 'done', result, files: [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };
+}
+
+function writeLog(dir: string, history: EpochRecord[]): void {
+  writeFileAtomic(path.join(dir, 'log.jsonl'), [Buffer.from(history.map((r) => `${JSON.stringify(r)}\n`).join(''))]);
+}
+
+/** Appended before the epoch's checkpoint; a resume rewrites the file from the checkpoint (writeLog). */
+function appendLog(dir: string, rec: EpochRecord): void {
+  appendFileSync(path.join(dir, 'log.jsonl'), `${JSON.stringify(rec)}\n`);
+}

@@ -1,0 +1,73 @@
+/**
+ * A quantized student on disk: `<name>.safetensors` holds the FP master weights under the teacher's own keys (a
+ * quantized model keeps them) plus, in the metadata, the ranges of static activation quantizers; the sidecar
+ * `<name>.json` is the teacher's with `quantization: <policy>` added (and `zsq: <settings>` for trained students).
+ * loadQuantizedModel rebuilds it: FP architecture from the sidecar, quantizeModel with the policy, then the weights.
+ */
+import { existsSync } from 'node:fs';
+import { GranqError } from '../errors.js';
+import { loadStateDictFile, readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { readSidecarFor, sidecarPathFor, writeSidecar, type ModelSidecar } from '../io/sidecar.js';
+import { createModel } from '../models/registry.js';
+import type { Module } from '../nn/module.js';
+import { quantizeModel, validatePolicy, type QuantPolicy } from '../quant/index.js';
+import { actRangeStates, loadActRangeStates, type EstimatorState } from './quant-state.js';
+
+const RANGES_KEY = 'granq_act_ranges';
+// Fields that describe the teacher's own files or accuracy; they move under `teacher` in a student's sidecar.
+const TEACHER_ONLY = ['measured_top1', 'safetensors_sha256', 'onnx_sha256', 'onnx_opset', 'onnx_ops', 'onnx_notes', 'source_checkpoint_sha256'];
+
+/** The policy a sidecar declares, or null for a full-precision model. */
+export function sidecarPolicy(sc: ModelSidecar, where: string): QuantPolicy | null {
+  const q = sc.raw['quantization'];
+  if (q === undefined || q === null) return null;
+  try {
+    return validatePolicy(q);
+  } catch (e) {
+    throw new GranqError(`${where}: quantization: ${(e as Error).message}`);
+  }
+}
+
+export function saveQuantizedModel(path: string, student: Module, teacher: ModelSidecar, policy: QuantPolicy,
+  fields: { model: string; measuredTop1?: number; zsq?: unknown }): void {
+  writeSafetensors(path, student.stateDict(), { [RANGES_KEY]: JSON.stringify(actRangeStates(student)) });
+  const raw: Record<string, unknown> = { ...teacher.raw };
+  const moved: Record<string, unknown> = { model: teacher.model };
+  for (const k of TEACHER_ONLY) {
+    if (k in raw) moved[k] = raw[k];
+    delete raw[k];
+  }
+  raw['teacher'] = moved;
+  raw['quantization'] = policy;
+  if (fields.zsq !== undefined) raw['zsq'] = fields.zsq;
+  writeSidecar(sidecarPathFor(path), {
+    ...teacher, raw, model: fields.model, measuredTop1: fields.measuredTop1,
+  });
+}
+
+/** Rebuilds a quantized model saved by saveQuantizedModel (weights loaded strictly, ranges restored). */
+export function loadQuantizedModel(path: string): { model: Module; sidecar: ModelSidecar; policy: QuantPolicy } {
+  if (!existsSync(path)) throw new GranqError(`--model: no such file ${path}`);
+  const sidecar = readSidecarFor(path);
+  const policy = sidecarPolicy(sidecar, sidecarPathFor(path));
+  if (!policy) throw new GranqError(`${sidecarPathFor(path)}: no 'quantization' policy; not a quantized model`);
+  const { student } = quantizeModel(createModel(sidecar.architecture, sidecar.numClasses), policy, { warn: () => {} });
+  try {
+    student.loadStateDict(loadStateDictFile(path, { integers: 'skip' }));
+  } catch (e) {
+    if (e instanceof GranqError) throw new GranqError(`${path}: ${e.message}`);
+    throw e;
+  }
+  const meta = readSafetensors(path).metadata[RANGES_KEY];
+  let states: Record<string, EstimatorState> = {};
+  if (meta !== undefined) {
+    try {
+      states = JSON.parse(meta) as Record<string, EstimatorState>;
+    } catch (e) {
+      throw new GranqError(`${path}: metadata ${RANGES_KEY} is not valid JSON (${(e as Error).message})`);
+    }
+  }
+  loadActRangeStates(student, states, path);
+  student.eval();
+  return { model: student, sidecar, policy };
+}
