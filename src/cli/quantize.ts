@@ -5,7 +5,7 @@
  * exits at once (the last end-of-epoch checkpoint stays valid).
  */
 import { Command, Option } from 'commander';
-import { ACT_KINDS, policyLabel, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
+import { ACT_KINDS, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -101,7 +101,6 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
     err('\ninterrupt: finishing the current iteration, then writing a checkpoint (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
-  err(`granq quantize: ${policyLabel(policy)}, preset ${o.preset}, ${config.epochs} epochs x ${config.itersPerEpoch} iterations, batch ${config.batch}, seed ${config.seed}`);
   let bar: Progress | null = null;
   const t0 = performance.now();
   let itersThisSession = 0;

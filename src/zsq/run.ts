@@ -11,7 +11,7 @@ import { GranqError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
-import { calibrate, cloneModule, needsCalibration, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { calibrate, cloneModule, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
 import { Rng } from '../tensor/rng.js';
 import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ZsqConfig } from './config.js';
@@ -104,12 +104,12 @@ function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, fo
 export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Promise<QuantizeOutcome> {
   const cfg = validateConfig(structuredClone(o.config));
   const t0 = performance.now();
-  mkdirSync(o.out, { recursive: true });
   const ckPath = path.join(o.out, CHECKPOINT_FILE);
   const saved = o.resume ? loadCheckpoint<CheckpointExtra>(ckPath) : null;
   if (!o.resume && existsSync(ckPath)) {
     throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
   }
+  mkdirSync(o.out, { recursive: true });
   const { model: teacher, sidecar } = loadModel(o.model);
   const found = o.test ? findTestSet(o.data, sidecar.numClasses, o.testLimit) : null;
   if (o.test && !found) hooks.log('no CIFAR data found: no test-set evaluation; reporting agreement with the teacher on held-out synthetic images');
@@ -123,6 +123,8 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     checkResumable(saved.extra.settings, settings, ckPath);
     if (saved.meta.epoch > cfg.epochs) throw new GranqError(`--epochs: the checkpoint is at epoch ${saved.meta.epoch}, beyond --epochs ${cfg.epochs}`);
   }
+  hooks.log(`granq quantize: ${policyLabel(o.policy)}, preset ${o.preset}, ${cfg.epochs} epochs x ${cfg.itersPerEpoch} iterations, ` +
+    `batch ${cfg.batch}, seed ${cfg.seed}`);
   const test = found ? { data: found.data, mean: sidecar.mean, std: sidecar.std, batch: o.evalBatch } : null;
 
   // Students. On resume the PTQ ranges come from the checkpoint, so no calibration data is read again.
