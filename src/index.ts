@@ -21,3 +21,8 @@ export {
   SliceWeightQuantizer, ChannelWeightQuantizer, TensorWeightQuantizer, QuantConv2d, QuantLinear, ACT_KINDS, WEIGHT_KINDS,
   type QuantPolicy, type QuantSummary, type ActKind, type WeightKind, type RangeEstimator, type CalibrationInfo,
 } from './quant/index.js';
+export { PRESETS, presetConfig, type ZsqConfig } from './zsq/config.js';
+export { Generator } from './zsq/generator.js';
+export { ZsqTrainer, type IterationLosses, type TrainerHooks } from './zsq/trainer.js';
+export { runQuantize, type QuantizeOptions, type QuantizeHooks, type QuantizeOutcome, type EpochRecord } from './zsq/run.js';
+export { loadQuantizedModel, saveQuantizedModel } from './zsq/student-io.js';
