@@ -579,7 +579,8 @@ Napi::Value AdamStep(const Napi::CallbackInfo& info) {
 // Keeping large blocks on the heap lets freed activations be reused without faults.
 void keep_large_allocations_on_heap() {
 #ifdef __GLIBC__
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  // 32 MiB is the largest threshold glibc accepts on 64-bit (a larger value is refused and changes nothing).
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   mallopt(M_TOP_PAD, 64 << 20);
 #endif

@@ -6,7 +6,7 @@
  */
 import { check } from '../errors.js';
 import { backend } from '../backend/index.js';
-import { installBackward, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
+import { installBackward, releaseFloats, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
 
 let gradEnabled = true;
@@ -103,7 +103,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     check(root.size === 1, () => `backward: implicit gradient needs a scalar, got shape ${shapeStr(root.shape)}`);
   }
   const grads = new Map<Tensor, Float32Array>();
-  // Arrays handed out by an op's backward may be shared (add passes gy to both inputs): copy before accumulating.
+  // Arrays that exactly one pending gradient holds (see below); all others are copied before being summed into.
   const owned = new Set<Float32Array>();
   const seed = grad ? grad.data : (() => { const g = zeroFloats(1); g[0] = 1; return g; })();
   grads.set(root, seed);
@@ -122,11 +122,20 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     }
     const inputGrads = t.node.backward(g);
     const inputs = t.node.inputs;
-    // A returned array other than g that appears once is fresh: nobody else holds it, so it may be summed into.
-    for (let i = 0; i < inputGrads.length; i++) {
-      const gi = inputGrads[i];
-      if (gi && gi !== g && inputGrads.indexOf(gi) === i && inputGrads.lastIndexOf(gi) === i) owned.add(gi);
+    // Ownership: an array held by exactly one pending gradient may be summed into in place and, once consumed,
+    // recycled. A fresh array (not g) handed to one input becomes owned; g handed on to one input stays owned;
+    // any array handed to two or more inputs (add passes g to both) is shared and never written or recycled.
+    const uses = new Map<Float32Array, number>();
+    inputGrads.forEach((gi, i) => {
+      if (gi && inputs[i]?.requiresGrad) uses.set(gi, (uses.get(gi) ?? 0) + 1);
+    });
+    const gWasOwned = owned.has(g);
+    owned.delete(g);
+    for (const [arr, n] of uses) {
+      if (n === 1 && (arr !== g || gWasOwned)) owned.add(arr);
+      else owned.delete(arr);
     }
+    if (gWasOwned && !uses.has(g)) releaseFloats(g);
     for (let i = 0; i < inputs.length; i++) {
       const inp = inputs[i];
       const gi = inputGrads[i];
@@ -137,6 +146,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
         grads.set(inp, gi);
       } else if (owned.has(prev)) {
         accumulate(prev, gi);
+        if (owned.delete(gi)) releaseFloats(gi);
       } else if (owned.has(gi)) {
         accumulate(gi, prev);
         grads.set(inp, gi);

@@ -23,9 +23,32 @@ let float64Mode = false;
 export function allocFloats(n: number): Float32Array {
   if (float64Mode) return new Float64Array(n) as unknown as Float32Array;
   if (n < 1024) return new Float32Array(n);
+  const pooled = pool.get(n)?.pop();
+  if (pooled) {
+    pooledFloats -= n;
+    return pooled;
+  }
   // allocUnsafeSlow skips the zero fill that new Float32Array would pay on every activation.
   const buf = Buffer.allocUnsafeSlow(n * 4);
   return new Float32Array(buf.buffer, buf.byteOffset, n);
+}
+
+/**
+ * Buffers whose owner knows they are dead (autograd's consumed gradients) come back here and are handed out again
+ * by allocFloats: a training step then allocates far fewer multi-megabyte arrays, which saves malloc and GC time.
+ * The pool is bounded; beyond the bound, buffers are left to the garbage collector.
+ */
+const pool = new Map<number, Float32Array[]>();
+let pooledFloats = 0;
+const MAX_POOLED_FLOATS = 64 << 20; // 256 MiB
+
+export function releaseFloats(buf: Float32Array): void {
+  if (float64Mode || buf.length < 1024 || pooledFloats + buf.length > MAX_POOLED_FLOATS) return;
+  if (buf.byteOffset !== 0 || buf.buffer.byteLength !== buf.length * 4) return; // a view into a larger buffer
+  let list = pool.get(buf.length);
+  if (!list) pool.set(buf.length, (list = []));
+  list.push(buf);
+  pooledFloats += buf.length;
 }
 
 export function zeroFloats(n: number): Float32Array {
