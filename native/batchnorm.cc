@@ -11,14 +11,6 @@ namespace {
 
 constexpr int kLanes = 8;  // independent double accumulators: vectorizable, and a fixed order
 
-// sum(x[i]) over one contiguous run, added into lanes.
-inline void sum_run(const float* __restrict x, int64_t len, double* __restrict acc) {
-  int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += double(x[i + l]);
-  for (; i < len; ++i) acc[i % kLanes] += double(x[i]);
-}
-
 // sum(x[i]) and sum(x[i]^2) over one run.
 inline void sum_sq_run(const float* __restrict x, int64_t len, double* __restrict acc, double* __restrict acc2) {
   int64_t i = 0;
