@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /** `npm run bench -- <suite> [--json]`. Suites: fp. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
 import { benchFp } from './fp.js';
 import { backend } from '../src/backend/index.js';
