@@ -102,7 +102,8 @@ export class BnsLoss {
 function bnsTerm(x: Tensor, bn: BatchNorm2d): Tensor {
   const c = x.shape[1]!;
   const mean = F.mean(x, [0, 2, 3], true);
-  const variance = F.mean(F.mul(F.sub(x, mean), F.sub(x, mean)), [0, 2, 3]);
+  const centred = F.sub(x, mean);
+  const variance = F.mean(F.mul(centred, centred), [0, 2, 3]);
   const dm = F.sub(F.reshape(mean, [c]), bn.runningMean);
   const dv = F.sub(variance, bn.runningVar);
   return F.add(F.mean(F.mul(dm, dm)), F.mean(F.mul(dv, dv)));
