@@ -313,6 +313,27 @@ Napi::Value BatchNormBwdEval(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ChannelStatsFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "channelStatsFwd");
+  BatchNormShape s = bn_shape(a);
+  const float* x = a.f32("x", a.prod({s.n, s.c, s.hw}));
+  float* stats = a.f32("stats", a.prod({2, s.c}));
+  channel_stats_fwd(s, x, stats);
+  return info.Env().Undefined();
+}
+
+Napi::Value ChannelStatsBwd(const Napi::CallbackInfo& info) {
+  Args a(info, "channelStatsBwd");
+  BatchNormShape s = bn_shape(a);
+  int64_t len = a.prod({s.n, s.c, s.hw});
+  const float* x = a.f32("x", len);
+  const float* stats = a.f32("stats", a.prod({2, s.c}));
+  const float* dstats = a.f32("dstats", 2 * s.c);
+  float* dx = a.f32("dx", len);
+  channel_stats_bwd(s, x, stats, dstats, dx);
+  return info.Env().Undefined();
+}
+
 // ---------- eltwise ----------
 UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, 6)); }
 
@@ -648,6 +669,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"batchNormFwdEval", BatchNormFwdEval},
       {"batchNormBwdTrain", BatchNormBwdTrain},
       {"batchNormBwdEval", BatchNormBwdEval},
+      {"channelStatsFwd", ChannelStatsFwd},
+      {"channelStatsBwd", ChannelStatsBwd},
       {"unaryFwd", UnaryFwd},
       {"unaryBwd", UnaryBwd},
       {"binaryFwd", BinaryFwd},

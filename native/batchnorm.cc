@@ -208,4 +208,37 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
       grain_for(s.hw));
 }
 
+void channel_stats_fwd(const BatchNormShape& s, const float* x, float* stats) {
+  const int64_t m = s.n * s.hw;
+  const int64_t cstride = s.c * s.hw;
+  parallel_for(
+      s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) {
+          double acc[kLanes] = {0}, acc2[kLanes] = {0};
+          for (int64_t n = 0; n < s.n; ++n) sum_sq_run(x + n * cstride + c * s.hw, s.hw, acc, acc2);
+          const double mean = lanes_total(acc) / double(m);
+          stats[c] = float(mean);
+          stats[s.c + c] = float(std::max(0.0, lanes_total(acc2) / double(m) - mean * mean));
+        }
+      },
+      grain_for(m));
+}
+
+void channel_stats_bwd(const BatchNormShape& s, const float* x, const float* stats, const float* dstats, float* dx) {
+  const double m = double(s.n * s.hw);
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t c = p % s.c;
+          const float gm = float(double(dstats[c]) / m), gv = float(2.0 * double(dstats[s.c + c]) / m), mean = stats[c];
+          const float* __restrict xp = x + p * s.hw;
+          float* __restrict dp = dx + p * s.hw;
+          for (int64_t i = 0; i < s.hw; ++i) dp[i] = gm + gv * (xp[i] - mean);
+        }
+      },
+      grain_for(s.hw));
+}
+
 }  // namespace granq

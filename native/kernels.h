@@ -45,6 +45,12 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
                         const float* running_var, float eps, const float* gamma, float* dx, float* dgamma,
                         float* dbeta);
 
+// Per-channel batch statistics of x [n, c, hw] as one [2, c] output: row 0 the means, row 1 the biased variances
+// (the statistics the BNS loss of zero-shot quantization compares with BN running stats). Backward:
+// dx = g_mean[c] / m + g_var[c] * 2 (x - mean[c]) / m, m = n * hw.
+void channel_stats_fwd(const BatchNormShape& s, const float* x, float* stats);
+void channel_stats_bwd(const BatchNormShape& s, const float* x, const float* stats, const float* dstats, float* dx);
+
 // ---------- eltwise.cc ----------
 enum class UnaryOp : int32_t {
   relu = 0,

@@ -52,6 +52,11 @@ export interface Backend {
     dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
   }): void;
 
+  /** Per-channel batch statistics of x [n, c, hw] as [2, c]: means, then biased variances. */
+  channelStatsFwd(p: BatchNormShape & { x: Buf; stats: Buf }): void;
+  /** dx = dstats[0][c] / m + dstats[1][c] * 2 (x - mean[c]) / m, m = n hw. */
+  channelStatsBwd(p: BatchNormShape & { x: Buf; stats: Buf; dstats: Buf; dx: Buf }): void;
+
   /** y = f(x); `alpha` is leakyRelu's slope or affine's scale, `beta` affine's shift. */
   unaryFwd(p: { op: number; len: number; x: Buf; y: Buf; alpha: number; beta: number }): void;
   /** dx = dy * f'(x) (y = f(x) is given too, for ops whose derivative is cheaper from it). */

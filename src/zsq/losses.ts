@@ -6,7 +6,7 @@ import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
 import { BatchNorm2d } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 
 /** Per-row entropy of softmax(logits) in nats, as the released code: -sum p log(p + 1e-12). */
 export function softmaxEntropy(logits: Tensor): Tensor {
@@ -99,12 +99,12 @@ export class BnsLoss {
   }
 }
 
+/** MSE(batch mean, running mean) + MSE(biased batch variance, running variance) = 2 mean((stats - target)^2). */
 function bnsTerm(x: Tensor, bn: BatchNorm2d): Tensor {
   const c = x.shape[1]!;
-  const mean = F.mean(x, [0, 2, 3], true);
-  const centred = F.sub(x, mean);
-  const variance = F.mean(F.mul(centred, centred), [0, 2, 3]);
-  const dm = F.sub(F.reshape(mean, [c]), bn.runningMean);
-  const dv = F.sub(variance, bn.runningVar);
-  return F.add(F.mean(F.mul(dm, dm)), F.mean(F.mul(dv, dv)));
+  const target = Tensor.empty([2, c]);
+  target.data.set(bn.runningMean.data, 0);
+  target.data.set(bn.runningVar.data, c);
+  const d = F.sub(F.channelStats(x), target);
+  return F.scale(F.mean(F.mul(d, d)), 2);
 }

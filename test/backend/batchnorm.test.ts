@@ -173,3 +173,28 @@ test('batchnorm: bad inputs throw GranqError', () => {
   assert.throws(() => nativeBackend.batchNormBwdTrain({ ...s, dy: x, x, saveMean: c3(), saveInvstd: c3(), gamma: null, dx: new Float32Array(25), dgamma: null, dbeta: null }), GranqError);
   assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, c: 0, x, gamma: null, beta: null, runningMean: c3(), runningVar: c3(), eps: 1e-5, y: x }), GranqError);
 });
+
+test('channel statistics: case table native vs ref, thread-independent, bad input', () => {
+  const run = (b: Backend, s: BatchNormShape, x: Float32Array, dstats: Float32Array) => {
+    const stats = new Float32Array(2 * s.c);
+    const dx = new Float32Array(x.length);
+    b.channelStatsFwd({ ...s, x, stats });
+    b.channelStatsBwd({ ...s, x, stats, dstats, dx });
+    return { stats, dx };
+  };
+  CASES.forEach(([n, c, hw], i) => {
+    const s = { n, c, hw };
+    const x = randomNormal(n * c * hw, 300 + i, 2);
+    const dstats = randomFloats(2 * c, 400 + i);
+    const nat = run(nativeBackend, s, x, dstats);
+    const ref = run(refBackend, s, x, dstats);
+    assertClose(nat.stats, ref.stats, { atol: 1e-5, rtol: 1e-5 }, `stats [${n},${c},${hw}]`);
+    assertClose(nat.dx, ref.dx, { atol: 1e-5, rtol: 1e-4 }, `dx [${n},${c},${hw}]`);
+    const one = withThreads(1, () => run(nativeBackend, s, x, dstats));
+    const four = withThreads(4, () => run(nativeBackend, s, x, dstats));
+    assertBitEqual(four.stats, one.stats, 'stats threads');
+    assertBitEqual(four.dx, one.dx, 'dx threads');
+  });
+  assert.throws(() => nativeBackend.channelStatsFwd({ n: 2, c: 3, hw: 4, x: new Float32Array(23), stats: new Float32Array(6) }), GranqError);
+  assert.throws(() => nativeBackend.channelStatsFwd({ n: 2, c: 3, hw: 4, x: new Float32Array(24), stats: new Float32Array(5) }), GranqError);
+});

@@ -74,3 +74,22 @@ const batchNormOp = defineOp<[Tensor, Tensor | null, Tensor | null], BatchNormAt
 export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, attrs: BatchNormAttrs): Tensor {
   return batchNormOp([x, gamma, beta], attrs);
 }
+
+const channelStatsOp = defineOp<[Tensor], null, { n: number; c: number; hw: number }>({
+  name: 'channel_stats',
+  forward([x]) {
+    check(x.ndim === 4, () => `channelStats: expected [N,C,H,W], got ${shapeStr(x.shape)}`);
+    const [n, c, h, w] = x.shape as [number, number, number, number];
+    const out = Tensor.empty([2, c]);
+    backend().channelStatsFwd({ n, c, hw: h * w, x: x.data, stats: out.data });
+    return { out, saved: { n, c, hw: h * w } };
+  },
+  backward({ gy, saved, inputs: [x], out }) {
+    const dx = allocFloats(x.size);
+    backend().channelStatsBwd({ ...saved, x: x.data, stats: out.data, dstats: gy, dx });
+    return [dx];
+  },
+});
+
+/** Per-channel batch mean and biased variance of x [N,C,H,W] over (N, H, W), as [2, C] (means, then variances). */
+export const channelStats = (x: Tensor) => channelStatsOp([x], null);

@@ -24,7 +24,10 @@ function forEachInChannel(n: number, c: number, hw: number, ch: number, fn: (off
 const gammaOf = (g: Buf | null, ch: number) => (g ? g[ch]! : 1);
 const betaOf = (b: Buf | null, ch: number) => (b ? b[ch]! : 0);
 
-export const refBatchnorm: Pick<Backend, 'batchNormFwdTrain' | 'batchNormFwdEval' | 'batchNormBwdTrain' | 'batchNormBwdEval'> = {
+export const refBatchnorm: Pick<
+  Backend,
+  'batchNormFwdTrain' | 'batchNormFwdEval' | 'batchNormBwdTrain' | 'batchNormBwdEval' | 'channelStatsFwd' | 'channelStatsBwd'
+> = {
   batchNormFwdTrain({ n, c, hw, x, gamma, beta, eps, momentum, runningMean, runningVar, y, saveMean, saveInvstd }) {
     const m = n * hw;
     for (let ch = 0; ch < c; ch++) {
@@ -92,6 +95,27 @@ export const refBatchnorm: Pick<Backend, 'batchNormFwdTrain' | 'batchNormFwdEval
           dx[k] = dy[k]! * scale;
         });
       }
+    }
+  },
+
+  channelStatsFwd({ n, c, hw, x, stats }) {
+    const m = n * hw;
+    for (let ch = 0; ch < c; ch++) {
+      const mean = channelSum(n, c, hw, ch, (k) => x[k]!) / m;
+      stats[ch] = mean;
+      stats[c + ch] = channelSum(n, c, hw, ch, (k) => (x[k]! - mean) ** 2) / m;
+    }
+  },
+
+  channelStatsBwd({ n, c, hw, x, stats, dstats, dx }) {
+    const m = n * hw;
+    for (let ch = 0; ch < c; ch++) {
+      const mean = stats[ch]!;
+      const gm = dstats[ch]! / m;
+      const gv = (2 * dstats[c + ch]!) / m;
+      forEachInChannel(n, c, hw, ch, (k) => {
+        dx[k] = gm + gv * (x[k]! - mean);
+      });
     }
   },
 };
