@@ -9,12 +9,20 @@
  */
 import { backend, REDUCE } from '../backend/index.js';
 import { qparams as qparamsOf } from '../backend/ref/quant.js';
-import { check } from '../errors.js';
+import { check, GranqError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export type Granularity = 'tensor' | 'channel' | 'row';
 
 export interface Ranges { mins: Float32Array; maxs: Float32Array }
+
+/**
+ * What a stateful estimator must save for a checkpoint or a saved student (JSON-safe: EMA fields are doubles,
+ * min/max arrays float32 values; both round-trip exactly through JSON). Dynamic estimators have none.
+ */
+export type EstimatorState =
+  | { kind: 'ema'; rawMin: number; rawMax: number; betaT: number; steps: number; observing: boolean }
+  | { kind: 'minmax'; mins: number[] | null; maxs: number[] | null; observing: boolean };
 
 export interface RangeEstimator {
   readonly granularity: Granularity;
@@ -23,6 +31,14 @@ export interface RangeEstimator {
   observe(x: Tensor): void;
   /** The current ranges, one per group; null when nothing was observed yet (or the range is dynamic). */
   ranges(): Ranges | null;
+  /** The observed state (null: nothing to save, the range is dynamic). */
+  getState(): EstimatorState | null;
+  /** Restores getState()'s value; `where` names the quantizer in the error when the kind does not fit. */
+  setState(s: EstimatorState, where: string): void;
+}
+
+function wrongKind(s: EstimatorState, where: string): never {
+  throw new GranqError(`${where}: saved range state of kind '${s.kind}' does not fit the model's quantizer`);
 }
 
 /** Scale s = n / max(M - m, 1e-8) and zero point z = round(s m) + 2^(bits-1) per group, as the kernels compute them. */
@@ -82,6 +98,15 @@ export class MinMaxEstimator implements RangeEstimator {
   ranges(): Ranges | null {
     return this.state;
   }
+  getState(): EstimatorState {
+    const st = this.state;
+    return { kind: 'minmax', mins: st ? [...st.mins] : null, maxs: st ? [...st.maxs] : null, observing: this.observing };
+  }
+  setState(s: EstimatorState, where: string): void {
+    if (s.kind !== 'minmax') wrongKind(s, where);
+    this.state = s.mins && s.maxs ? { mins: Float32Array.from(s.mins), maxs: Float32Array.from(s.maxs) } : null;
+    this.observing = s.observing;
+  }
   reset(): void {
     this.state = null;
   }
@@ -139,6 +164,13 @@ export class EmaEstimator implements RangeEstimator {
     const corr = this.releasedBiasCorrection ? 1 : 1 - this.betaT;
     return { mins: Float32Array.of(this.rawMin / corr), maxs: Float32Array.of(this.rawMax / corr) };
   }
+  getState(): EstimatorState {
+    return { kind: 'ema', rawMin: this.rawMin, rawMax: this.rawMax, betaT: this.betaT, steps: this.steps, observing: this.observing };
+  }
+  setState(s: EstimatorState, where: string): void {
+    if (s.kind !== 'ema') wrongKind(s, where);
+    ({ rawMin: this.rawMin, rawMax: this.rawMax, betaT: this.betaT, steps: this.steps, observing: this.observing } = s);
+  }
 }
 
 /**
@@ -152,5 +184,11 @@ export class RowsEstimator implements RangeEstimator {
   observe(): void {}
   ranges(): null {
     return null;
+  }
+  getState(): null {
+    return null;
+  }
+  setState(s: EstimatorState, where: string): void {
+    wrongKind(s, where);
   }
 }
