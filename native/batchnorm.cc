@@ -50,6 +50,19 @@ inline double lanes_total(const double* acc) {
   return t;
 }
 
+// Mean and sum of squared deviations of channel c over (n, hw), in one pass: in double, E[x^2] - mean^2 loses
+// nothing that matters at these sizes, and a second read of the channel is saved.
+struct Moments {
+  double mean, sq_dev;
+};
+inline Moments channel_moments(const BatchNormShape& s, const float* x, int64_t c) {
+  double acc[kLanes] = {0}, acc2[kLanes] = {0};
+  for (int64_t n = 0; n < s.n; ++n) sum_sq_run(x + (n * s.c + c) * s.hw, s.hw, acc, acc2);
+  const double m = double(s.n * s.hw);
+  const double mean = lanes_total(acc) / m;
+  return {mean, std::max(0.0, lanes_total(acc2) - mean * mean * m)};
+}
+
 // Grain in channels / planes so that a thread gets at least ~32K elements.
 inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
 
@@ -75,7 +88,6 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
                          float momentum, float* running_mean, float* running_var, float* y, float* save_mean,
                          float* save_invstd) {
   const int64_t m = s.n * s.hw;
-  const int64_t cstride = s.c * s.hw;
   // scale/shift live in thread_scratch of the calling thread; workers only read them.
   float* scale = thread_scratch(0, size_t(2 * s.c));
   float* shift = scale + s.c;
@@ -83,12 +95,7 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
       s.c,
       [&](int64_t b, int64_t e) {
         for (int64_t c = b; c < e; ++c) {
-          // One pass for sum and sum of squares: in double, E[x^2] - mean^2 loses nothing that matters at these
-          // sizes, and a second read of the channel is saved.
-          double acc[kLanes] = {0}, acc2[kLanes] = {0};
-          for (int64_t n = 0; n < s.n; ++n) sum_sq_run(x + n * cstride + c * s.hw, s.hw, acc, acc2);
-          const double mean = lanes_total(acc) / double(m);
-          const double var_sum = std::max(0.0, lanes_total(acc2) - mean * mean * double(m));
+          const auto [mean, var_sum] = channel_moments(s, x, c);
           const double var = var_sum / double(m);
           const double invstd = 1.0 / std::sqrt(var + double(eps));
           save_mean[c] = float(mean);
@@ -210,16 +217,13 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
 
 void channel_stats_fwd(const BatchNormShape& s, const float* x, float* stats) {
   const int64_t m = s.n * s.hw;
-  const int64_t cstride = s.c * s.hw;
   parallel_for(
       s.c,
       [&](int64_t b, int64_t e) {
         for (int64_t c = b; c < e; ++c) {
-          double acc[kLanes] = {0}, acc2[kLanes] = {0};
-          for (int64_t n = 0; n < s.n; ++n) sum_sq_run(x + n * cstride + c * s.hw, s.hw, acc, acc2);
-          const double mean = lanes_total(acc) / double(m);
+          const auto [mean, sq_dev] = channel_moments(s, x, c);
           stats[c] = float(mean);
-          stats[s.c + c] = float(std::max(0.0, lanes_total(acc2) / double(m) - mean * mean));
+          stats[s.c + c] = float(sq_dev / double(m));
         }
       },
       grain_for(m));
