@@ -8,6 +8,7 @@
  */
 import { REDUCE, nativeBackend as nb, type Quad } from '../src/backend/index.js';
 import { randomNormal } from '../test/kit/random.js';
+import { median } from '../src/cli/timing.js';
 
 const BITS = 3;
 const TORCH_MS: Record<string, number> = { '64,16,32,32': 3.1, '64,64,8,8': 0.37 };
@@ -17,11 +18,6 @@ const BATCHES = [16, 32, 64, 128, 256, 512];
 type Kernel = 'rows' | 'loop' | 'layer' | 'layerObs';
 const KERNELS: Kernel[] = ['rows', 'loop', 'layer', 'layerObs'];
 type Times = Record<Kernel, number>;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function kernels(shape: Quad): Record<Kernel, () => void> {
   const [n, c, h, w] = shape;

@@ -8,9 +8,8 @@ import {
 } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { noShared, SHARED } from '../kit/shared.js';
 
-const SHARED = path.resolve('../shared');
-const noShared = fs.existsSync(SHARED) ? false : `${SHARED} not found (tests run from the repo root, next to shared/)`;
 const TEST_BIN = path.join(SHARED, 'data', 'cifar-10-batches-bin', 'test_batch.bin');
 const FIRST8 = path.join(SHARED, 'fixtures', 'resnet20_cifar10_first8.safetensors');
 const MEAN = [0.485, 0.456, 0.406];

@@ -9,9 +9,8 @@ import {
   itemsize, loadStateDictFile, parseSafetensors, readSafetensors, toTensor, writeSafetensors, type StoredTensor,
 } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { noShared, SHARED } from '../kit/shared.js';
 
-const SHARED = path.resolve('../shared');
-const noShared = fs.existsSync(SHARED) ? false : `${SHARED} not found (tests run from the repo root, next to shared/)`;
 const MODEL = path.join(SHARED, 'models', 'resnet20_cifar10_akamaster.safetensors');
 const FIRST8 = path.join(SHARED, 'fixtures', 'resnet20_cifar10_first8.safetensors');
 

@@ -7,9 +7,8 @@ import { GranqError } from '../../src/errors.js';
 import {
   normalizeArchitecture, parseSidecar, readSidecar, readSidecarFor, sidecarPathFor, writeSidecar, type ModelSidecar,
 } from '../../src/io/sidecar.js';
+import { noShared, SHARED } from '../kit/shared.js';
 
-const SHARED = path.resolve('../shared');
-const noShared = fs.existsSync(SHARED) ? false : `${SHARED} not found (tests run from the repo root, next to shared/)`;
 const WEIGHTS = path.join(SHARED, 'models', 'resnet20_cifar10_akamaster.safetensors');
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-sc-'));
