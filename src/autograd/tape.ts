@@ -29,7 +29,7 @@ export function noGrad<T>(fn: () => T): T {
 export interface BackwardArgs<I, A, S> {
   gy: Float32Array;
   saved: S;
-  /** needs[i]: input i requires a gradient. */
+  /** needs[i]: a gradient for input i is wanted by this backward pass (see live() in runBackward). */
   needs: boolean[];
   inputs: I;
   attrs: A;
@@ -53,12 +53,11 @@ export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpe
   return (inputs: I, attrs: A): Tensor => {
     const { out, saved } = spec.forward(inputs, attrs);
     if (!gradEnabled) return out;
-    const needs = inputs.map((t) => t !== null && t.requiresGrad);
-    if (!needs.some(Boolean)) return out;
+    if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {
       op: spec.name,
       inputs,
-      backward: (gy) => spec.backward({ gy, saved, needs, inputs, attrs, out }),
+      backward: (gy, needs) => spec.backward({ gy, saved, needs, inputs, attrs, out }),
     };
     out.requiresGrad = true;
     out.node = node;
@@ -66,6 +65,53 @@ export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpe
   };
 }
 
+/**
+ * Runs fn (a backward pass) as if these tensors did not require grad: the pass neither enters their subgraphs nor
+ * computes their gradients. One forward graph can so serve two backward passes with different targets, as
+ * PyTorch's autograd.backward(inputs=...) does: e.g. a loss into the generator with the student's weights off, then
+ * another into the student's weights with the generated images off.
+ */
+export function withoutGrad<T>(tensors: readonly Tensor[], fn: () => T): T {
+  const prev = tensors.map((t) => t.requiresGrad);
+  for (const t of tensors) t.requiresGrad = false;
+  try {
+    return fn();
+  } finally {
+    tensors.forEach((t, i) => { t.requiresGrad = prev[i]!; });
+  }
+}
+
+/**
+ * Hands the buffers of every intermediate tensor of these graphs (op outputs, not leaves) back to the allocator's
+ * pool. Only for graphs whose tensors are all dead: a training iteration calls it at its end, after both backward
+ * passes, so the next iteration reuses warm memory instead of allocating (and the GC freeing) ~100 MB per step.
+ * A buffer that a leaf also views (a reshape of a parameter, a detached copy) is kept.
+ */
+export function releaseGraph(roots: readonly Tensor[]): void {
+  const leafBuffers = new Set<ArrayBufferLike>();
+  const inner = new Set<Float32Array>();
+  const seen = new Set<Tensor>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (seen.has(t)) continue;
+    seen.add(t);
+    if (t.node === null) {
+      leafBuffers.add(t.data.buffer);
+      continue;
+    }
+    inner.add(t.data);
+    for (const i of t.node.inputs) if (i) stack.push(i);
+  }
+  const released = new Set<ArrayBufferLike>();
+  for (const d of inner) {
+    if (leafBuffers.has(d.buffer) || released.has(d.buffer)) continue;
+    released.add(d.buffer);
+    releaseFloats(d);
+  }
+}
+
+/** The tensors below root that a gradient can reach, inputs before outputs (nothing below a switched-off tensor). */
 function topoOrder(root: Tensor): Tensor[] {
   const order: Tensor[] = [];
   const seen = new Set<Tensor>();
@@ -109,25 +155,34 @@ function runBackward(root: Tensor, grad?: Tensor): void {
   grads.set(root, seed);
 
   const order = topoOrder(root);
+  // Live: a trainable leaf, or an op output with a live input. Only live inputs get gradients, so an op whose
+  // inputs were all switched off by withoutGrad after the forward (a quantized weight whose master weight is off)
+  // costs nothing.
+  const live = new Set<Tensor>();
+  for (const t of order) {
+    if (t.node === null ? t.requiresGrad : t.node.inputs.some((i) => i !== null && live.has(i))) live.add(t);
+  }
   for (let k = order.length - 1; k >= 0; k--) {
     const t = order[k]!;
     const g = grads.get(t);
     if (!g) continue;
     grads.delete(t);
+    if (!live.has(t)) continue; // the root, when withoutGrad switched off everything below it
     if (t.node === null) {
       // A leaf: accumulate into .grad like PyTorch.
       if (t.grad === null) t.grad = new Tensor(owned.has(g) ? g : g.slice(), t.shape);
       else accumulate(t.grad.data, g);
       continue;
     }
-    const inputGrads = t.node.backward(g);
     const inputs = t.node.inputs;
+    const needs = inputs.map((i) => i !== null && live.has(i));
+    const inputGrads = t.node.backward(g, needs);
     // Ownership: an array held by exactly one pending gradient may be summed into in place and, once consumed,
     // recycled. A fresh array (not g) handed to one input becomes owned; g handed on to one input stays owned;
     // any array handed to two or more inputs (add passes g to both) is shared and never written or recycled.
     const uses = new Map<Float32Array, number>();
     inputGrads.forEach((gi, i) => {
-      if (gi && inputs[i]?.requiresGrad) uses.set(gi, (uses.get(gi) ?? 0) + 1);
+      if (gi && needs[i]) uses.set(gi, (uses.get(gi) ?? 0) + 1);
     });
     const gWasOwned = owned.has(g);
     owned.delete(g);
@@ -139,7 +194,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     for (let i = 0; i < inputs.length; i++) {
       const inp = inputs[i];
       const gi = inputGrads[i];
-      if (!inp || !inp.requiresGrad || !gi) continue;
+      if (!inp || !needs[i] || !gi) continue;
       check(gi.length === inp.size, () => `backward of '${t.node!.op}': gradient ${i} has ${gi.length} elements, input has ${inp.size}`);
       const prev = grads.get(inp);
       if (!prev) {

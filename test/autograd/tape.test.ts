@@ -35,3 +35,46 @@ test('leaf gradients accumulate across backward calls; noGrad records nothing', 
   assert.equal(y.requiresGrad, false);
   assert.equal(y.node, null);
 });
+
+test('withoutGrad: one forward graph serves two backward passes with different targets', () => {
+  // y = sum(w2 * relu(q(w1) * x)), q(w1) = 2 w1 standing in for a quantized weight (an op output of a leaf).
+  const rng = new Rng(3);
+  const n = 2048;
+  const x = Tensor.randn([n], rng).requireGrad();
+  const w1 = Tensor.randn([n], rng).requireGrad();
+  const w2 = Tensor.randn([n], rng).requireGrad();
+  const h = F.relu(F.mul(F.scale(w1, 2), x));
+  const y = F.sum(F.mul(w2, h));
+  F.withoutGrad([w1, w2], () => y.backward());
+  assert.equal(w1.grad, null, 'w1 switched off: no gradient, although q(w1) is an op output');
+  assert.equal(w2.grad, null);
+  const gx = x.grad!.toArray();
+  F.withoutGrad([x], () => y.backward());
+  assert.deepEqual(x.grad!.toArray(), gx, 'x switched off in the second pass: unchanged');
+  assert.equal(w1.requiresGrad && w2.requiresGrad && x.requiresGrad, true, 'flags restored');
+  for (let i = 0; i < n; i++) {
+    const on = 2 * w1.data[i]! * x.data[i]! > 0;
+    assert.equal(gx[i]! + 0, on ? Math.fround(w2.data[i]! * Math.fround(2 * w1.data[i]!)) : 0);
+    assert.equal(w2.grad!.data[i], Math.fround(h.data[i]!));
+    assert.ok(Math.abs(w1.grad!.data[i]! - (on ? w2.data[i]! * x.data[i]! * 2 : 0)) <= 1e-6 * (1 + Math.abs(w1.grad!.data[i]!)));
+  }
+  F.withoutGrad([x, w1, w2], () => y.backward()); // nothing left to reach: a no-op, not an error
+});
+
+test('releaseGraph recycles the buffers of op outputs, never of leaves or of views of leaves', () => {
+  const rng = new Rng(4);
+  const w = Tensor.randn([64, 64], rng).requireGrad();
+  const wData = w.data.slice();
+  const view = F.reshape(w, [4096]); // shares w's buffer
+  const h = F.relu(F.mul(view, view));
+  const loss = F.sum(h);
+  loss.backward();
+  const hBuffer = h.data;
+  F.releaseGraph([loss]);
+  // The next allocations of that size get h's (and the product's) buffers back; w's buffer never comes back.
+  const a = F.scale(Tensor.randn([4096], rng), 1);
+  const b = F.scale(Tensor.randn([4096], rng), 1);
+  assert.ok(a.data === hBuffer || b.data === hBuffer, 'h buffer reused');
+  assert.ok(a.data.buffer !== w.data.buffer && b.data.buffer !== w.data.buffer);
+  assert.deepEqual(w.data, wData);
+});
