@@ -12,6 +12,7 @@ import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
 import { runEval } from './eval.js';
 import { addQuantizeCommand } from './quantize.js';
+import { addReportCommand } from './report.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -79,8 +80,11 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .addOption(new Option('--bits <k>', 'bit width').argParser(bitWidth).default(3))
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'number of test images').argParser(positiveInt).default(256))
-    .option('--json', 'print {"bits", "layers": [...]} as the last line of stdout')
+    .option('--synthetic <run-dir>', "inputs: --batch images of this granq quantize run's saved generator instead of test images")
+    .option('--json', 'print {"bits", "inputs", "images", "layers": [...]} as the last line of stdout')
     .action((opts) => runAnalyzeError(opts));
+
+  addReportCommand(program);
 
   return program;
 }

@@ -40,6 +40,16 @@ function isDir(p: string): boolean {
   }
 }
 
+/** Where `../shared/<rel>` may be: next to the working directory, then next to this repository. */
+export function sharedCandidates(rel: string, cwd = process.cwd(), root = packageRoot()): [string, DataDirSource][] {
+  return [[path.resolve(cwd, '..', 'shared', rel), 'cwd'], [path.resolve(root, '..', 'shared', rel), 'package']];
+}
+
+/** The first existing `../shared/<rel>` (file or folder), or null. */
+export function findShared(rel: string): string | null {
+  return sharedCandidates(rel).map(([p]) => p).find((p) => fs.existsSync(p)) ?? null;
+}
+
 export function resolveDataDir(opts: ResolveDataDirOptions = {}): DataDirResolution {
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
@@ -55,11 +65,7 @@ export function resolveDataDir(opts: ResolveDataDirOptions = {}): DataDirResolut
     return { dir, source: 'env' };
   }
   const checked: string[] = [];
-  const candidates: [string, DataDirSource][] = [
-    [path.resolve(cwd, '..', 'shared', 'data'), 'cwd'],
-    [path.resolve(opts.packageRoot ?? packageRoot(), '..', 'shared', 'data'), 'package'],
-  ];
-  for (const [dir, source] of candidates) {
+  for (const [dir, source] of sharedCandidates('data', cwd, opts.packageRoot)) {
     if (isDir(dir)) return { dir, source };
     if (!checked.includes(dir)) checked.push(dir);
   }

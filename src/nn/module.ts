@@ -104,3 +104,18 @@ export abstract class Module {
     }
   }
 }
+
+/**
+ * Loads flat arrays saved under `prefix + key` (a checkpoint stores every tensor as [length]) into the module,
+ * strictly, giving each the shape of the module's own tensor.
+ */
+export function loadFlatStateDict(m: Module, flat: Map<string, Float32Array>, prefix: string): void {
+  const own = m.stateDict();
+  const sd: StateDict = new Map();
+  for (const [k, v] of flat) {
+    if (!k.startsWith(prefix)) continue;
+    const key = k.slice(prefix.length);
+    sd.set(key, new Tensor(v, own.get(key)?.shape ?? [v.length]));
+  }
+  m.loadStateDict(sd);
+}

@@ -4,8 +4,13 @@
  * rename), so an interrupted write never leaves a half checkpoint behind.
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { GranqError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type StoredTensor } from '../io/safetensors.js';
+import { loadFlatStateDict } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Generator, LATENT_DIM } from './generator.js';
+import { heldOutImages, HELD_OUT_SEED_OFFSET } from './measure.js';
 import type { ZsqStateMeta } from './trainer.js';
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
@@ -23,8 +28,8 @@ export function saveCheckpoint<Extra>(path: string, ck: Checkpoint<Extra>): void
   writeSafetensors(path, entries, { [META_KEY]: JSON.stringify({ meta: ck.meta, extra: ck.extra }) });
 }
 
-export function loadCheckpoint<Extra>(path: string): Checkpoint<Extra> {
-  if (!existsSync(path)) throw new GranqError(`--resume: no checkpoint at ${path}`);
+export function loadCheckpoint<Extra>(path: string, flag = '--resume'): Checkpoint<Extra> {
+  if (!existsSync(path)) throw new GranqError(`${flag}: no checkpoint at ${path}`);
   const file = readSafetensors(path);
   const raw = file.metadata[META_KEY];
   if (raw === undefined) throw new GranqError(`${path}: not a granq checkpoint (no '${META_KEY}' metadata)`);
@@ -40,4 +45,34 @@ export function loadCheckpoint<Extra>(path: string): Checkpoint<Extra> {
     tensors.set(k, st.data);
   }
   return { tensors, meta: parsed.meta, extra: parsed.extra };
+}
+
+/** The generator of a run folder, as of its last checkpoint (end of training for a finished run), and the run's seed. */
+export function loadRunGenerator(runDir: string, flag: string): { generator: Generator; seed: number } {
+  const ck = loadCheckpoint<{ settings?: { config?: { seed?: number } } }>(path.join(runDir, CHECKPOINT_FILE), flag);
+  const emb = ck.tensors.get('generator.label_emb.weight');
+  if (!emb || emb.length % LATENT_DIM !== 0) throw new GranqError(`${flag}: ${runDir}: the checkpoint holds no generator`);
+  const generator = new Generator(emb.length / LATENT_DIM);
+  try {
+    loadFlatStateDict(generator, ck.tensors, 'generator.');
+  } catch (e) {
+    throw e instanceof GranqError ? new GranqError(`${flag}: ${runDir}: generator: ${e.message}`) : e;
+  }
+  return { generator, seed: ck.extra.settings?.config?.seed ?? 0 };
+}
+
+/**
+ * `n` images [n,3,32,32] from a run's generator: the held-out stream of its agreement measure (latent codes and
+ * labels the training never drew), generated as in training (BatchNorm on batch statistics, in batches of `batch`).
+ */
+export function runSyntheticImages(runDir: string, n: number, batch: number, flag: string): Tensor {
+  const { generator, seed } = loadRunGenerator(runDir, flag);
+  const parts = heldOutImages(generator, n, batch, seed + HELD_OUT_SEED_OFFSET);
+  const out = new Float32Array(n * 3 * 32 * 32);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p.data, at);
+    at += p.size;
+  }
+  return new Tensor(out, [n, 3, 32, 32]);
 }

@@ -6,7 +6,7 @@
  * state()/restore() so an interrupted run resumes bit for bit.
  */
 import * as F from '../autograd/index.js';
-import type { Module } from '../nn/module.js';
+import { loadFlatStateDict, type Module } from '../nn/module.js';
 import { Adam, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -128,12 +128,8 @@ export class ZsqTrainer {
 
   restore(tensors: Map<string, Float32Array>, meta: ZsqStateMeta): void {
     const pick = (prefix: string) => new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-    const load = (m: Module, prefix: string) => {
-      const own = m.stateDict();
-      m.loadStateDict(new Map([...pick(prefix)].map(([k, v]) => [k, new Tensor(v, own.get(k)?.shape ?? [v.length])])));
-    };
-    load(this.generator, 'generator.');
-    load(this.student, 'student.');
+    loadFlatStateDict(this.generator, tensors, 'generator.');
+    loadFlatStateDict(this.student, tensors, 'student.');
     loadOptimizerState(this.optG, pick('optG.'), meta.optG);
     loadOptimizerState(this.optS, pick('optS.'), meta.optS);
     this.rng.setState(meta.rng);
