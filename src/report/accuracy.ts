@@ -12,7 +12,8 @@ export interface RunRow {
 }
 export interface PublishedRow { method: string; values: Record<string, { top1: number; drop: number; sources: string[]; text: string } | null> }
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? null : Math.round(x * 1e4) / 100);
+/** A fraction as a percentage rounded to 2 decimals (as the tables print it), null kept. */
+export const percent = (x: number | null | undefined) => (x === null || x === undefined ? null : Math.round(x * 1e4) / 100);
 
 /** Finished runs only (an unfinished one has no result.json yet); top-1 in %. */
 export function runRows(runs: readonly RunFolder[]): RunRow[] {
@@ -20,7 +21,7 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
     const x = r.result!;
     return {
       run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${x.policy.weight}`, preset: x.preset, epochs: x.epochs,
-      fp: pct(x.fp_top1), ptq: pct(x.ptq_top1), final: pct(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: pct(x.best_epoch.top1)! } : null,
+      fp: percent(x.fp_top1), ptq: percent(x.ptq_top1), final: percent(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: percent(x.best_epoch.top1)! } : null,
     };
   });
 }

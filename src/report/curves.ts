@@ -1,4 +1,5 @@
 /** Training curves of each run, from its log.jsonl: the mean losses per epoch and the test top-1 where evaluated. */
+import { percent } from './accuracy.js';
 import type { Spec } from './charts.js';
 import type { RunFolder } from './inputs.js';
 
@@ -15,8 +16,8 @@ export function lossPoints(runs: readonly RunFolder[]): LossPoint[] {
 /** Test top-1 in %, with the PTQ start (from result.json) as epoch 0. */
 export function top1Points(runs: readonly RunFolder[]): Top1Point[] {
   return runs.flatMap((r) => [
-    ...(r.result?.ptq_top1 != null ? [{ run: r.name, epoch: 0, top1: 100 * r.result.ptq_top1 }] : []),
-    ...r.log.filter((l) => l.test_top1 !== undefined).map((l) => ({ run: r.name, epoch: l.epoch, top1: 100 * l.test_top1! })),
+    ...(r.result?.ptq_top1 != null ? [{ run: r.name, epoch: 0, top1: percent(r.result.ptq_top1)! }] : []),
+    ...r.log.filter((l) => l.test_top1 !== undefined).map((l) => ({ run: r.name, epoch: l.epoch, top1: percent(l.test_top1)! })),
   ]);
 }
 

@@ -2,7 +2,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { fakeRunWithGenerator } from '../kit/run-folder.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');
@@ -72,9 +75,27 @@ describe('granq bench quant / analyze error', { skip: noShared }, () => {
     assert.equal(r.code, 0, r.stderr);
     const j = lastJson(r.stdout);
     assert.equal(j.bits, 3);
+    assert.equal(j.inputs, 'real');
+    assert.equal(j.images, 8);
     assert.equal(j.layers.length, 19);
     assert.deepEqual(j.layers[0].shape, [8, 16, 32, 32]);
     const mean = (k: string) => j.layers.reduce((s: number, l: Record<string, number>) => s + l[k]!, 0) / 19;
     assert.ok(mean('granq') < mean('layer'), `granq ${mean('granq')} vs layer ${mean('layer')}`);
+  });
+
+  test('analyze error --synthetic RUN_DIR: the run generator\'s images, labelled synthetic', () => {
+    const run = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-analyze-'));
+    fakeRunWithGenerator(run, 2);
+    const r = granq('analyze', 'error', '--model', SHARED_MODEL, '--bits', '3', '--batch', '4', '--synthetic', run, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = lastJson(r.stdout);
+    assert.equal(j.inputs, 'synthetic');
+    assert.equal(j.images, 4);
+    assert.equal(j.layers.length, 19);
+    assert.deepEqual(j.layers[0].shape, [4, 16, 32, 32]);
+    assert.match(r.stderr, /4 images of the generator of /);
+    const bad = granq('analyze', 'error', '--model', SHARED_MODEL, '--synthetic', path.join(run, 'nope'));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr.trim(), /^granq: --synthetic: no checkpoint at .*nope\/checkpoint\.safetensors$/);
   });
 });

@@ -1,0 +1,31 @@
+/** The accuracy table: our runs in %, the published numbers as drops from each paper's own FP teacher. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { dropFrom, publishedRows, runRows } from '../../src/report/accuracy.js';
+import type { RunFolder, RunResult } from '../../src/report/inputs.js';
+import { parsePublished } from '../../src/report/published.js';
+
+const result = {
+  model: 'm', teacher: { path: '/t', model: 't' }, policy: { wbits: 3, abits: 3, act: 'granq', weight: 'slice' }, preset: 'quick', seed: 2,
+  epochs: 20, iterations: 1000, test: { dataset: 'cifar10-test', images: 10000 },
+  fp_top1: 0.9173, ptq_top1: 0.8662, final_top1: 0.8901, best_epoch: { epoch: 20, top1: 0.8901 }, wall_seconds: 375,
+} satisfies RunResult;
+const folder = (name: string, r: RunResult | null): RunFolder => ({ dir: name, name, log: [], result: r, hasCheckpoint: true });
+
+test('runRows: finished runs only, top-1 in % rounded to 2 decimals', () => {
+  const rows = runRows([folder('a', result), folder('b', null)]);
+  assert.deepEqual(rows, [{ run: 'a', bits: 'W3A3', method: 'granq / slice', preset: 'quick', epochs: 20, fp: 91.73, ptq: 86.62, final: 89.01, best: { epoch: 20, top1: 89.01 } }]);
+  assert.equal(dropFrom(91.73, 89.01), 2.72);
+  assert.equal(dropFrom(null, 89.01), null);
+});
+
+test('publishedRows: only the runs\' bit widths, drops from the paper\'s FP, missing numbers null', () => {
+  const md = '## C. x\n- [A] = a.\n### C.1 ResNet-20, CIFAR-10 (FP 93.89)\n| Method | W3A3 | W4A4 |\n|---|---|---|\n| AdaDFQ | 84.89 [A,S] | 92.31 [A,S] |\n| HAST | – | 92.36 [S] |\n';
+  const got = publishedRows(parsePublished(md, 'md'), 'CIFAR-10', ['W3A3'])!;
+  assert.equal(got.table.fp, 93.89);
+  assert.deepEqual(got.rows, [
+    { method: 'AdaDFQ', values: { W3A3: { top1: 84.89, drop: 9, sources: ['A', 'S'], text: '84.89 [A,S]' } } },
+    { method: 'HAST', values: { W3A3: null } },
+  ]);
+  assert.equal(publishedRows(parsePublished(md, 'md'), 'CIFAR-100', ['W3A3']), null);
+});
