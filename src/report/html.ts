@@ -62,7 +62,8 @@ function accuracyHtml(a: AccuracySection, n: number): string {
   if (a.unfinished.length) out.push(`<p class="missing">Unfinished (no result.json): ${a.unfinished.map(escapeHtml).join(', ')}</p>`);
   const p = a.published;
   if (p) {
-    out.push(`<table id="published-table"><caption>Published, ${escapeHtml(p.title)}: top-1 % (drop from that paper's FP teacher, ${p.fp}, in brackets; compare drops, not accuracies: teachers differ). From ${escapeHtml(p.file)}, section C.</caption>`);
+    out.push(`<p class="src">Published, ${escapeHtml(p.title)}: top-1 % (drop from that paper's FP teacher, ${p.fp}, in brackets; compare drops, not accuracies: teachers differ). From ${escapeHtml(p.file)}, section C; † = re-run by the AdaDFQ authors.</p>`);
+    out.push('<table id="published-table">');
     out.push(`<tr><th>method</th>${p.bits.map((b) => `<th>${b}</th>`).join('')}</tr>`);
     for (const r of p.rows) {
       out.push(`<tr><td>${escapeHtml(r.method)}</td>${p.bits.map((b) => {
