@@ -57,9 +57,10 @@ export function activationMaps(teacher: Module, x: Tensor, labels: readonly stri
   const fp = first.x;
   const [layer, granq] = noGrad(() => [first.layer.quantize(fp), fakeQuantRows(fp, bits)]);
   const errors = imageErrors(fp, layer!, granq!, labels);
+  // Column headers, one line per '|': image, variant, relative error.
   const label = (i: number, v: number) => v === 0
-    ? `image ${i} (${labels[i]}): FP`
-    : `image ${i}: ${VARIANTS[v]} ${bits}-bit, error ${(v === 1 ? errors[i]!.layer : errors[i]!.granq).toFixed(3)}`;
+    ? `image ${i}|${labels[i]}|FP`
+    : `image ${i}|${VARIANTS[v]} ${bits}-bit|error ${(v === 1 ? errors[i]!.layer : errors[i]!.granq).toFixed(3)}`;
   const rows = labels.flatMap((_, i) => VARIANTS.map((_v, v) => label(i, v)));
   return { bits, channels: [...channels], errors, rows, cells: mapCells(fp, layer!, granq!, channels, label) };
 }
@@ -68,9 +69,10 @@ export function activationMapsSpec(m: ActivationMaps): Spec {
   return {
     title: { text: `Activation maps of the first ResNet-20 layer: FP vs ${m.bits}-bit layer vs ${m.bits}-bit granq`, subtitle: 'each (image, channel) map scaled by its FP maximum; relative error over all 16 channels of the image' },
     data: { values: m.cells },
+    // Maps side by side per channel (rows); the header of each column names the image, the variant and its error.
     facet: {
-      row: { field: 'row', type: 'nominal', sort: m.rows, title: null, header: { labelAngle: 0, labelAlign: 'right', labelLimit: 0, labelFontSize: 11 } },
-      column: { field: 'channel', type: 'nominal', sort: m.channels.map((c) => `channel ${c}`), title: null, header: { labelFontSize: 11 } },
+      row: { field: 'channel', type: 'nominal', sort: m.channels.map((c) => `channel ${c}`), title: null, header: { labelFontSize: 11 } },
+      column: { field: 'row', type: 'nominal', sort: m.rows, title: null, header: { labelExpr: "split(datum.value, '|')", labelFontSize: 11, labelLimit: 0 } },
     },
     spacing: { row: 4, column: 4 },
     spec: {

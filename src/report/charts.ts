@@ -13,6 +13,9 @@ export type Spec = TopLevelSpec;
 /** The methods' colours, the same in every figure. */
 export const METHOD_COLORS: Record<string, string> = { layer: '#d62728', 'channel-loop': '#7f7f7f', granq: '#1f77b4', FP: '#2ca02c' };
 
+/** A legend of dash patterns drawn as dashed strokes (the lines' point layer would otherwise turn them into dots). */
+export const DASH_LEGEND = { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400, encode: { symbols: { update: { stroke: { value: '#333333' } } } } };
+
 export const CONFIG = {
   font: 'Liberation Sans, Arial, Helvetica, sans-serif',
   background: '#ffffff',

@@ -3,7 +3,7 @@
  * and the whole quantized forward, for layer, channel-loop and granq; both axes logarithmic.
  */
 import { GranqError } from '../errors.js';
-import { METHOD_COLORS, type Spec } from './charts.js';
+import { DASH_LEGEND, METHOD_COLORS, type Spec } from './charts.js';
 import type { BenchQuant } from './inputs.js';
 
 export const LATENCY_METHODS = ['layer', 'channel-loop', 'granq'] as const;
@@ -45,7 +45,7 @@ export function latencySpec(b: BenchQuant): Spec {
       x: { field: 'batch', type: 'quantitative', title: 'batch size (log scale)', scale: { type: 'log', base: 2, domain: logDomain(batches, 2) }, axis: { values: batches } },
       y: { field: 'ms', type: 'quantitative', title: 'time per forward pass, ms (log scale)', scale: { type: 'log', domain: logDomain(points.map((p) => p.ms), 10) } },
       color: { field: 'method', type: 'nominal', title: 'quantizer', scale: { domain: [...LATENCY_METHODS], range: LATENCY_METHODS.map((m) => METHOD_COLORS[m]!) } },
-      strokeDash: { field: 'part', type: 'nominal', title: 'what is timed', scale: { domain: [...LATENCY_PARTS], range: [[2, 2], [1, 0]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400 } },
+      strokeDash: { field: 'part', type: 'nominal', title: 'what is timed', scale: { domain: [...LATENCY_PARTS], range: [[2, 2], [1, 0]] }, legend: DASH_LEGEND },
       tooltip: [{ field: 'method' }, { field: 'part' }, { field: 'batch' }, { field: 'ms' }],
     },
   } as Spec;

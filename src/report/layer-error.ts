@@ -3,7 +3,7 @@
  * real test images, one for a generator's synthetic images): 19 quantizers, layer vs granq, per input kind.
  */
 import { GranqError } from '../errors.js';
-import { METHOD_COLORS, type Spec } from './charts.js';
+import { DASH_LEGEND, METHOD_COLORS, type Spec } from './charts.js';
 import type { ErrorAnalysis } from './inputs.js';
 
 export interface ErrorPoint { index: number; name: string; method: 'layer' | 'granq'; inputs: 'real' | 'synthetic'; error: number; series: string }
@@ -44,7 +44,7 @@ export function errorSpec(analyses: readonly ErrorAnalysis[]): Spec {
       x: { field: 'index', type: 'ordinal', title: 'activation quantizer (0 = after the stem conv, 18 = last block)', axis: { labelAngle: 0 } },
       y: { field: 'error', type: 'quantitative', title: 'relative error', scale: { zero: true } },
       color: { field: 'series', type: 'nominal', title: 'quantizer, inputs', scale: { domain: series, range: series.map((s) => METHOD_COLORS[s.split(',')[0]!]!) } },
-      strokeDash: { field: 'inputs', type: 'nominal', title: 'inputs', scale: { domain: ['real', 'synthetic'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, symbolSize: 400 } },
+      strokeDash: { field: 'inputs', type: 'nominal', title: 'inputs', scale: { domain: ['real', 'synthetic'], range: [[1, 0], [5, 3]] }, legend: DASH_LEGEND },
       tooltip: [{ field: 'name' }, { field: 'method' }, { field: 'inputs' }, { field: 'error', format: '.4f' }],
     },
   } as Spec;
