@@ -62,7 +62,8 @@ describe('granq report on one run folder', { skip: noShared }, () => {
     assert.deepEqual(drawn, ['activation-maps:true', 'latency:false', 'layer-error:false', 'pixels:true', 'curves:true']);
     assert.match(html, /Not drawn: pass --bench FILE/);
     assert.match(html, /Not drawn: pass --analyze FILE/);
-    assert.match(html, /image 1\|granq 3-bit\|error 0\.\d{3}/);
+    assert.match(html, /image 1 layer 0\.\d{3} \/ granq 0\.\d{3}/); // the caption
+    assert.equal([...html.matchAll(/>error 0\.\d{3}</g)].length, 4); // column headers: 2 images x (layer, granq)
     // Our run (FP 90.00, final 87.00: -3.00) and the published table of the shared report (AdaDFQ W3A3 84.89, -9.00).
     assert.match(html, /<td>90\.00<\/td><td>85\.00 \(−5\.00\)<\/td><td>87\.00 \(−3\.00\)<\/td>/);
     if (fs.existsSync(path.join(SHARED, 'research', 'zsq-report.md'))) assert.match(html, /<td>AdaDFQ<\/td><td>84\.89 \(−9\.00\)/);
