@@ -26,3 +26,6 @@ export { Generator } from './zsq/generator.js';
 export { ZsqTrainer, type IterationLosses, type TrainerHooks } from './zsq/trainer.js';
 export { runQuantize, type QuantizeOptions, type QuantizeHooks, type QuantizeOutcome, type EpochRecord } from './zsq/run.js';
 export { loadQuantizedModel, saveQuantizedModel } from './zsq/student-io.js';
+export { loadRunGenerator, runSyntheticImages } from './zsq/checkpoint.js';
+export { probeActivations, relError, type ActivationProbe } from './quant/index.js';
+export { buildReport, type ReportOptions, type BuiltReport } from './report/build.js';

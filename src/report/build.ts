@@ -15,7 +15,7 @@ import { activationMaps, activationMapsSpec, CIFAR10_CLASSES } from './activatio
 import { renderSvg, type Spec } from './charts.js';
 import { curvesSpec } from './curves.js';
 import { reportHtml, type AccuracySection, type FigureSection } from './html.js';
-import { readBenchQuant, readErrorAnalysis, readRunFolder, type RunFolder } from './inputs.js';
+import { readBenchQuant, readErrorAnalysis, readRunFolders, type RunFolder } from './inputs.js';
 import { latencySpec } from './latency.js';
 import { errorSpec } from './layer-error.js';
 import { pixelHistograms, pixelSpec } from './pixels.js';
@@ -70,7 +70,7 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
     }
   };
   // Read everything first, so a bad input fails before any computation.
-  const runs = o.runs.map(readRunFolder);
+  const runs = readRunFolders(o.runs);
   const bench = o.bench !== undefined ? readBenchQuant(o.bench) : null;
   const analyses = (o.analyze ?? []).map(readErrorAnalysis);
   const published = readPublished(o.published);

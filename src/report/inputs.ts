@@ -137,6 +137,13 @@ export function parseResult(v: unknown, where: string): RunResult {
   return v as unknown as RunResult;
 }
 
+/** Reads the folders; runs that share a folder name are told apart by their path (legends and tables use the name). */
+export function readRunFolders(dirs: readonly string[]): RunFolder[] {
+  const runs = dirs.map(readRunFolder);
+  const names = runs.map((r) => r.name);
+  return runs.map((r) => (names.filter((n) => n === r.name).length > 1 ? { ...r, name: path.normalize(r.dir) } : r));
+}
+
 export function readRunFolder(dir: string): RunFolder {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new GranqError(`RUN_DIR: expected a granq quantize output folder, got ${dir} (not a directory)`);
   const logFile = path.join(dir, 'log.jsonl');

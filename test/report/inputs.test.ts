@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GranqError } from '../../src/errors.js';
-import { lastJsonLine, parseBenchQuant, parseErrorAnalysis, parseLog, readRunFolder } from '../../src/report/inputs.js';
+import { lastJsonLine, parseBenchQuant, parseErrorAnalysis, parseLog, readRunFolder, readRunFolders } from '../../src/report/inputs.js';
 
 test('lastJsonLine: a saved stdout (table, then the JSON) or the JSON alone', () => {
   assert.deepEqual(lastJsonLine('| a | b |\n|---|---|\n{"bits":3}\n\n', 'f'), { bits: 3 });
@@ -42,4 +42,14 @@ test('readRunFolder: log.jsonl required, result.json optional, bad lines named b
   assert.throws(() => readRunFolder(dir), /fp_top1: expected a fraction/);
   assert.throws(() => parseLog('{"epoch":1,"loss":{}}\nnot json\n', 'log.jsonl'), /log\.jsonl:2: not valid JSON/);
   assert.throws(() => parseLog('{"epoch":"1","loss":{}}\n', 'log.jsonl'), /log\.jsonl:1: expected an epoch record/);
+});
+
+test('readRunFolders: two runs with the same folder name are labelled by their paths', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-report-in-'));
+  const dirs = ['a/run', 'b/run', 'c/other'].map((d) => path.join(root, d));
+  for (const d of dirs) {
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, 'log.jsonl'), '{"epoch":1,"loss":{},"wall_s":1}\n');
+  }
+  assert.deepEqual(readRunFolders(dirs).map((r) => r.name), [dirs[0], dirs[1], 'other']);
 });
