@@ -28,6 +28,8 @@ export function noGrad<T>(fn: () => T): T {
 
 export interface BackwardArgs<I, A, S> {
   gy: Float32Array;
+  /** gy belongs to this backward alone: an elementwise backward may write its input gradient over it and return it. */
+  gyOwned: boolean;
   saved: S;
   /** needs[i]: a gradient for input i is wanted by this backward pass (see live() in runBackward). */
   needs: boolean[];
@@ -57,7 +59,7 @@ export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpe
     const node: GradNode = {
       op: spec.name,
       inputs,
-      backward: (gy, needs) => spec.backward({ gy, saved, needs, inputs, attrs, out }),
+      backward: (gy, needs, gyOwned) => spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out }),
     };
     out.requiresGrad = true;
     out.node = node;
@@ -176,7 +178,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     }
     const inputs = t.node.inputs;
     const needs = inputs.map((i) => i !== null && live.has(i));
-    const inputGrads = t.node.backward(g, needs);
+    const inputGrads = t.node.backward(g, needs, owned.has(g));
     // Ownership: an array held by exactly one pending gradient may be summed into in place and, once consumed,
     // recycled. A fresh array (not g) handed to one input becomes owned; g handed on to one input stays owned;
     // any array handed to two or more inputs (add passes g to both) is shared and never written or recycled.
