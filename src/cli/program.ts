@@ -10,6 +10,7 @@ import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
+import { addDataCommand } from './data-fetch.js';
 import { runEval } from './eval.js';
 import { addQuantizeCommand } from './quantize.js';
 
@@ -44,6 +45,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .action((opts) => runEval(opts));
 
   addQuantizeCommand(program, setExit);
+  addDataCommand(program);
 
   const bench = program.command('bench').description('timing experiments');
   bench
