@@ -26,3 +26,6 @@ export { Generator } from './zsq/generator.js';
 export { ZsqTrainer, type IterationLosses, type TrainerHooks } from './zsq/trainer.js';
 export { runQuantize, type QuantizeOptions, type QuantizeHooks, type QuantizeOutcome, type EpochRecord } from './zsq/run.js';
 export { loadQuantizedModel, saveQuantizedModel } from './zsq/student-io.js';
+export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './train/config.js';
+export { runTrain, type TrainOptions, type TrainHooks, type TrainOutcome, type TrainEpochRecord } from './train/run.js';
+export { fetchCifar10, type FetchOptions, type FetchHooks, type FetchOutcome } from './data/fetch-cifar10.js';

@@ -10,12 +10,14 @@ import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
+import { addDataCommand } from './data-fetch.js';
 import { runEval } from './eval.js';
 import { addQuantizeCommand } from './quantize.js';
+import { addTrainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** `setExit` receives the exit code of a command that has one of its own (quantize: 130 when interrupted). */
+/** `setExit` receives the exit code of a command that has one of its own (quantize, train: 130 when interrupted). */
 export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   const program = new Command();
   program
@@ -44,6 +46,8 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .action((opts) => runEval(opts));
 
   addQuantizeCommand(program, setExit);
+  addTrainCommand(program, setExit);
+  addDataCommand(program);
 
   const bench = program.command('bench').description('timing experiments');
   bench
