@@ -11,6 +11,7 @@ import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
 import { runEval } from './eval.js';
+import { runExport } from './export.js';
 import { addQuantizeCommand } from './quantize.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,7 +29,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   program
     .command('eval')
     .description('evaluate a model (safetensors + sidecar JSON) on its test set: top-1 and top-5')
-    .requiredOption('--model <file>', 'weights (.safetensors) with a <name>.json sidecar beside them')
+    .requiredOption('--model <file>', 'weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them')
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
@@ -44,6 +45,15 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .action((opts) => runEval(opts));
 
   addQuantizeCommand(program, setExit);
+
+  program
+    .command('export')
+    .description('write the quantized student of a granq quantize run as a standard ONNX model (opset 13): quantizers ' +
+      'as ReduceMin/ReduceMax and elementwise ops, weights already fake-quantized; beside it <out>.quant.safetensors ' +
+      '(integer codes, scales, zero points) and <out>.json (preprocessing, classes, policy)')
+    .argument('<run-dir>', 'output directory of granq quantize (student.safetensors + student.json)')
+    .requiredOption('--onnx <file>', 'the .onnx file to write')
+    .action((runDir: string, opts) => runExport(runDir, opts));
 
   const bench = program.command('bench').description('timing experiments');
   bench
