@@ -63,7 +63,7 @@ export function tensorFromProto(t: TensorProto, where: string): Tensor {
       data = Float32Array.from(t.floatData ?? []);
     }
   } else if (t.dataType === DataType.DOUBLE) {
-    data = raw ? Float32Array.from(new Float64Array(raw.slice().buffer)) : Float32Array.from(t.doubleData ?? []);
+    data = raw ? Float32Array.from(new Float64Array(new Uint8Array(raw).buffer)) : Float32Array.from(t.doubleData ?? []);
   } else {
     throw new GranqError(`${where}: expected a FLOAT tensor, got data type ${DataType[t.dataType ?? 0] ?? t.dataType}`);
   }
@@ -75,7 +75,7 @@ export function tensorFromProto(t: TensorProto, where: string): Tensor {
 /** An INT64 or INT32 tensor's values (shapes, axes, pads). */
 export function intsFromProto(t: TensorProto, where: string): number[] {
   const raw = t.rawData && t.rawData.length > 0 ? t.rawData : null;
-  const buf = raw ? raw.slice().buffer : null;
+  const buf = raw ? new Uint8Array(raw).buffer : null; // a copy: decoded bytes may view a larger pool
   if (t.dataType === DataType.INT64) return buf ? Array.from(new BigInt64Array(buf), Number) : (t.int64Data ?? []).map(int64);
   if (t.dataType === DataType.INT32) return buf ? Array.from(new Int32Array(buf)) : [...(t.int32Data ?? [])];
   throw new GranqError(`${where}: expected an INT64 tensor, got data type ${DataType[t.dataType ?? 0] ?? t.dataType}`);

@@ -100,11 +100,14 @@ export function maxPool2d(x: Tensor, k: number, stride: number, pad: number): Te
   return F.reshape(F.max(win, 1, true), [n, c, oh, ow]);
 }
 
-/** Zero padding of H and W by (top, left, bottom, right): pad by the largest, then a one-hot kernel crops. */
+/**
+ * Zero padding of H and W by (top, left, bottom, right): a symmetric pad p, then a one-hot kernel crops. p = the larger
+ * of top+bottom and left+right keeps the kernel (2p - top - bottom + 1 rows) larger than p, as the conv kernel needs.
+ */
 export function padSpatial(x: Tensor, top: number, left: number, bottom: number, right: number): Tensor {
   check(x.ndim === 4, () => `padSpatial: expected [N,C,H,W], got ${shapeStr(x.shape)}`);
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  const p = Math.max(top, left, bottom, right);
+  const p = Math.max(top + bottom, left + right);
   const kh = 2 * p - top - bottom + 1;
   const kw = 2 * p - left - right + 1;
   const kernel = T.zeros([1, 1, kh, kw]);

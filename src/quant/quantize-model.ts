@@ -111,16 +111,16 @@ export function quantizeModel(teacher: Module, policy: QuantPolicy, opts: Quanti
     for (const [name, child] of parent.children()) {
       const childPath = path ? `${path}.${name}` : name;
       if (child instanceof Quantizer) continue;
-      if (child instanceof FixedConv2d) {
-        rows.push({ path: childPath, kind: 'fixed', quant: 'FP (constant)', notes: child.isSelection()
-          ? 'constant 0/1 weight, not a parameter: not quantized (0 and 1 are exact levels under every weight rule)'
-          : 'constant weight, not a parameter: not quantized' });
-        continue;
-      }
-      if (MAPPING.some((s) => s.matches(child))) todo.push([parent, name, childPath, child]);
+      if (child instanceof FixedConv2d || MAPPING.some((s) => s.matches(child))) todo.push([parent, name, childPath, child]);
     }
   }
   for (const [parent, name, childPath, child] of todo) {
+    if (child instanceof FixedConv2d) {
+      rows.push({ path: childPath, kind: 'fixed', quant: 'FP (constant)', notes: child.isSelection()
+        ? 'constant 0/1 weight, not a parameter: not quantized (0 and 1 are exact levels under every weight rule)'
+        : 'constant weight, not a parameter: not quantized' });
+      continue;
+    }
     if ((p.skip ?? []).some((s) => covers(s, childPath))) {
       rows.push({ path: childPath, kind: 'skipped', quant: 'FP', notes: 'kept FP by policy.skip' });
       continue;
