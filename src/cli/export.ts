@@ -26,10 +26,10 @@ function inputShape(raw: Record<string, unknown>): [number, number, number] {
 }
 
 export function runExport(runDir: string, o: ExportCliOptions): void {
+  if (!o.onnx.endsWith('.onnx')) throw new GranqError(`--onnx: expected a file name ending in .onnx, got ${o.onnx}`);
   if (!existsSync(runDir) || !statSync(runDir).isDirectory()) throw new GranqError(`RUN_DIR: expected a granq quantize output directory, got ${runDir}`);
   const studentPath = path.join(runDir, 'student.safetensors');
   if (!existsSync(studentPath)) throw new GranqError(`RUN_DIR: ${runDir} has no student.safetensors (a finished granq quantize run writes it)`);
-  if (!o.onnx.endsWith('.onnx')) throw new GranqError(`--onnx: expected a file name ending in .onnx, got ${o.onnx}`);
   const { model, sidecar, policy } = loadQuantizedModel(studentPath);
   const t0 = performance.now();
   const ex = exportOnnx(model, { input: inputShape(sidecar.raw), docString: `granq ${policyLabel(policy)} student of ${sidecar.model}` });
