@@ -1,6 +1,6 @@
 /** Loading a model from weights + sidecar (architecture, classes, preprocessing). */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
+import nodePath from 'node:path';
 import { GranqError } from '../errors.js';
 import { loadStateDictFile } from '../io/safetensors.js';
 import { readSidecar, readSidecarFor, sidecarPathFor, type ModelSidecar } from '../io/sidecar.js';
@@ -20,8 +20,8 @@ export interface LoadedModel {
  */
 export function onnxSidecarPath(file: string): string {
   const own = sidecarPathFor(file);
-  const base = path.basename(file);
-  const stem = path.join(path.dirname(file), `${base.slice(0, base.indexOf('.'))}.json`);
+  const base = nodePath.basename(file);
+  const stem = nodePath.join(nodePath.dirname(file), `${base.slice(0, base.indexOf('.'))}.json`);
   return existsSync(own) || !existsSync(stem) ? own : stem;
 }
 
@@ -32,7 +32,7 @@ export function onnxSidecarPath(file: string): string {
 export function loadOnnxModel(file: string): LoadedModel {
   const sidecar = readSidecar(onnxSidecarPath(file), file, { graph: true });
   const model = importOnnx(file);
-  return { model, sidecar: { ...sidecar, raw: { ...sidecar.raw, graph: path.resolve(file) } }, path: file };
+  return { model, sidecar: { ...sidecar, raw: { ...sidecar.raw, graph: nodePath.resolve(file) } }, path: file };
 }
 
 /** Builds the sidecar's architecture and loads the weights strictly (PyTorch's integer counters are ignored). */

@@ -7,8 +7,7 @@
 import * as F from '../autograd/index.js';
 import { check, GranqError } from '../errors.js';
 import { Module } from '../nn/module.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { Tensor as T } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { shapeStr } from '../tensor/shape.js';
 
 export interface GraphStep {
@@ -79,7 +78,7 @@ export class FixedConv2d extends Module {
 
 /** One-hot kernels [kh·kw, 1, kh, kw]: a conv with them lays every window position out as a channel. */
 function windowKernels(kh: number, kw: number): Tensor {
-  const w = T.zeros([kh * kw, 1, kh, kw]);
+  const w = Tensor.zeros([kh * kw, 1, kh, kw]);
   for (let i = 0; i < kh * kw; i++) w.data[i * kh * kw + i] = 1;
   return w;
 }
@@ -92,8 +91,8 @@ export function maxPool2d(x: Tensor, k: number, stride: number, pad: number): Te
   let win = F.conv2d(planes, windowKernels(k, k), null, { stride, padding: pad });
   if (pad > 0) {
     // Padded positions read 0 from the conv; a -3e38 penalty there (0 elsewhere, so real values stay exact).
-    const inside = F.conv2d(T.ones([1, 1, h, w]), windowKernels(k, k), null, { stride, padding: pad });
-    const penalty = T.from(inside.data.map((v) => (v === 1 ? 0 : -3e38)), inside.shape);
+    const inside = F.conv2d(Tensor.ones([1, 1, h, w]), windowKernels(k, k), null, { stride, padding: pad });
+    const penalty = Tensor.from(inside.data.map((v) => (v === 1 ? 0 : -3e38)), inside.shape);
     win = F.add(win, penalty);
   }
   const [, , oh, ow] = win.shape as [number, number, number, number];
@@ -110,7 +109,7 @@ export function padSpatial(x: Tensor, top: number, left: number, bottom: number,
   const p = Math.max(top + bottom, left + right);
   const kh = 2 * p - top - bottom + 1;
   const kw = 2 * p - left - right + 1;
-  const kernel = T.zeros([1, 1, kh, kw]);
+  const kernel = Tensor.zeros([1, 1, kh, kw]);
   kernel.data[(p - top) * kw + (p - left)] = 1;
   const y = F.conv2d(F.reshape(x, [n * c, 1, h, w]), kernel, null, { padding: p });
   return F.reshape(y, [n, c, h + top + bottom, w + left + right]);
