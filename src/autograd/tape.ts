@@ -49,11 +49,27 @@ export type Op<I extends readonly (Tensor | null)[], A> = (inputs: I, attrs: A) 
 /** Every op defined so far, by name (the meta-test checks each has a reference case and a gradient check). */
 export const OP_REGISTRY = new Map<string, OpSpec<never, never, never>>();
 
+/** Sees every primitive op call with its attrs (graph export records a forward pass through it). */
+export type OpTracer = (op: string, inputs: readonly (Tensor | null)[], attrs: unknown, out: Tensor) => void;
+let tracer: OpTracer | null = null;
+
+/** Runs fn with `onOp` called after each primitive op (composites show up as their primitives). */
+export function traceOps<T>(onOp: OpTracer, fn: () => T): T {
+  const prev = tracer;
+  tracer = onOp;
+  try {
+    return fn();
+  } finally {
+    tracer = prev;
+  }
+}
+
 export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpec<I, A, S>): Op<I, A> {
   check(!OP_REGISTRY.has(spec.name), `defineOp: '${spec.name}' is defined twice`);
   OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<never, never, never>);
   return (inputs: I, attrs: A): Tensor => {
     const { out, saved } = spec.forward(inputs, attrs);
+    if (tracer) tracer(spec.name, inputs, attrs, out);
     if (!gradEnabled) return out;
     if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {

@@ -42,7 +42,7 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .command('quantize')
     .description('zero-shot QAT (GranQ / AdaDFQ recipe): generator + quantized student trained from the teacher alone; ' +
       'writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), DIR/student.safetensors + .json, DIR/result.json')
-    .requiredOption('--model <file>', 'teacher weights (.safetensors) with a <name>.json sidecar beside them')
+    .requiredOption('--model <file>', 'teacher weights (.safetensors) or ONNX model (.onnx) with a <name>.json sidecar beside them')
     .addOption(new Option('--wbits <k>', 'weight bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))

@@ -15,3 +15,4 @@ export { SliceWeightQuantizer } from './weight/slice.js';
 export { ChannelWeightQuantizer } from './weight/channel.js';
 export { TensorWeightQuantizer } from './weight/tensor.js';
 export * from './ptq.js';
+export { exportOnnx, EXPORT_OPSET, type OnnxExport, type WeightCodes } from './onnx-export.js';
