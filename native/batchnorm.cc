@@ -165,9 +165,13 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
           const int64_t c = p % s.c;
           const float a = coef[c], mdy = coef[s.c + c], k = coef[2 * s.c + c], mean = save_mean[c];
           const float* __restrict xp = x + p * s.hw;
-          const float* __restrict gp = dy + p * s.hw;
           float* __restrict dp = dx + p * s.hw;
-          for (int64_t i = 0; i < s.hw; ++i) dp[i] = (gp[i] - mdy - (xp[i] - mean) * k) * a;
+          if (dx == dy) {  // in place: each dy element is read, then overwritten by its dx
+            for (int64_t i = 0; i < s.hw; ++i) dp[i] = (dp[i] - mdy - (xp[i] - mean) * k) * a;
+          } else {
+            const float* __restrict gp = dy + p * s.hw;
+            for (int64_t i = 0; i < s.hw; ++i) dp[i] = (gp[i] - mdy - (xp[i] - mean) * k) * a;
+          }
         }
       },
       grain_for(s.hw));
@@ -207,9 +211,13 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
       [&](int64_t b, int64_t e) {
         for (int64_t p = b; p < e; ++p) {
           const float a = scale[p % s.c];
-          const float* __restrict gp = dy + p * s.hw;
           float* __restrict dp = dx + p * s.hw;
-          for (int64_t i = 0; i < s.hw; ++i) dp[i] = gp[i] * a;
+          if (dx == dy) {  // in place
+            for (int64_t i = 0; i < s.hw; ++i) dp[i] *= a;
+          } else {
+            const float* __restrict gp = dy + p * s.hw;
+            for (int64_t i = 0; i < s.hw; ++i) dp[i] = gp[i] * a;
+          }
         }
       },
       grain_for(s.hw));

@@ -21,6 +21,14 @@ void map1(int64_t len, const float* x, float* y, F f) {
 
 template <class F>
 void map2(int64_t len, const float* u, const float* v, float* y, F f) {
+  if (y == v) {  // in place over v (a backward writing dx over dy): v is read and written through one pointer
+    parallel_for_blocks(len, [&](int64_t b, int64_t e) {
+      const float* __restrict up = u;
+      float* __restrict yp = y;
+      for (int64_t i = b; i < e; ++i) yp[i] = f(up[i], yp[i]);
+    });
+    return;
+  }
   parallel_for_blocks(len, [&](int64_t b, int64_t e) {
     const float* __restrict up = u;
     const float* __restrict vp = v;
@@ -130,7 +138,9 @@ void unary_bwd(UnaryOp op, int64_t len, const float* x, const float* y, const fl
     case UnaryOp::tanh: return map2(len, y, dy, dx, [](float t, float g) { return g * (1.f - t * t); });
     case UnaryOp::exp: return map2(len, y, dy, dx, [](float t, float g) { return g * t; });
     case UnaryOp::log: return map2(len, x, dy, dx, [](float v, float g) { return g / v; });
-    case UnaryOp::affine: return map1(len, dy, dx, [=](float g) { return g * alpha; });
+    case UnaryOp::affine:
+      if (dx == dy) return map2(len, dy, dx, dx, [=](float, float g) { return g * alpha; });
+      return map1(len, dy, dx, [=](float g) { return g * alpha; });
     case UnaryOp::sqrt: return map2(len, y, dy, dx, [](float t, float g) { return g / (2.f * t); });
   }
 }

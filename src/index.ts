@@ -29,3 +29,6 @@ export { loadQuantizedModel, saveQuantizedModel } from './zsq/student-io.js';
 export { loadRunGenerator, runSyntheticImages } from './zsq/checkpoint.js';
 export { probeActivations, relError, type ActivationProbe } from './quant/index.js';
 export { buildReport, type ReportOptions, type BuiltReport } from './report/build.js';
+export { DEFAULT_TRAIN_CONFIG, type TrainConfig } from './train/config.js';
+export { runTrain, type TrainOptions, type TrainHooks, type TrainOutcome, type TrainEpochRecord } from './train/run.js';
+export { fetchCifar10, type FetchOptions, type FetchHooks, type FetchOutcome } from './data/fetch-cifar10.js';

@@ -28,6 +28,8 @@ export function noGrad<T>(fn: () => T): T {
 
 export interface BackwardArgs<I, A, S> {
   gy: Float32Array;
+  /** gy belongs to this backward alone: an elementwise backward may write its input gradient over it and return it. */
+  gyOwned: boolean;
   saved: S;
   /** needs[i]: a gradient for input i is wanted by this backward pass (see live() in runBackward). */
   needs: boolean[];
@@ -47,17 +49,33 @@ export type Op<I extends readonly (Tensor | null)[], A> = (inputs: I, attrs: A) 
 /** Every op defined so far, by name (the meta-test checks each has a reference case and a gradient check). */
 export const OP_REGISTRY = new Map<string, OpSpec<never, never, never>>();
 
+/** Sees every primitive op call with its attrs (graph export records a forward pass through it). */
+export type OpTracer = (op: string, inputs: readonly (Tensor | null)[], attrs: unknown, out: Tensor) => void;
+let tracer: OpTracer | null = null;
+
+/** Runs fn with `onOp` called after each primitive op (composites show up as their primitives). */
+export function traceOps<T>(onOp: OpTracer, fn: () => T): T {
+  const prev = tracer;
+  tracer = onOp;
+  try {
+    return fn();
+  } finally {
+    tracer = prev;
+  }
+}
+
 export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpec<I, A, S>): Op<I, A> {
   check(!OP_REGISTRY.has(spec.name), `defineOp: '${spec.name}' is defined twice`);
   OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<never, never, never>);
   return (inputs: I, attrs: A): Tensor => {
     const { out, saved } = spec.forward(inputs, attrs);
+    if (tracer) tracer(spec.name, inputs, attrs, out);
     if (!gradEnabled) return out;
     if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {
       op: spec.name,
       inputs,
-      backward: (gy, needs) => spec.backward({ gy, saved, needs, inputs, attrs, out }),
+      backward: (gy, needs, gyOwned) => spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out }),
     };
     out.requiresGrad = true;
     out.node = node;
@@ -176,7 +194,7 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     }
     const inputs = t.node.inputs;
     const needs = inputs.map((i) => i !== null && live.has(i));
-    const inputGrads = t.node.backward(g, needs);
+    const inputGrads = t.node.backward(g, needs, owned.has(g));
     // Ownership: an array held by exactly one pending gradient may be summed into in place and, once consumed,
     // recycled. A fresh array (not g) handed to one input becomes owned; g handed on to one input stays owned;
     // any array handed to two or more inputs (add passes g to both) is shared and never written or recycled.

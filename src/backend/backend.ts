@@ -44,6 +44,7 @@ export interface Backend {
   batchNormFwdEval(p: BatchNormShape & {
     x: Buf; gamma: Buf | null; beta: Buf | null; runningMean: Buf; runningVar: Buf; eps: number; y: Buf;
   }): void;
+  /** batchNormBwdTrain / batchNormBwdEval: dx may be dy (in place). */
   batchNormBwdTrain(p: BatchNormShape & {
     dy: Buf; x: Buf; saveMean: Buf; saveInvstd: Buf; gamma: Buf | null; dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
   }): void;
@@ -60,6 +61,7 @@ export interface Backend {
   /** y = f(x); `alpha` is leakyRelu's slope or affine's scale, `beta` affine's shift. */
   unaryFwd(p: { op: number; len: number; x: Buf; y: Buf; alpha: number; beta: number }): void;
   /** dx = dy * f'(x) (y = f(x) is given too, for ops whose derivative is cheaper from it). */
+  /** dx may be dy (in place). */
   unaryBwd(p: { op: number; len: number; x: Buf; y: Buf; dy: Buf; dx: Buf; alpha: number; beta: number }): void;
   /** y (contiguous, `shape`) = a op b, with a and b read through strides (0 = broadcast). */
   binaryFwd(p: { op: number; shape: Quad; aStride: Quad; bStride: Quad; a: Buf; b: Buf; y: Buf }): void;

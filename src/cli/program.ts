@@ -10,13 +10,16 @@ import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
+import { addDataCommand } from './data-fetch.js';
 import { runEval } from './eval.js';
+import { runExport } from './export.js';
 import { addQuantizeCommand } from './quantize.js';
 import { addReportCommand } from './report.js';
+import { addTrainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-/** `setExit` receives the exit code of a command that has one of its own (quantize: 130 when interrupted). */
+/** `setExit` receives the exit code of a command that has one of its own (quantize, train: 130 when interrupted). */
 export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   const program = new Command();
   program
@@ -29,7 +32,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   program
     .command('eval')
     .description('evaluate a model (safetensors + sidecar JSON) on its test set: top-1 and top-5')
-    .requiredOption('--model <file>', 'weights (.safetensors) with a <name>.json sidecar beside them')
+    .requiredOption('--model <file>', 'weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them')
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
@@ -45,6 +48,17 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .action((opts) => runEval(opts));
 
   addQuantizeCommand(program, setExit);
+  addTrainCommand(program, setExit);
+  addDataCommand(program);
+
+  program
+    .command('export')
+    .description('write the quantized student of a granq quantize run as a standard ONNX model (opset 13): quantizers ' +
+      'as ReduceMin/ReduceMax and elementwise ops, weights already fake-quantized; beside it <out>.quant.safetensors ' +
+      '(integer codes, scales, zero points) and <out>.json (preprocessing, classes, policy)')
+    .argument('<run-dir>', 'output directory of granq quantize (student.safetensors + student.json)')
+    .requiredOption('--onnx <file>', 'the .onnx file to write')
+    .action((runDir: string, opts) => runExport(runDir, opts));
 
   const bench = program.command('bench').description('timing experiments');
   bench

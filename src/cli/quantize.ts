@@ -1,14 +1,14 @@
 /**
  * `granq quantize`: zero-shot QAT of a teacher (src/zsq/run.ts does the work). This file turns flags into a
- * ZsqConfig + QuantPolicy, draws the per-epoch progress bar on stderr, and handles Ctrl-C: the first SIGINT lets
- * the current iteration finish, writes a checkpoint and exits 130 with the command that resumes; a second one
- * exits at once (the last end-of-epoch checkpoint stays valid).
+ * ZsqConfig + QuantPolicy, draws the per-epoch progress bar on stderr, and handles Ctrl-C (interrupt.ts): the
+ * current iteration finishes, a checkpoint is written and it exits 130 with the command that resumes.
  */
 import { Command, Option } from 'commander';
 import { ACT_KINDS, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { progressBar, type Progress } from './progress.js';
 
 export interface QuantizeCliOptions {
@@ -42,7 +42,7 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .command('quantize')
     .description('zero-shot QAT (GranQ / AdaDFQ recipe): generator + quantized student trained from the teacher alone; ' +
       'writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), DIR/student.safetensors + .json, DIR/result.json')
-    .requiredOption('--model <file>', 'teacher weights (.safetensors) with a <name>.json sidecar beside them')
+    .requiredOption('--model <file>', 'teacher weights (.safetensors) or ONNX model (.onnx) with a <name>.json sidecar beside them')
     .addOption(new Option('--wbits <k>', 'weight bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))
@@ -94,13 +94,7 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
     ...(o.releasedEma ? { releasedEma: true } : {}),
   });
   const err = (s: string) => process.stderr.write(`${s}\n`);
-  let stopping = false;
-  const onSigint = () => {
-    if (stopping) process.exit(130); // second Ctrl-C: the last end-of-epoch checkpoint stays valid
-    stopping = true;
-    err('\ninterrupt: finishing the current iteration, then writing a checkpoint (Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSigint);
+  const stop = catchInterrupt(err);
   let bar: Progress | null = null;
   const t0 = performance.now();
   let itersThisSession = 0;
@@ -129,13 +123,12 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
         err(`epoch ${rec.epoch}: G ${f4(rec.loss.generator)}, S ${f4(rec.loss.student)}, lr_s ${rec.lr_s}, lr_g ${rec.lr_g}` +
           `${rec.test_top1 !== undefined ? `, test top-1 ${pct(rec.test_top1)}` : ''}, ${rec.wall_s.toFixed(1)} s`);
       },
-      interrupted: () => stopping,
+      interrupted: () => stop.requested,
     });
     (bar as Progress | null)?.stop();
     if (outcome.status === 'interrupted') {
-      const again = process.argv.slice(2).filter((a) => a !== '--resume');
       err(`interrupted at epoch ${outcome.epoch + 1}, iteration ${outcome.iter}/${config.itersPerEpoch}; checkpoint ${outcome.checkpoint}`);
-      err(`resume with: granq ${again.join(' ')} --resume`);
+      err(`resume with: ${resumeCommand()}`);
       return 130;
     }
     const r = outcome.result as Record<string, unknown> & { agreement: { ptq: number; final: number; images: number } };
@@ -151,6 +144,6 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
     if (o.json) out.write(`${JSON.stringify(r)}\n`);
     return 0;
   } finally {
-    process.removeListener('SIGINT', onSigint);
+    stop.dispose();
   }
 }

@@ -1,14 +1,15 @@
 /**
  * Where the CIFAR data lives. In order: the explicit `--data DIR`, then env GRANQ_DATA, then `../shared/data` relative
  * to the working directory, then `../shared/data` relative to the package root (the repo, 3 levels above
- * dist/src/data/). An explicit choice that does not exist is an error, never a silent fallback.
+ * dist/src/data/), then the package's own `data/` (where `granq data fetch` writes by default; ignored by git).
+ * An explicit choice that does not exist is an error, never a silent fallback.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GranqError } from '../errors.js';
 
-export type DataDirSource = 'flag' | 'env' | 'cwd' | 'package';
+export type DataDirSource = 'flag' | 'env' | 'cwd' | 'package' | 'fetched';
 
 export interface DataDirResolution {
   dir: string;
@@ -30,6 +31,11 @@ export interface ResolveDataDirOptions {
 /** The repo root: this file is dist/src/data/data-dir.js once built. */
 export function packageRoot(): string {
   return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+}
+
+/** Where `granq data fetch` writes when no --to is given, the last place resolveDataDir() looks. */
+export function fetchedDataDir(root = packageRoot()): string {
+  return path.join(root, 'data');
 }
 
 function isDir(p: string): boolean {
@@ -65,12 +71,15 @@ export function resolveDataDir(opts: ResolveDataDirOptions = {}): DataDirResolut
     return { dir, source: 'env' };
   }
   const checked: string[] = [];
-  for (const [dir, source] of sharedCandidates('data', cwd, opts.packageRoot)) {
+  const root = opts.packageRoot ?? packageRoot();
+  const candidates: [string, DataDirSource][] = [...sharedCandidates('data', cwd, root), [fetchedDataDir(root), 'fetched']];
+  for (const [dir, source] of candidates) {
     if (isDir(dir)) return { dir, source };
     if (!checked.includes(dir)) checked.push(dir);
   }
   throw new GranqError(
-    'no CIFAR data found: pass --data DIR or set GRANQ_DATA to a folder holding cifar-10-batches-bin/test_batch.bin ' +
+    'no CIFAR data found: run `granq data fetch cifar10`, or pass --data DIR or set GRANQ_DATA to a folder holding ' +
+      'cifar-10-batches-bin/test_batch.bin ' +
       `(checked: ${checked.join(', ')})`,
   );
 }

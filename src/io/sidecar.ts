@@ -58,14 +58,23 @@ function rgb(v: unknown, where: string, positive: boolean): Rgb {
   return [v[0], v[1], v[2]];
 }
 
-/** Validates parsed sidecar JSON; `name` (the file) heads every error message. */
-export function parseSidecar(json: unknown, name: string): ModelSidecar {
+/** The architecture of a model whose structure comes from its ONNX graph rather than our registry. */
+export const GRAPH_ARCHITECTURE = 'onnx-graph';
+
+/**
+ * Validates parsed sidecar JSON; `name` (the file) heads every error message. For a graph model (`opts.graph`, or a
+ * sidecar with a `graph` file) the architecture is only a label: optional, and kept as written when unknown to us.
+ */
+export function parseSidecar(json: unknown, name: string, opts: { graph?: boolean } = {}): ModelSidecar {
   if (!isObject(json)) throw new GranqError(`${name}: expected a JSON object, got ${JSON.stringify(json)?.slice(0, 60)}`);
   const model = json['model'] ?? path.basename(name, path.extname(name));
   if (typeof model !== 'string' || model === '') {
     throw new GranqError(`${name}: model: expected a non-empty string, got ${JSON.stringify(model)}`);
   }
-  const architecture = normalizeArchitecture(json['architecture'], `${name}: architecture`);
+  const arch = json['architecture'];
+  const graph = opts.graph === true || typeof json['graph'] === 'string';
+  const architecture = !graph ? normalizeArchitecture(arch, `${name}: architecture`)
+    : typeof arch === 'string' ? (ARCHITECTURES[arch] ?? arch) : GRAPH_ARCHITECTURE;
   const nc = json['num_classes'];
   if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1) {
     throw new GranqError(`${name}: num_classes: expected a positive integer, got ${JSON.stringify(nc)}`);
@@ -91,7 +100,7 @@ export function parseSidecar(json: unknown, name: string): ModelSidecar {
  * Reads and validates a sidecar. `weightsPath`, when given, is named in the message for a missing file, since that
  * is what the user passed.
  */
-export function readSidecar(file: string, weightsPath?: string): ModelSidecar {
+export function readSidecar(file: string, weightsPath?: string, opts: { graph?: boolean } = {}): ModelSidecar {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -108,7 +117,7 @@ export function readSidecar(file: string, weightsPath?: string): ModelSidecar {
   } catch (e) {
     throw new GranqError(`${file}: expected JSON, got invalid JSON (${(e as Error).message})`);
   }
-  return parseSidecar(json, file);
+  return parseSidecar(json, file, opts);
 }
 
 /** The sidecar of a weights file (`sidecarPathFor(weightsPath)`). */
@@ -123,7 +132,7 @@ export function readSidecarFor(weightsPath: string): ModelSidecar {
 export function writeSidecar(file: string, sc: ModelSidecar): void {
   const raw = sc.raw ?? {};
   const rawArch = raw['architecture'];
-  const arch = typeof rawArch === 'string' && ARCHITECTURES[rawArch] === sc.architecture ? rawArch : sc.architecture;
+  const arch = typeof rawArch === 'string' && (ARCHITECTURES[rawArch] ?? rawArch) === sc.architecture ? rawArch : sc.architecture;
   const json: Record<string, unknown> = {
     ...raw,
     model: sc.model,

@@ -111,6 +111,11 @@ export function multiStepLr(base: number, epoch: number, milestones: readonly nu
   return base * gamma ** milestones.filter((m) => epoch >= m).length;
 }
 
+/** PyTorch's CosineAnnealingLR (eta_min 0) stepped once per epoch: lr = base * (1 + cos(pi * epoch / epochs)) / 2. */
+export function cosineLr(base: number, epoch: number, epochs: number): number {
+  return (base * (1 + Math.cos((Math.PI * epoch) / epochs))) / 2;
+}
+
 /**
  * Optimizer state as named float tensors plus scalars, for checkpoints: `<index>.<field>` for each parameter that
  * has state, in parameter order.

@@ -4,7 +4,8 @@
  * BatchNorm stays FP and unfolded; the input and the logits are not quantized. The teacher is never touched.
  */
 import { GranqError } from '../errors.js';
-import { Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { FixedConv2d } from '../models/onnx-graph.js';
+import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ChannelLoopActQuantizer } from './act/channel-loop.js';
 import { ChannelStaticActQuantizer } from './act/channel-static.js';
@@ -33,7 +34,7 @@ export const WEIGHT_QUANTIZERS: Record<WeightKind, (bits: number) => WeightQuant
 
 export interface SummaryRow {
   path: string;
-  kind: 'conv' | 'linear' | 'act' | 'skipped';
+  kind: 'conv' | 'linear' | 'act' | 'skipped' | 'fixed';
   /** "slice W3 [16,3,3,3]" or "granq A3" */
   quant: string;
   notes: string;
@@ -47,6 +48,10 @@ export interface QuantSummary {
   acts: number;
   /** Paths of the 1x1 convs left effectively FP by the slice rule. */
   effectivelyFp: string[];
+  /** BatchNorm layers of the model (kept FP); 0 for a graph whose exporter folded BN into the convs. */
+  batchNorms: number;
+  /** Convs whose weight is a graph constant (ONNX Constant, not a parameter): left as they are. */
+  fixed: string[];
   warnings: string[];
 }
 
@@ -106,10 +111,16 @@ export function quantizeModel(teacher: Module, policy: QuantPolicy, opts: Quanti
     for (const [name, child] of parent.children()) {
       const childPath = path ? `${path}.${name}` : name;
       if (child instanceof Quantizer) continue;
-      if (MAPPING.some((s) => s.matches(child))) todo.push([parent, name, childPath, child]);
+      if (child instanceof FixedConv2d || MAPPING.some((s) => s.matches(child))) todo.push([parent, name, childPath, child]);
     }
   }
   for (const [parent, name, childPath, child] of todo) {
+    if (child instanceof FixedConv2d) {
+      rows.push({ path: childPath, kind: 'fixed', quant: 'FP (constant)', notes: child.isSelection()
+        ? 'constant 0/1 weight, not a parameter: not quantized (0 and 1 are exact levels under every weight rule)'
+        : 'constant weight, not a parameter: not quantized' });
+      continue;
+    }
     if ((p.skip ?? []).some((s) => covers(s, childPath))) {
       rows.push({ path: childPath, kind: 'skipped', quant: 'FP', notes: 'kept FP by policy.skip' });
       continue;
@@ -131,6 +142,8 @@ export function quantizeModel(teacher: Module, policy: QuantPolicy, opts: Quanti
     linears: rows.filter((r) => r.kind === 'linear').length,
     acts: rows.filter((r) => r.kind === 'act').length,
     effectivelyFp,
+    batchNorms: student.namedModules().filter(([, m]) => m instanceof BatchNorm2d).length,
+    fixed: rows.filter((r) => r.kind === 'fixed').map((r) => r.path),
     warnings,
   };
   return { student, summary };
@@ -152,5 +165,7 @@ export function formatSummary(s: QuantSummary): string {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), ...body.map(line),
     `${s.convs} quantized convs, ${s.linears} linear, ${s.acts} activation quantizers` +
-      (s.effectivelyFp.length ? ` (${s.effectivelyFp.length} 1x1 convs effectively FP under slice)` : '')].join('\n');
+      (s.effectivelyFp.length ? ` (${s.effectivelyFp.length} 1x1 convs effectively FP under slice)` : '') +
+      (s.fixed.length ? `; ${s.fixed.length} constant-weight convs left as they are` : ''),
+    ...(s.batchNorms === 0 ? ['no BatchNorm layers: folded into the convs by the exporter, so the quantized conv weights include BN (nothing is kept FP for it)'] : [])].join('\n');
 }

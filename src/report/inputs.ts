@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
-import { CHECKPOINT_FILE } from '../zsq/checkpoint.js';
+import { CHECKPOINT_FILE, LOG_FILE, RESULT_FILE } from '../io/run-dir.js';
 
 type Json = Record<string, unknown>;
 
@@ -146,9 +146,9 @@ export function readRunFolders(dirs: readonly string[]): RunFolder[] {
 
 export function readRunFolder(dir: string): RunFolder {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new GranqError(`RUN_DIR: expected a granq quantize output folder, got ${dir} (not a directory)`);
-  const logFile = path.join(dir, 'log.jsonl');
-  if (!existsSync(logFile)) throw new GranqError(`RUN_DIR: ${dir} holds no log.jsonl; not a granq quantize output folder`);
-  const resultFile = path.join(dir, 'result.json');
+  const logFile = path.join(dir, LOG_FILE);
+  if (!existsSync(logFile)) throw new GranqError(`RUN_DIR: ${dir} holds no ${LOG_FILE}; not a granq quantize output folder`);
+  const resultFile = path.join(dir, RESULT_FILE);
   return {
     dir,
     name: path.basename(path.resolve(dir)),

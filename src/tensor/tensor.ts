@@ -10,8 +10,11 @@ import { checkShape, numel, shapeStr, type Shape } from './shape.js';
 export interface GradNode {
   readonly op: string;
   readonly inputs: readonly (Tensor | null)[];
-  /** One gradient per input (null where not needed), given the gradient of the output and which inputs need one. */
-  backward(gradOut: Float32Array, needs: boolean[]): (Float32Array | null)[];
+  /**
+   * One gradient per input (null where not needed), given the gradient of the output, which inputs need one, and
+   * whether gradOut may be overwritten (no other pending gradient holds it).
+   */
+  backward(gradOut: Float32Array, needs: boolean[], gradOwned: boolean): (Float32Array | null)[];
 }
 
 let float64Mode = false;

@@ -1,19 +1,18 @@
 /**
  * Checkpoints of a zero-shot QAT run: one safetensors file (generator, student, both optimizers' tensors) whose
- * metadata holds the JSON state (epoch, iteration, RNG, optimizer scalars, settings). Written atomically (write then
- * rename), so an interrupted write never leaves a half checkpoint behind.
+ * metadata holds the JSON state (epoch, iteration, RNG, optimizer scalars, settings). The file format and its
+ * atomic write are the run-folder convention shared with `granq train` (io/run-dir.ts).
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
-import { readSafetensors, writeSafetensors, type StoredTensor } from '../io/safetensors.js';
+import { CHECKPOINT_FILE, loadStateCheckpoint, saveStateCheckpoint } from '../io/run-dir.js';
 import { loadFlatStateDict } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator, LATENT_DIM } from './generator.js';
 import { heldOutImages, HELD_OUT_SEED_OFFSET } from './measure.js';
 import type { ZsqStateMeta } from './trainer.js';
 
-export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export { CHECKPOINT_FILE };
 const META_KEY = 'granq_zsq_state';
 
 export interface Checkpoint<Extra> {
@@ -23,28 +22,13 @@ export interface Checkpoint<Extra> {
 }
 
 export function saveCheckpoint<Extra>(path: string, ck: Checkpoint<Extra>): void {
-  const entries = new Map<string, StoredTensor>();
-  for (const [k, v] of ck.tensors) entries.set(k, { dtype: 'F32', shape: [v.length], data: v });
-  writeSafetensors(path, entries, { [META_KEY]: JSON.stringify({ meta: ck.meta, extra: ck.extra }) });
+  saveStateCheckpoint(path, META_KEY, { tensors: ck.tensors, state: { meta: ck.meta, extra: ck.extra } });
 }
 
+/** `flag` names the option that pointed at the file, for the error when it is missing. */
 export function loadCheckpoint<Extra>(path: string, flag = '--resume'): Checkpoint<Extra> {
-  if (!existsSync(path)) throw new GranqError(`${flag}: no checkpoint at ${path}`);
-  const file = readSafetensors(path);
-  const raw = file.metadata[META_KEY];
-  if (raw === undefined) throw new GranqError(`${path}: not a granq checkpoint (no '${META_KEY}' metadata)`);
-  let parsed: { meta: ZsqStateMeta; extra: Extra };
-  try {
-    parsed = JSON.parse(raw) as { meta: ZsqStateMeta; extra: Extra };
-  } catch (e) {
-    throw new GranqError(`${path}: checkpoint state is not valid JSON (${(e as Error).message})`);
-  }
-  const tensors = new Map<string, Float32Array>();
-  for (const [k, st] of file.tensors) {
-    if (st.dtype !== 'F32') throw new GranqError(`${path}: tensor '${k}' has dtype ${st.dtype}, expected F32`);
-    tensors.set(k, st.data);
-  }
-  return { tensors, meta: parsed.meta, extra: parsed.extra };
+  const { tensors, state } = loadStateCheckpoint<{ meta: ZsqStateMeta; extra: Extra }>(path, META_KEY, flag);
+  return { tensors, meta: state.meta, extra: state.extra };
 }
 
 /** The generator of a run folder, as of its last checkpoint (end of training for a finished run), and the run's seed. */

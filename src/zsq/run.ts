@@ -5,10 +5,10 @@
  * any iteration writes a checkpoint too, and `resume` continues from it bit for bit.
  * The CLI (cli/quantize.ts) supplies progress display and the Ctrl-C flag through QuantizeHooks.
  */
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { appendLog, writeLog, writeResult } from '../io/run-dir.js';
 import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
 import { calibrate, cloneModule, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
@@ -230,16 +230,6 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     agreement: { ...agree, images: o.agreeImages, seed: cfg.seed + HELD_OUT_SEED_OFFSET, source: 'final generator, held-out latent codes and labels' },
     calibration, settings, wall_seconds: Number(wallBefore.toFixed(3)),
   };
-  const resultPath = path.join(o.out, 'result.json');
-  writeFileAtomic(resultPath, [Buffer.from(`${JSON.stringify(result, null, 2)}\n`)]);
+  const resultPath = writeResult(o.out, result);
   return { status: 'done', result, files: [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };
-}
-
-function writeLog(dir: string, history: EpochRecord[]): void {
-  writeFileAtomic(path.join(dir, 'log.jsonl'), [Buffer.from(history.map((r) => `${JSON.stringify(r)}\n`).join(''))]);
-}
-
-/** Appended before the epoch's checkpoint; a resume rewrites the file from the checkpoint (writeLog). */
-function appendLog(dir: string, rec: EpochRecord): void {
-  appendFileSync(path.join(dir, 'log.jsonl'), `${JSON.stringify(rec)}\n`);
 }

@@ -2,12 +2,15 @@
  * A quantized student on disk: `<name>.safetensors` holds the FP master weights under the teacher's own keys (a
  * quantized model keeps them) plus, in the metadata, the ranges of static activation quantizers; the sidecar
  * `<name>.json` is the teacher's with `quantization: <policy>` added (and `zsq: <settings>` for trained students).
- * loadQuantizedModel rebuilds it: FP architecture from the sidecar, quantizeModel with the policy, then the weights.
+ * loadQuantizedModel rebuilds it: FP architecture from the sidecar (or, for an ONNX teacher, from the copy of its graph
+ * named by the sidecar's `graph`), quantizeModel with the policy, then the weights.
  */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
+import nodePath from 'node:path';
 import { GranqError } from '../errors.js';
 import { loadStateDictFile, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { readSidecarFor, sidecarPathFor, writeSidecar, type ModelSidecar } from '../io/sidecar.js';
+import { importOnnx } from '../models/onnx-import.js';
 import { createModel } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
 import { quantizeModel, validatePolicy, type QuantPolicy } from '../quant/index.js';
@@ -39,6 +42,12 @@ export function saveQuantizedModel(path: string, student: Module, teacher: Model
   }
   raw['teacher'] = moved;
   raw['quantization'] = policy;
+  // A student of an ONNX teacher is rebuilt from that graph: a copy travels with it, named relative to the sidecar.
+  if (typeof teacher.raw['graph'] === 'string') {
+    const graphFile = path.replace(/\.safetensors$/, '') + '.graph.onnx';
+    if (nodePath.resolve(teacher.raw['graph']) !== nodePath.resolve(graphFile)) copyFileSync(teacher.raw['graph'], graphFile);
+    raw['graph'] = nodePath.basename(graphFile);
+  }
   if (fields.zsq !== undefined) raw['zsq'] = fields.zsq;
   writeSidecar(sidecarPathFor(path), {
     ...teacher, raw, model: fields.model, measuredTop1: fields.measuredTop1,
@@ -51,7 +60,9 @@ export function loadQuantizedModel(path: string): { model: Module; sidecar: Mode
   const sidecar = readSidecarFor(path);
   const policy = sidecarPolicy(sidecar, sidecarPathFor(path));
   if (!policy) throw new GranqError(`${sidecarPathFor(path)}: no 'quantization' policy; not a quantized model`);
-  const { student } = quantizeModel(createModel(sidecar.architecture, sidecar.numClasses), policy, { warn: () => {} });
+  const graph = sidecar.raw['graph'];
+  const fp = typeof graph === 'string' ? importOnnx(nodePath.resolve(nodePath.dirname(path), graph)) : createModel(sidecar.architecture, sidecar.numClasses);
+  const { student } = quantizeModel(fp, policy, { warn: () => {} });
   try {
     student.loadStateDict(loadStateDictFile(path, { integers: 'skip' }));
   } catch (e) {

@@ -81,6 +81,24 @@ test('batchnorm: seeded random shapes, native vs ref', () => {
   }
 });
 
+test('batchnorm backward in place (dx = dy) equals the out-of-place result, both backends', () => {
+  const s = { n: 3, c: 5, hw: 49 };
+  const inp = inputs(s, 91);
+  for (const b of [nativeBackend, refBackend]) {
+    const o = runAll(b, s, inp, true);
+    const train = inp.dy.slice();
+    const dg = new Float32Array(s.c);
+    const db = new Float32Array(s.c);
+    b.batchNormBwdTrain({ ...s, dy: train, x: inp.x, saveMean: o.saveMean!, saveInvstd: o.saveInvstd!, gamma: inp.gamma, dx: train, dgamma: dg, dbeta: db });
+    assertBitEqual(train, o.dx!, `${b.name} train dx`);
+    assertBitEqual(dg, o.dgamma!, `${b.name} train dgamma`);
+    const ev = inp.dy.slice();
+    b.batchNormBwdEval({ ...s, dy: ev, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: ev, dgamma: dg, dbeta: db });
+    assertBitEqual(ev, o.dxEval!, `${b.name} eval dx`);
+    assertBitEqual(dg, o.dgammaEval!, `${b.name} eval dgamma`);
+  }
+});
+
 test('batchnorm: training statistics and running update against a direct computation', () => {
   for (const b of [nativeBackend, refBackend]) {
     const s = { n: 3, c: 4, hw: 11 };

@@ -50,6 +50,20 @@ test('unary: every op and size, native vs ref', () => {
   }
 });
 
+test('unary backward in place (dx = dy) equals the out-of-place result, both backends', () => {
+  for (const b of [nativeBackend, refBackend]) {
+    for (const [name, op] of Object.entries(UNARY)) {
+      const len = 70001;
+      const x = unaryInput(op, len, 77 + op);
+      const dy = randomFloats(len, 78 + op);
+      const { y, dx } = runUnary(b, op, x, dy);
+      const inPlace = dy.slice();
+      b.unaryBwd({ op, len, x, y, dy: inPlace, dx: inPlace, alpha: ALPHA, beta: BETA });
+      assertBitEqual(inPlace, dx, `${b.name} ${name}`);
+    }
+  }
+});
+
 test('unary: derivative at the kink and hand values', () => {
   const x = new Float32Array([-2, 0, 3]);
   const dy = new Float32Array([1, 1, 1]);

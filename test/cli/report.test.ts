@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fakeRunFiles, fakeRunWithGenerator } from '../kit/run-folder.js';
+import { fakeRunFiles, fakeRunWithGenerator } from '../kit/run-dir.js';
 import { CIFAR10_DIR, noShared, SHARED, SHARED_MODEL } from '../kit/shared.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');

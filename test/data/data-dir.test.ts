@@ -49,12 +49,23 @@ describe('resolveDataDir', () => {
   test('nothing found: says what to pass and lists what was checked', () => {
     assert.throws(() => resolveDataDir({ env: {}, cwd: p('bare/work'), packageRoot: p('bare/repo') }), (e: unknown) => {
       assert.ok(e instanceof GranqError);
-      assert.match(e.message, /^no CIFAR data found: pass --data DIR or set GRANQ_DATA to a folder holding cifar-10-batches-bin\/test_batch\.bin/);
-      assert.ok(e.message.includes(`(checked: ${p('bare/shared/data')})`), e.message);
+      assert.match(e.message, /^no CIFAR data found: run `granq data fetch cifar10`, or pass --data DIR or set GRANQ_DATA to a folder holding cifar-10-batches-bin\/test_batch\.bin/);
+      assert.ok(e.message.includes(`(checked: ${p('bare/shared/data')}, ${p('bare/repo/data')})`), e.message);
       return true;
     });
     assert.throws(() => resolveDataDir({ env: {}, cwd: p('bare/work'), packageRoot: p('explicit') }),
       (e: unknown) => e instanceof GranqError && e.message.includes(`${p('bare/shared/data')}, ${path.join(tmp, 'shared', 'data')}`));
+  });
+
+  test("the package's own data/ (granq data fetch's default) comes last", () => {
+    fs.mkdirSync(p('bare/repo/data'));
+    try {
+      assert.deepEqual(resolveDataDir({ env: {}, cwd: p('bare/work'), packageRoot: p('bare/repo') }),
+        { dir: p('bare/repo/data'), source: 'fetched' });
+      assert.equal(resolveDataDir({ env: {}, cwd: p('proj/work'), packageRoot: p('bare/repo') }).source, 'cwd');
+    } finally {
+      fs.rmSync(p('bare/repo/data'), { recursive: true });
+    }
   });
 
   test('packageRoot() is the repo root (holds package.json)', () => {

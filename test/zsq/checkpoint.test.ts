@@ -7,7 +7,7 @@ import path from 'node:path';
 import { loadRunGenerator, runSyntheticImages } from '../../src/zsq/checkpoint.js';
 import { heldOutImages, HELD_OUT_SEED_OFFSET } from '../../src/zsq/measure.js';
 import { GranqError } from '../../src/errors.js';
-import { fakeRunWithGenerator } from '../kit/run-folder.js';
+import { fakeRunWithGenerator } from '../kit/run-dir.js';
 
 test('loadRunGenerator: the saved generator bit for bit and the run seed; runSyntheticImages = its held-out stream', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-ck-'));

@@ -19,8 +19,8 @@ function unaryOp(name: UnaryName) {
       backend().unaryFwd({ op: code, len: x.size, x: x.data, y: out.data, alpha, beta });
       return { out, saved: null };
     },
-    backward({ gy, inputs: [x], attrs: { alpha, beta }, out }) {
-      const dx = allocFloats(x.size);
+    backward({ gy, gyOwned, inputs: [x], attrs: { alpha, beta }, out }) {
+      const dx = gyOwned ? gy : allocFloats(x.size); // elementwise, so safe in place; saves a buffer's traffic
       backend().unaryBwd({ op: code, len: x.size, x: x.data, y: out.data, dy: gy, dx, alpha, beta });
       return [dx];
     },

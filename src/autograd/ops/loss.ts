@@ -65,11 +65,18 @@ export function oneHot(labels: Int32Array, classes: number): Tensor {
   return t;
 }
 
-/** Mean cross-entropy of logits [N,C] against integer labels (PyTorch's F.cross_entropy). */
-export function crossEntropy(logits: Tensor, labels: Int32Array): Tensor {
+/**
+ * Mean cross-entropy of logits [N,C] against integer labels (PyTorch's F.cross_entropy); with `labelSmoothing` e the
+ * target is (1 - e) one-hot + e / C, as PyTorch's label_smoothing.
+ */
+export function crossEntropy(logits: Tensor, labels: Int32Array, labelSmoothing = 0): Tensor {
   check(logits.ndim === 2 && logits.shape[0] === labels.length,
     () => `crossEntropy: logits ${shapeStr(logits.shape)} and ${labels.length} labels do not match`);
-  const picked = sum(mul(logSoftmax(logits), oneHot(labels, logits.shape[1]!)), 1);
+  check(labelSmoothing >= 0 && labelSmoothing <= 1, () => `crossEntropy: labelSmoothing must be in [0, 1], got ${labelSmoothing}`);
+  const classes = logits.shape[1]!;
+  const target = oneHot(labels, classes);
+  if (labelSmoothing > 0) for (let i = 0; i < target.size; i++) target.data[i] = target.data[i]! * (1 - labelSmoothing) + labelSmoothing / classes;
+  const picked = sum(mul(logSoftmax(logits), target), 1);
   return neg(mean(picked));
 }
 

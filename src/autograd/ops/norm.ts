@@ -51,8 +51,9 @@ const batchNormOp = defineOp<[Tensor, Tensor | null, Tensor | null], BatchNormAt
     });
     return { out, saved: { n, c, hw, saveMean: null, saveInvstd: null } };
   },
-  backward({ gy, saved: s, needs, inputs: [x, gamma], attrs: a }) {
-    const dx = needs[0] ? allocFloats(x.size) : null;
+  backward({ gy, gyOwned, saved: s, needs, inputs: [x, gamma], attrs: a }) {
+    // The kernels finish their reductions over dy before writing dx elementwise, so dx may be dy.
+    const dx = needs[0] ? (gyOwned ? gy : allocFloats(x.size)) : null;
     const dgamma = needs[1] ? allocFloats(s.c) : null;
     const dbeta = needs[2] ? allocFloats(s.c) : null;
     const be = backend();

@@ -1,9 +1,26 @@
-/** Stand-ins for `granq quantize` output folders, for tests that need one without training. */
+/**
+ * `granq quantize` output directories made cheaply, without training: the PTQ student (quantizeModel on the teacher)
+ * saved with student-io, which is all `granq export RUN_DIR` reads (student.safetensors + student.json, and for an
+ * ONNX teacher student.graph.onnx); a checkpoint holding a seeded generator, and log.jsonl + result.json, which is
+ * what `granq report` and `analyze error --synthetic` read.
+ */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { loadModel } from '../../src/models/load.js';
+import { quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { CHECKPOINT_FILE, saveCheckpoint } from '../../src/zsq/checkpoint.js';
 import { Generator } from '../../src/zsq/generator.js';
+import { saveQuantizedModel } from '../../src/zsq/student-io.js';
+
+export function ptqRunDir(teacherPath: string, policy: QuantPolicy): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-run-'));
+  const { model, sidecar } = loadModel(teacherPath);
+  const { student } = quantizeModel(model, policy, { warn: () => {} });
+  saveQuantizedModel(path.join(dir, 'student.safetensors'), student, sidecar, policy, { model: `${sidecar.model}_ptq` });
+  return dir;
+}
 
 /** A run folder whose checkpoint holds a seeded generator (and a stand-in student tensor, which must be ignored). */
 export function fakeRunWithGenerator(dir: string, seed: number): Generator {

@@ -1,0 +1,251 @@
+/**
+ * One `granq train` run: a full-precision CIFAR-10 classifier trained from scratch, with the run-folder conventions
+ * of `granq quantize` (io/run-dir.ts): DIR/log.jsonl (one line per epoch), an atomic DIR/checkpoint.safetensors at
+ * the end of every epoch and on interruption (hooks.interrupted(), polled after every iteration), a bit-identical
+ * resume, and at the end DIR/model.safetensors + its sidecar DIR/model.json (loadable by `granq eval --model`) and
+ * DIR/result.json. Each epoch's order and augmentation depend on (seed, epoch) only (data/augment.ts), so the
+ * checkpoint needs no RNG state and a resume mid-epoch rebuilds the same batches.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import * as F from '../autograd/index.js';
+import { epochPlan, planBatch } from '../data/augment.js';
+import { batches, loadCifarSplit, locateCifarSplit, type CifarData } from '../data/cifar.js';
+import { resolveDataDir } from '../data/data-dir.js';
+import { GranqError } from '../errors.js';
+import { CHECKPOINT_FILE, appendLog, loadStateCheckpoint, saveStateCheckpoint, writeLog, writeResult } from '../io/run-dir.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { normalizeArchitecture, sidecarPathFor, writeSidecar } from '../io/sidecar.js';
+import { evaluate } from '../models/evaluate.js';
+import { createModel } from '../models/registry.js';
+import { manualSeed } from '../nn/init.js';
+import type { Module } from '../nn/module.js';
+import { cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
+import { Tensor } from '../tensor/tensor.js';
+import { CIFAR10_MEAN, CIFAR10_STD, trainConfigDiff, validateTrainConfig, type TrainConfig } from './config.js';
+
+export interface TrainOptions {
+  config: TrainConfig;
+  out: string;
+  resume: boolean;
+  data?: string;
+  /** Train on the first N training images only (smoke runs, tests). */
+  trainLimit?: number;
+  testLimit?: number;
+  evalEvery: number;
+  evalBatch: number;
+}
+
+export interface TrainHooks {
+  log(line: string): void;
+  epochStart?(epoch: number, doneIters: number, itersPerEpoch: number, cfg: TrainConfig): void;
+  iteration?(epoch: number, iter: number, loss: number): void;
+  epochEnd?(rec: TrainEpochRecord): void;
+  interrupted?(): boolean;
+}
+
+/** One line of log.jsonl; `epoch` counts from 1. */
+export interface TrainEpochRecord {
+  epoch: number;
+  iters: number;
+  lr: number;
+  loss: number;
+  /** Accuracy on the augmented training batches, in train mode, as the weights moved. */
+  train_top1: number;
+  test_top1?: number;
+  wall_s: number;
+}
+
+/** What shapes the weights, compared on resume: the recipe and the exact training images. */
+interface TrainSettings {
+  config: TrainConfig;
+  train: { images: number; sha256: string };
+  test: { images: number; limit: number | null };
+}
+
+interface Partial { loss: number; correct: number; count: number; iters: number; wall: number }
+
+interface TrainState {
+  epoch: number;
+  iter: number;
+  opt: Record<string, number>;
+  settings: TrainSettings;
+  history: TrainEpochRecord[];
+  partial: Partial | null;
+  wallSeconds: number;
+}
+
+export type TrainOutcome =
+  | { status: 'done'; result: Record<string, unknown>; files: string[] }
+  | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string };
+
+const STATE_KEY = 'granq_train_state';
+export const MODEL_FILE = 'model.safetensors';
+const emptyPartial = (): Partial => ({ loss: 0, correct: 0, count: 0, iters: 0, wall: 0 });
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+export function scheduledLr(c: TrainConfig, epoch: number): number {
+  return c.schedule === 'cosine' ? cosineLr(c.lr, epoch, c.epochs) : multiStepLr(c.lr, epoch, c.milestones, c.lrGamma);
+}
+
+function dataSha256(d: CifarData): string {
+  return createHash('sha256').update(d.images).update(new Uint8Array(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength)).digest('hex');
+}
+
+function correctCount(logits: Tensor, y: Int32Array): number {
+  const [n, c] = logits.shape as [number, number];
+  let hits = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (logits.data[i * c + j]! > logits.data[i * c + best]!) best = j;
+    if (best === y[i]) hits++;
+  }
+  return hits;
+}
+
+function testTop1(model: Module, test: CifarData, batch: number): number {
+  const c = evaluate(model, batches(test, { batchSize: batch, mean: CIFAR10_MEAN, std: CIFAR10_STD }));
+  return c.correct / c.images;
+}
+
+export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<TrainOutcome> {
+  const cfg = validateTrainConfig(structuredClone(o.config));
+  const t0 = performance.now();
+  const ckPath = path.join(o.out, CHECKPOINT_FILE);
+  const saved = o.resume ? loadStateCheckpoint<TrainState>(ckPath, STATE_KEY) : null;
+  if (!o.resume && existsSync(ckPath)) {
+    throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
+  }
+
+  const { dir, source } = resolveDataDir({ data: o.data });
+  const trainFiles = locateCifarSplit(dir, 'cifar10', 'train');
+  const train = loadCifarSplit(dir, { format: 'cifar10', split: 'train', limit: o.trainLimit });
+  const test = loadCifarSplit(dir, { format: 'cifar10', split: 'test', limit: o.testLimit });
+  const settings: TrainSettings = {
+    config: cfg, train: { images: train.n, sha256: dataSha256(train) }, test: { images: test.n, limit: o.testLimit ?? null },
+  };
+  if (saved) {
+    const s = saved.state.settings;
+    const diff = trainConfigDiff(s.config, cfg);
+    if (s.train.sha256 !== settings.train.sha256) diff.push(`training images: ${s.train.images} (sha256 ${s.train.sha256.slice(0, 12)}) -> ${train.n} (${settings.train.sha256.slice(0, 12)})`);
+    if (JSON.stringify(s.test) !== JSON.stringify(settings.test)) diff.push(`test: ${JSON.stringify(s.test)} -> ${JSON.stringify(settings.test)}`);
+    if (diff.length) {
+      throw new GranqError(`--resume: settings differ from the checkpoint ${ckPath} (${diff.join('; ')}); rerun with the original flags ` +
+        '(only --eval-every and --eval-batch may change, and --epochs with a multistep schedule)');
+    }
+    if (saved.state.epoch > cfg.epochs) throw new GranqError(`--epochs: the checkpoint is at epoch ${saved.state.epoch}, beyond --epochs ${cfg.epochs}`);
+  }
+  mkdirSync(o.out, { recursive: true });
+  hooks.log(`granq train: ${cfg.model} on ${train.n} CIFAR-10 training images (${trainFiles.map((f) => path.basename(f)).join(', ')}; ` +
+    `${dir}, found by ${source}), test ${test.n} images; ${cfg.epochs} epochs, batch ${cfg.batch}, lr ${cfg.lr} ${cfg.schedule}, seed ${cfg.seed}`);
+  if (train.n < 50_000 && o.trainLimit === undefined) hooks.log(`note: ${train.n} of CIFAR-10's 50,000 training images found; \`granq data fetch cifar10\` writes all five batches`);
+
+  manualSeed(cfg.seed);
+  const model = createModel(cfg.model, 10);
+  model.train();
+  const params = model.parameters();
+  const opt = new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov });
+  let epoch = 0;
+  let iter = 0;
+  const history: TrainEpochRecord[] = saved ? [...saved.state.history] : [];
+  let partial = saved?.state.partial ?? emptyPartial();
+  let wallBefore = saved?.state.wallSeconds ?? 0;
+  if (saved) {
+    const pick = (prefix: string) => new Map([...saved.tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    const own = model.stateDict();
+    model.loadStateDict(new Map([...pick('model.')].map(([k, v]) => [k, new Tensor(v, own.get(k)?.shape ?? [v.length])])));
+    loadOptimizerState(opt, pick('opt.'), saved.state.opt);
+    ({ epoch, iter } = saved.state);
+    hooks.log(`resuming ${ckPath} at epoch ${epoch + 1}${iter ? `, iteration ${iter + 1}` : ''}`);
+  }
+  writeLog(o.out, history);
+  const checkpoint = () => {
+    const tensors = new Map<string, Float32Array>();
+    for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v.data);
+    const os = optimizerState(opt);
+    for (const [k, v] of os.tensors) tensors.set(`opt.${k}`, v);
+    saveStateCheckpoint<TrainState>(ckPath, STATE_KEY, {
+      tensors,
+      state: {
+        epoch, iter, opt: os.scalars, settings, history, partial: iter ? partial : null,
+        wallSeconds: wallBefore + (performance.now() - t0) / 1000,
+      },
+    });
+  };
+
+  const aug = { padding: cfg.cropPadding, flip: cfg.flip };
+  const itersPerEpoch = Math.ceil(train.n / cfg.batch);
+  while (epoch < cfg.epochs) {
+    opt.lr = scheduledLr(cfg, epoch);
+    const plan = epochPlan(train.n, cfg.seed, epoch, aug);
+    const tEpoch = performance.now() - partial.wall * 1000;
+    hooks.epochStart?.(epoch, iter, itersPerEpoch, cfg);
+    while (iter < itersPerEpoch) {
+      const b = planBatch(train, plan, iter, cfg.batch, aug, CIFAR10_MEAN, CIFAR10_STD);
+      const logits = model.forward(b.x);
+      const loss = F.crossEntropy(logits, b.y, cfg.labelSmoothing);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      const l = loss.item();
+      if (!Number.isFinite(l)) throw new GranqError(`training diverged: loss ${l} at epoch ${epoch + 1}, iteration ${iter + 1} (lr ${opt.lr}); lower --lr`);
+      partial.loss += l * b.y.length;
+      partial.correct += correctCount(logits, b.y);
+      partial.count += b.y.length;
+      partial.iters++;
+      F.releaseGraph([loss]);
+      iter++;
+      hooks.iteration?.(epoch, iter, l);
+      partial.wall = (performance.now() - tEpoch) / 1000;
+      await yieldToEventLoop();
+      if (iter < itersPerEpoch && hooks.interrupted?.()) {
+        checkpoint();
+        return { status: 'interrupted', epoch, iter, checkpoint: ckPath };
+      }
+    }
+    const evalNow = (epoch + 1) % o.evalEvery === 0 || epoch + 1 === cfg.epochs;
+    const rec: TrainEpochRecord = {
+      epoch: epoch + 1, iters: partial.iters, lr: opt.lr, loss: partial.loss / partial.count, train_top1: partial.correct / partial.count,
+      ...(evalNow ? { test_top1: testTop1(model, test, o.evalBatch) } : {}),
+      wall_s: Number(((performance.now() - tEpoch) / 1000).toFixed(3)),
+    };
+    history.push(rec);
+    epoch++;
+    iter = 0;
+    partial = emptyPartial();
+    appendLog(o.out, rec);
+    checkpoint();
+    hooks.epochEnd?.(rec);
+    if (epoch < cfg.epochs && hooks.interrupted?.()) return { status: 'interrupted', epoch, iter: 0, checkpoint: ckPath };
+  }
+
+  const last = history[history.length - 1]!;
+  const finalTop1 = last.test_top1 ?? testTop1(model, test, o.evalBatch);
+  const evaluated = history.filter((r) => r.test_top1 !== undefined);
+  const best = evaluated.reduce<TrainEpochRecord | null>((b, r) => (b === null || r.test_top1! > b.test_top1! ? r : b), null);
+  wallBefore += (performance.now() - t0) / 1000;
+  const name = `${cfg.model.replace('-', '')}_cifar10_granq`;
+  const modelPath = path.join(o.out, MODEL_FILE);
+  writeSafetensors(modelPath, model.stateDict());
+  const training = {
+    command: 'granq train', config: cfg, train_images: train.n, train_sha256: settings.train.sha256, test_images: test.n,
+    epochs_logged: history.length, wall_seconds: Number(wallBefore.toFixed(3)),
+  };
+  writeSidecar(sidecarPathFor(modelPath), {
+    model: name, architecture: normalizeArchitecture(cfg.model), numClasses: 10, mean: [...CIFAR10_MEAN] as [number, number, number],
+    std: [...CIFAR10_STD] as [number, number, number], measuredTop1: test.n === 10_000 ? finalTop1 : undefined,
+    raw: {
+      model: name, architecture: cfg.model, num_classes: 10,
+      input: { layout: 'NCHW, RGB', preprocessing: 'x = (pixel_uint8 / 255 - mean[c]) / std[c]' },
+      ...(test.n === 10_000 ? { test_set: 'test_batch.bin' } : {}), training,
+    },
+  });
+  const result = {
+    model: name, architecture: cfg.model, final_top1: finalTop1, final_epoch: cfg.epochs,
+    best_epoch: best ? { epoch: best.epoch, top1: best.test_top1, note: 'test-set selection, for comparison only; the weights written are the final epoch\'s' } : null,
+    test: { dataset: 'cifar10-test', images: test.n, dir }, train: settings.train, config: cfg, wall_seconds: training.wall_seconds,
+  };
+  const resultPath = writeResult(o.out, result);
+  return { status: 'done', result, files: [modelPath, sidecarPathFor(modelPath), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };
+}

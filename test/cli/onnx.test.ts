@@ -1,0 +1,153 @@
+/**
+ * ONNX through the CLI: `granq eval` of the shared .onnx on the full test set, `granq quantize` of an ONNX teacher,
+ * and the export round trip: a W4A4 granq student -> `granq export` -> onnxruntime-node, predictions on the CIFAR-10
+ * test set against granq's own; one-line errors on bad input.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { noGrad } from '../../src/autograd/index.js';
+import { batches, loadCifarSplit } from '../../src/data/cifar.js';
+import { decodeModel, encodeModel, tensorFromProto } from '../../src/io/onnx-proto.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { loadQuantizedModel } from '../../src/zsq/student-io.js';
+import { ptqRunDir } from '../kit/run-dir.js';
+import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+const ONNX_MODEL = SHARED_MODEL.replace(/\.safetensors$/, '.onnx');
+const BN_ONNX_MODEL = SHARED_MODEL.replace(/\.safetensors$/, '.bn.onnx');
+const W4A4 = { wbits: 4, abits: 4, act: 'granq', weight: 'slice' } as const;
+
+function granq(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: '' } });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
+function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+}
+
+/** Top-1 hits of granq's student and of onnxruntime on the exported graph, and how often their top-1 agree. */
+async function roundTrip(runDir: string, onnxFile: string, limit?: number) {
+  const { model, sidecar } = loadQuantizedModel(path.join(runDir, 'student.safetensors'));
+  const session = await ort.InferenceSession.create(onnxFile);
+  const data = loadCifarSplit(CIFAR10_DIR, { format: 'cifar10', split: 'test', limit });
+  const argmax = (d: ArrayLike<number>, i: number, c: number) => {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (d[i * c + j]! > d[i * c + best]!) best = j;
+    return best;
+  };
+  const r = { images: 0, granq: 0, ort: 0, agree: 0, granqSeconds: 0, ortSeconds: 0 };
+  for (const { x, y } of batches(data, { batchSize: 256, mean: sidecar.mean, std: sidecar.std })) {
+    let t = performance.now();
+    const ours = noGrad(() => model.forward(x)).data;
+    r.granqSeconds += (performance.now() - t) / 1000;
+    t = performance.now();
+    const out = await session.run({ input: new ort.Tensor('float32', x.data, [...x.shape]) });
+    r.ortSeconds += (performance.now() - t) / 1000;
+    const theirs = out['logits']!.data as Float32Array;
+    for (let i = 0; i < y.length; i++) {
+      const a = argmax(ours, i, 10);
+      const b = argmax(theirs, i, 10);
+      r.granq += Number(a === y[i]);
+      r.ort += Number(b === y[i]);
+      r.agree += Number(a === b);
+      r.images++;
+    }
+  }
+  return r;
+}
+
+describe('ONNX models through the CLI', { skip: noShared }, () => {
+  test('granq eval --model resnet20.onnx: top-1 0.9173 on the full test set, as the safetensors model', () => {
+    const r = granq('eval', '--model', ONNX_MODEL, '--data', CIFAR10_DIR, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const j = lastJson(r.stdout);
+    assert.equal(j.images, 10000);
+    assert.equal(j.correct, 9173);
+    assert.equal(j.top1, 0.9173);
+  });
+
+  test('export round trip: W4A4 granq student -> ONNX -> onnxruntime, same top-1 within 2 images on the 10,000 test images', async () => {
+    const dir = ptqRunDir(SHARED_MODEL, W4A4);
+    const out = path.join(dir, 'w4a4.onnx');
+    const r = granq('export', dir, '--onnx', out);
+    assert.equal(r.code, 0, r.stderr);
+    const m = decodeModel(fs.readFileSync(out), out);
+    const ops = m.graph!.node!.map((n) => n.opType);
+    assert.ok(m.graph!.node!.every((n) => !n.domain), 'standard operators only');
+    assert.equal(ops.filter((o) => o === 'ReduceMin').length, 19); // one per activation quantizer
+    assert.equal(ops.filter((o) => o === 'ReduceMax').length, 19);
+    assert.equal(ops.filter((o) => o === 'Conv').length, 19);
+    const res = await roundTrip(dir, out);
+    process.stderr.write(`# round trip W4A4 granq/slice: granq ${res.granq}, onnxruntime ${res.ort}, top-1 agree ${res.agree} of ${res.images}; ` +
+      `granq ${res.granqSeconds.toFixed(1)} s, onnxruntime ${res.ortSeconds.toFixed(1)} s\n`);
+    assert.equal(res.images, 10000);
+    assert.equal(res.granq, 9107); // the PTQ table's W4A4 slice granq figure
+    assert.ok(Math.abs(res.ort - res.granq) <= 2, `granq ${res.granq}, onnxruntime ${res.ort}`);
+
+    // The sidecar's integer codes give back the graph's fake-quantized weights exactly.
+    const codes = readSafetensors(out.replace(/\.onnx$/, '.quant.safetensors'));
+    const inits = new Map(m.graph!.initializer!.map((t) => [t.name!, t]));
+    const weights = JSON.parse(codes.metadata['granq_weights']!) as { name: string; rows: number; cols: number }[];
+    assert.equal(weights.length, 20);
+    for (const w of weights) {
+      const fq = tensorFromProto(inits.get(w.name)!, w.name).data;
+      const q = codes.tensors.get(`${w.name}.codes`)!.data as Int8Array;
+      const s = codes.tensors.get(`${w.name}.scale`)!.data as Float32Array;
+      const z = codes.tensors.get(`${w.name}.zero_point`)!.data as Float32Array;
+      for (let i = 0; i < fq.length; i++) {
+        const row = Math.floor(i / w.cols);
+        assert.equal(Math.fround(Math.fround(q[i]! + z[row]!) / s[row]!), fq[i], `${w.name}[${i}]`);
+      }
+    }
+    assert.deepEqual(JSON.parse(fs.readFileSync(out.replace(/\.onnx$/, '.json'), 'utf8')).quantization, W4A4);
+  });
+
+  test('a student of the BN-folded .onnx exports too (constant shortcut convs, graph copied into the run)', async () => {
+    const dir = ptqRunDir(ONNX_MODEL, W4A4);
+    assert.ok(fs.existsSync(path.join(dir, 'student.graph.onnx')));
+    const out = path.join(dir, 'folded.onnx');
+    assert.equal(granq('export', dir, '--onnx', out).code, 0);
+    const res = await roundTrip(dir, out, 512);
+    assert.ok(Math.abs(res.ort - res.granq) <= 2 && res.agree >= 508, JSON.stringify(res));
+    // The option-A shortcuts stay the graph's constant 1x1 convs (19 quantized convs + 2 constant ones).
+    const m = decodeModel(fs.readFileSync(out), out);
+    assert.equal(m.graph!.node!.filter((n) => n.opType === 'Conv').length, 21);
+  });
+
+  test('granq quantize accepts an ONNX teacher (.bn.onnx keeps the BatchNorm statistics the BNS loss needs)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-onnx-q-'));
+    const r = granq('quantize', '--model', BN_ONNX_MODEL, '--wbits', '4', '--abits', '4', '--preset', 'tiny', '--epochs', '1', '--iters', '2',
+      '--warmup', '0', '--data', CIFAR10_DIR, '--test-limit', '64', '--eval-batch', '64', '--agree-images', '16', '--out', dir, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'student.json'), 'utf8')).graph, 'student.graph.onnx');
+    const ev = granq('eval', '--model', path.join(dir, 'student.safetensors'), '--data', CIFAR10_DIR, '--limit', '64', '--batch', '64', '--json');
+    assert.equal(ev.code, 0, ev.stderr);
+    assert.equal(lastJson(ev.stdout).top1, lastJson(r.stdout).final_top1);
+    assert.equal(granq('export', dir, '--onnx', path.join(dir, 's.onnx')).code, 0);
+  });
+
+  test('one-line errors: a corrupt or unsupported ONNX file, a bad run directory, a bad --onnx name', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-onnx-err-'));
+    fs.copyFileSync(SHARED_MODEL.replace(/\.safetensors$/, '.json'), path.join(dir, 'm.json'));
+    fs.writeFileSync(path.join(dir, 'm.onnx'), 'this is not protobuf');
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.onnx')), 1, /^granq: .*m\.onnx: expected an ONNX model/);
+    const bytes = fs.readFileSync(ONNX_MODEL);
+    const m = decodeModel(bytes, 'x');
+    m.graph!.node![1]!.opType = 'Softplus';
+    fs.writeFileSync(path.join(dir, 'm.onnx'), encodeModel(m));
+    assertOneLineError(granq('eval', '--model', path.join(dir, 'm.onnx')), 1, /^granq: .*unsupported ONNX operator 'Softplus' in node '\/Relu'/);
+    assertOneLineError(granq('export', path.join(dir, 'nope'), '--onnx', 'x.onnx'), 1, /^granq: RUN_DIR: expected a granq quantize output directory/);
+    assertOneLineError(granq('export', dir, '--onnx', 'x.onnx'), 1, /^granq: RUN_DIR: .* has no student\.safetensors/);
+    assertOneLineError(granq('export', dir, '--onnx', 'x.bin'), 1, /^granq: --onnx: expected a file name ending in \.onnx/);
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * `granq train` and `granq data fetch` through the CLI on tiny CIFAR files the test writes: the files a run writes,
+ * `granq eval` on the trained model, a real SIGINT (checkpoint, resume hint, exit 130) resumed bit-identical, and
+ * one-line errors on bad input.
+ */
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Rng } from '../../src/tensor/rng.js';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+const env = { ...process.env, GRANQ_DEBUG: '' };
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-train-cli-'));
+
+function granq(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
+  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
+  const lines = r.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
+  assert.match(lines[0]!, pattern);
+}
+
+/** n random records (label byte + 3072 pixel bytes). */
+function records(n: number, seed: number): Buffer {
+  const rng = new Rng(seed);
+  return Buffer.from(Uint8Array.from({ length: n * 3073 }, (_, i) => (i % 3073 === 0 ? rng.randint(0, 10) : rng.randint(0, 256))));
+}
+
+const data = tmp();
+fs.mkdirSync(path.join(data, 'cifar-10-batches-bin'));
+fs.writeFileSync(path.join(data, 'cifar-10-batches-bin', 'data_batch_1.bin'), records(128, 1));
+fs.writeFileSync(path.join(data, 'cifar-10-batches-bin', 'test_batch.bin'), records(32, 2));
+// Three epochs of 8 iterations at batch 16.
+const RUN = ['train', '--data', data, '--epochs', '3', '--batch', '16', '--eval-batch', '32', '--seed', '3'];
+
+describe('granq train', () => {
+  let straight = '';
+  before(() => {
+    straight = tmp();
+    const r = granq(...RUN, '--out', straight, '--json');
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('writes log.jsonl, result.json, model.safetensors + sidecar; granq eval reloads the model', () => {
+    const log = fs.readFileSync(path.join(straight, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((l) => l.iters), [8, 8, 8]);
+    for (const l of log) for (const k of ['epoch', 'lr', 'loss', 'train_top1', 'test_top1', 'wall_s']) assert.equal(typeof l[k], 'number', k);
+    const res = JSON.parse(fs.readFileSync(path.join(straight, 'result.json'), 'utf8'));
+    assert.equal(res.test.images, 32);
+    assert.equal(res.config.seed, 3);
+    const e = granq('eval', '--model', path.join(straight, 'model.safetensors'), '--data', data, '--json');
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(JSON.parse(e.stdout.trim().split('\n').pop()!).top1, res.final_top1);
+  });
+
+  test('SIGINT: checkpoint, resume hint, exit 130; resuming ends bit-identical', async () => {
+    const out = tmp();
+    const child = spawn(process.execPath, [CLI, ...RUN, '--out', out], { env });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += String(d); });
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    // Epoch 1 is logged before epoch 2 starts; the signal lands in epoch 2 or at its end (epoch 3 of 3 not begun).
+    const log = path.join(out, 'log.jsonl');
+    while (!(fs.existsSync(log) && fs.readFileSync(log, 'utf8').length > 0)) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /interrupted at epoch [23], iteration \d; checkpoint /);
+    assert.match(stderr, /resume with: granq train .* --resume/);
+    const r = granq(...RUN, '--out', out, '--resume');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /resuming .* at epoch [23]/);
+    assert.ok(fs.readFileSync(path.join(out, 'model.safetensors')).equals(fs.readFileSync(path.join(straight, 'model.safetensors'))));
+  });
+
+  test('bad input: one-line errors', () => {
+    assertOneLineError(granq('train'), 2, /required option '--out <dir>'/);
+    assertOneLineError(granq('train', '--out', tmp(), '--data', path.join(data, 'missing')), 1, /^granq: --data: expected an existing directory/);
+    assertOneLineError(granq('train', '--out', tmp(), '--schedule', 'step'), 2, /--schedule.*Allowed choices are cosine, multistep/);
+    assertOneLineError(granq('train', '--out', tmp(), '--lr', '0'), 2, /--lr.*positive number/);
+    assertOneLineError(granq(...RUN, '--out', straight), 1, /^granq: --out: .* already holds a checkpoint; pass --resume/);
+    assertOneLineError(granq(...RUN, '--out', straight, '--resume', '--batch', '8'), 1, /^granq: --resume: settings differ .*batch: 16 -> 8/);
+  });
+});
+
+describe('granq data fetch', () => {
+  test('an unknown dataset, or no npm on PATH: one line, exit 1', () => {
+    assertOneLineError(granq('data', 'fetch', 'cifar100', '--to', tmp()), 1, /^granq: dataset: expected cifar10 .*got 'cifar100'/);
+    const r = spawnSync(process.execPath, [CLI, 'data', 'fetch', 'cifar10', '--to', tmp()], { encoding: 'utf8', env: { ...env, PATH: tmp() } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr.trim().split('\n').pop()!, /^granq: npm: not found on PATH/);
+  });
+});

@@ -1,0 +1,182 @@
+/**
+ * `granq train` on tiny CIFAR files the test writes: the loss falls on a learnable task, an interrupted run resumed
+ * (after epoch 1, and mid-epoch) ends with the same weights bit for bit, changed settings are refused, and the
+ * augmentation is reproducible and equals a direct pad-crop-flip. Also the two pieces it adds to shared code:
+ * label smoothing in crossEntropy and the cosine schedule.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import * as F from '../../src/autograd/index.js';
+import { cropFlip, epochPlan, planBatch } from '../../src/data/augment.js';
+import { IMAGE_BYTES } from '../../src/data/cifar.js';
+import { GranqError } from '../../src/errors.js';
+import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
+import { loadModel } from '../../src/models/load.js';
+import { cosineLr } from '../../src/optim/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { DEFAULT_TRAIN_CONFIG, type TrainConfig } from '../../src/train/config.js';
+import { runTrain, type TrainOptions } from '../../src/train/run.js';
+import { assertBitEqual } from '../kit/compare.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-train-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const quiet = { log: () => {} };
+
+/** n records whose class is visible: class k brightens a k-dependent horizontal band of one colour channel. */
+function records(n: number, seed: number): Buffer {
+  const rng = new Rng(seed);
+  const out = Buffer.alloc(n * 3073);
+  for (let i = 0; i < n; i++) {
+    const y = rng.randint(0, 10);
+    const r = i * 3073;
+    out[r] = y;
+    for (let p = 0; p < 3072; p++) {
+      const c = Math.floor(p / 1024);
+      const row = Math.floor((p % 1024) / 32);
+      const band = c === y % 3 && Math.floor(row / 8) === Math.floor(y / 3) % 4;
+      out[r + 1 + p] = Math.min(255, rng.randint(0, 96) + (band ? 150 : 0));
+    }
+  }
+  return out;
+}
+
+const dataDir = path.join(tmp, 'data');
+fs.mkdirSync(path.join(dataDir, 'cifar-10-batches-bin'), { recursive: true });
+fs.writeFileSync(path.join(dataDir, 'cifar-10-batches-bin', 'data_batch_1.bin'), records(96, 1));
+fs.writeFileSync(path.join(dataDir, 'cifar-10-batches-bin', 'test_batch.bin'), records(32, 2));
+
+const small: TrainConfig = { ...DEFAULT_TRAIN_CONFIG, epochs: 3, batch: 32, lr: 0.05, seed: 5 };
+function options(out: string, over: Partial<TrainOptions> = {}): TrainOptions {
+  return { config: small, out, resume: false, data: dataDir, evalEvery: 1, evalBatch: 32, ...over };
+}
+const outDir = (name: string) => path.join(tmp, name);
+
+describe('granq train (in process)', () => {
+  test('loss falls; files, log and sidecar; the saved model loads and reproduces the final accuracy', async () => {
+    const out = outDir('plain');
+    const r = await runTrain(options(out, { config: { ...small, epochs: 4, flip: false, cropPadding: 0 } }), quiet);
+    assert.equal(r.status, 'done');
+    if (r.status !== 'done') return;
+    const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((l) => [l.epoch, l.iters]), [[1, 3], [2, 3], [3, 3], [4, 3]]);
+    assert.ok(log[3].loss < log[0].loss, `loss ${log.map((l) => l.loss.toFixed(3)).join(' -> ')}`);
+    assert.equal(log[0].lr, 0.05);
+    assert.equal(log[2].lr, cosineLr(0.05, 2, 4));
+    const { model, sidecar } = loadModel(path.join(out, 'model.safetensors'));
+    assert.equal(sidecar.architecture, 'resnet20-b');
+    assert.deepEqual(sidecar.mean, [0.49139968, 0.48215827, 0.44653124]);
+    assert.equal(sidecar.measuredTop1, undefined); // only a full 10,000-image test set gives measured_top1
+    const res = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
+    assert.equal(res.final_top1, log[3].test_top1);
+    assert.equal(res.train.images, 96);
+    const { evaluate } = await import('../../src/models/evaluate.js');
+    const { batches, loadCifarSplit } = await import('../../src/data/cifar.js');
+    const c = evaluate(model, batches(loadCifarSplit(dataDir, { format: 'cifar10', split: 'test' }), { batchSize: 32, mean: sidecar.mean, std: sidecar.std }));
+    assert.equal(c.correct / c.images, res.final_top1);
+  });
+
+  test('interrupted after epoch 1, and mid-epoch, then resumed: the same weights and log as uninterrupted', async () => {
+    const straight = outDir('straight');
+    assert.equal((await runTrain(options(straight), quiet)).status, 'done');
+    for (const [name, stopAfter, at] of [['cut-epoch', 3, [1, 0]], ['cut-iter', 5, [1, 2]]] as const) {
+      const cut = outDir(name);
+      let n = 0;
+      const first = await runTrain(options(cut), { ...quiet, interrupted: () => ++n >= stopAfter });
+      assert.deepEqual(first.status === 'interrupted' ? [first.epoch, first.iter] : first.status, at, name);
+      assert.equal((await runTrain(options(cut, { resume: true }), quiet)).status, 'done');
+      const a = loadModel(path.join(straight, 'model.safetensors')).model.stateDict();
+      const b = loadModel(path.join(cut, 'model.safetensors')).model.stateDict();
+      for (const [k, t] of a) assertBitEqual(b.get(k)!.data, t.data, `${name}: ${k}`);
+      const strip = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => ({ ...JSON.parse(l), wall_s: 0 }));
+      assert.deepEqual(strip(path.join(cut, 'log.jsonl')), strip(path.join(straight, 'log.jsonl')), name);
+    }
+  });
+
+  test('resume refuses changed settings or training data, and a fresh run refuses an existing checkpoint', async () => {
+    const out = outDir('straight');
+    assert.ok(fs.existsSync(path.join(out, CHECKPOINT_FILE)));
+    await assert.rejects(runTrain(options(out), quiet), /already holds a checkpoint; pass --resume/);
+    await assert.rejects(runTrain(options(out, { resume: true, config: { ...small, lr: 0.1 } }), quiet),
+      (e: unknown) => e instanceof GranqError && /settings differ .*lr: 0\.05 -> 0\.1/.test(e.message));
+    await assert.rejects(runTrain(options(out, { resume: true, config: { ...small, epochs: 5 } }), quiet), /epochs: 3 -> 5/);
+    await assert.rejects(runTrain(options(out, { resume: true, trainLimit: 64 }), quiet), /training images: 96 .* -> 64/);
+  });
+});
+
+describe('augmentation', () => {
+  const rng = new Rng(3);
+  const images = Uint8Array.from({ length: 4 * IMAGE_BYTES }, () => rng.randint(0, 256));
+
+  /** The definition: zero-pad the image by p, take the 32x32 window at (dy, dx), mirror it left-right if flip. */
+  function reference(src: number, p: number, dy: number, dx: number, flip: boolean): Uint8Array {
+    const side = 32 + 2 * p;
+    const padded = new Uint8Array(3 * side * side);
+    for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) {
+      padded[c * side * side + (y + p) * side + x + p] = images[src * IMAGE_BYTES + c * 1024 + y * 32 + x]!;
+    }
+    const out = new Uint8Array(IMAGE_BYTES);
+    for (let c = 0; c < 3; c++) for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) {
+      const crop = padded[c * side * side + (y + dy) * side + x + dx]!;
+      out[c * 1024 + y * 32 + (flip ? 31 - x : x)] = crop;
+    }
+    return out;
+  }
+
+  test('cropFlip equals pad, crop, then mirror, for every offset and both flips', () => {
+    const out = new Uint8Array(IMAGE_BYTES);
+    for (const p of [0, 1, 4]) for (let dy = 0; dy <= 2 * p; dy++) for (let dx = 0; dx <= 2 * p; dx++) for (const flip of [false, true]) {
+      cropFlip(images, 2, p, dy, dx, flip, out, 0);
+      assert.deepEqual(out, reference(2, p, dy, dx, flip), `p ${p} dy ${dy} dx ${dx} flip ${flip}`);
+    }
+  });
+
+  test('an epoch plan depends on (seed, epoch) only; offsets and flips cover their ranges', () => {
+    const aug = { padding: 4, flip: true };
+    const a = epochPlan(1000, 7, 3, aug);
+    assert.deepEqual(epochPlan(1000, 7, 3, aug), a);
+    assert.notDeepEqual(epochPlan(1000, 7, 4, aug).order, a.order);
+    assert.notDeepEqual(epochPlan(1000, 8, 3, aug).order, a.order);
+    assert.deepEqual([...a.order].sort((x, y) => x - y), Array.from({ length: 1000 }, (_, i) => i));
+    assert.deepEqual([Math.min(...a.dy), Math.max(...a.dy), Math.min(...a.dx), Math.max(...a.dx)], [0, 8, 0, 8]);
+    const flips = a.flip.reduce((s, f) => s + f, 0);
+    assert.ok(flips > 400 && flips < 600, `flips ${flips}`);
+    const none = epochPlan(1000, 7, 3, { padding: 0, flip: false });
+    assert.ok(none.dy.every((v) => v === 0) && none.flip.every((v) => v === 0));
+  });
+
+  test('planBatch: batch b is the same whenever it is built, and is the plan applied to the data', () => {
+    const data = { images, labels: Int32Array.from([3, 1, 4, 1]), n: 4 };
+    const aug = { padding: 4, flip: true };
+    const plan = epochPlan(4, 1, 0, aug);
+    const b1 = planBatch(data, plan, 1, 3, aug, [0, 0, 0], [1, 1, 1]);
+    assert.deepEqual(planBatch(data, epochPlan(4, 1, 0, aug), 1, 3, aug, [0, 0, 0], [1, 1, 1]), b1);
+    assert.equal(b1.y.length, 1); // the short last batch
+    const i = plan.order[3]!;
+    assert.deepEqual(b1.y, Int32Array.from([data.labels[i]!]));
+    const ref = reference(i, 4, plan.dy[3]!, plan.dx[3]!, plan.flip[3] === 1);
+    assertBitEqual(b1.x.data, Float32Array.from(ref, (v) => Math.fround(v / 255)), 'pixels');
+  });
+});
+
+describe('pieces added to shared code', () => {
+  test('crossEntropy with label smoothing e = (1 - e) CE + e * mean over classes of -log p; e = 0 is plain CE', () => {
+    const logits = new Tensor(Float32Array.from([2, -1, 0.5, 0, 1, 3]), [2, 3]);
+    const y = Int32Array.from([0, 2]);
+    const logp = F.logSoftmax(logits).data;
+    const ce = -(logp[0]! + logp[5]!) / 2;
+    const uniform = -(logp[0]! + logp[1]! + logp[2]! + logp[3]! + logp[4]! + logp[5]!) / 6;
+    assert.ok(Math.abs(F.crossEntropy(logits, y, 0.1).item() - (0.9 * ce + 0.1 * uniform)) < 1e-6);
+    assert.equal(F.crossEntropy(logits, y, 0).item(), F.crossEntropy(logits, y).item());
+    assert.throws(() => F.crossEntropy(logits, y, 1.5), /labelSmoothing must be in \[0, 1\]/);
+  });
+
+  test('cosineLr: base at epoch 0, half at the middle, 0 at the end (PyTorch CosineAnnealingLR, eta_min 0)', () => {
+    assert.equal(cosineLr(0.1, 0, 200), 0.1);
+    assert.ok(Math.abs(cosineLr(0.1, 100, 200) - 0.05) < 1e-15);
+    assert.ok(cosineLr(0.1, 200, 200) < 1e-15);
+  });
+});
