@@ -1,29 +1,16 @@
 /** `granq eval` end to end, and its one-line errors on bad input (never a crash or a stack dump). */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadStateDictFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+import { granq, assertOneLineError } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
 
-function granq(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: '' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-/** A one-line error: exit code as given, a single 'granq: ...' or commander 'error: ...' line, no stack frames. */
-function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /);
-}
 
 function tmpModelDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-cli-'));

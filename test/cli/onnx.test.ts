@@ -5,7 +5,6 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,23 +16,12 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadQuantizedModel } from '../../src/zsq/student-io.js';
 import { ptqRunDir } from '../kit/run-dir.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+import { granq, lastJson, assertOneLineError } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
 const ONNX_MODEL = SHARED_MODEL.replace(/\.safetensors$/, '.onnx');
 const BN_ONNX_MODEL = SHARED_MODEL.replace(/\.safetensors$/, '.bn.onnx');
 const W4A4 = { wbits: 4, abits: 4, act: 'granq', weight: 'slice' } as const;
 
-function granq(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: '' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
-function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, pattern);
-}
 
 /** Top-1 hits of granq's student and of onnxruntime on the exported graph, and how often their top-1 agree. */
 async function roundTrip(runDir: string, onnxFile: string, limit?: number) {

@@ -1,20 +1,14 @@
 /** `granq eval` with PTQ options, `granq bench quant`, `granq analyze error`: end to end, short (--limit). */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fakeRunWithGenerator } from '../kit/run-dir.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+import { granq, lastJson } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
 
-function granq(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: ''} });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
 
 describe('granq eval --wbits/--abits (PTQ)', { skip: noShared }, () => {
   test('granq/slice: policy in the JSON, summary table on stderr, no calibration', () => {

@@ -5,29 +5,16 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
+import { granq, lastJson, assertOneLineError, interruptAfterFirstEpoch } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
-const env = { ...process.env, GRANQ_DEBUG: '' };
 
-function granq(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-const lastJson = (s: string) => JSON.parse(s.trim().split('\n').pop()!);
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-quantize-'));
 const readLines = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
-function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, pattern);
-}
 
 // Two epochs of 6 iterations at batch 8 (epoch 1 = warm-up), 64 test images, 32 held-out synthetic images.
 const RUN = ['quantize', '--model', SHARED_MODEL, '--wbits', '4', '--abits', '4', '--preset', 'tiny', '--epochs', '2', '--iters', '6',
@@ -82,16 +69,9 @@ describe('granq quantize', { skip: noShared }, () => {
 
   test('SIGINT during epoch 2: checkpoint, resume hint, exit 130; resuming ends bit-identical', async () => {
     const out = tmp();
-    const child = spawn(process.execPath, [CLI, ...RUN, '--out', out], { env });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += String(d); });
-    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     // Epoch 1 is logged (then checkpointed) before epoch 2 starts; a short wait puts the signal inside epoch 2.
-    const log = path.join(out, 'log.jsonl');
-    while (!(fs.existsSync(log) && fs.readFileSync(log, 'utf8').length > 0)) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 300));
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
+    const { code, stderr } = await interruptAfterFirstEpoch([...RUN, '--out', out], out, 300);
+    assert.equal(code, 130, stderr);
     assert.match(stderr, /interrupted at epoch 2, iteration \d\/6; checkpoint /);
     assert.match(stderr, /resume with: granq quantize .* --resume/);
     const r = granq(...RUN, '--out', out, '--resume');

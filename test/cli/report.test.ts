@@ -5,18 +5,13 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fakeRunFiles, fakeRunWithGenerator } from '../kit/run-dir.js';
 import { CIFAR10_DIR, noShared, SHARED, SHARED_MODEL } from '../kit/shared.js';
+import { granq } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
-const granq = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, GRANQ_DEBUG: '' } });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-};
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-report-cli-'));
 
 test('bad inputs: one line on stderr, exit 1, no report written', () => {

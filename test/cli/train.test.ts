@@ -5,27 +5,16 @@
  */
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Rng } from '../../src/tensor/rng.js';
+import { CLI, granq, assertOneLineError, interruptAfterFirstEpoch, CLI_ENV } from '../kit/cli.js';
 
-const CLI = path.resolve('dist/src/cli/main.js');
-const env = { ...process.env, GRANQ_DEBUG: '' };
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-train-cli-'));
 
-function granq(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
-function assertOneLineError(r: ReturnType<typeof granq>, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `exit code ${r.code}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one stderr line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, pattern);
-}
 
 /** n random records (label byte + 3072 pixel bytes). */
 function records(n: number, seed: number): Buffer {
@@ -62,16 +51,9 @@ describe('granq train', () => {
 
   test('SIGINT: checkpoint, resume hint, exit 130; resuming ends bit-identical', async () => {
     const out = tmp();
-    const child = spawn(process.execPath, [CLI, ...RUN, '--out', out], { env });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += String(d); });
-    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
     // Epoch 1 is logged before epoch 2 starts; the signal lands in epoch 2 or at its end (epoch 3 of 3 not begun).
-    const log = path.join(out, 'log.jsonl');
-    while (!(fs.existsSync(log) && fs.readFileSync(log, 'utf8').length > 0)) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 200));
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
+    const { code, stderr } = await interruptAfterFirstEpoch([...RUN, '--out', out], out, 200);
+    assert.equal(code, 130, stderr);
     assert.match(stderr, /interrupted at epoch [23], iteration \d; checkpoint /);
     assert.match(stderr, /resume with: granq train .* --resume/);
     const r = granq(...RUN, '--out', out, '--resume');
@@ -93,7 +75,7 @@ describe('granq train', () => {
 describe('granq data fetch', () => {
   test('an unknown dataset, or no npm on PATH: one line, exit 1', () => {
     assertOneLineError(granq('data', 'fetch', 'cifar100', '--to', tmp()), 1, /^granq: dataset: expected cifar10 .*got 'cifar100'/);
-    const r = spawnSync(process.execPath, [CLI, 'data', 'fetch', 'cifar10', '--to', tmp()], { encoding: 'utf8', env: { ...env, PATH: tmp() } });
+    const r = spawnSync(process.execPath, [CLI, 'data', 'fetch', 'cifar10', '--to', tmp()], { encoding: 'utf8', env: { ...CLI_ENV, PATH: tmp() } });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr.trim().split('\n').pop()!, /^granq: npm: not found on PATH/);
   });
