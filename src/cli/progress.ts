@@ -55,3 +55,33 @@ export function progressBar(total: number, label: string): Progress {
     },
   };
 }
+
+/**
+ * The bars of a multi-epoch run (`granq quantize`, `granq train`): one bar per epoch, each showing the whole run's
+ * ETA from this process's own pace (so a resumed run is not judged by earlier sessions' speed).
+ */
+export class RunProgress {
+  private bar: Progress | null = null;
+  private readonly t0 = performance.now();
+  private itersThisSession = 0;
+  private itersLeft = 0;
+
+  /** A new bar for an epoch of `perEpoch` iterations, `done` of them already run; `itersLeft` in the whole run. */
+  startEpoch(label: string, perEpoch: number, done: number, itersLeft: number): void {
+    this.itersLeft = itersLeft;
+    this.bar = progressBar(perEpoch, label);
+    this.bar.update(done);
+  }
+
+  iteration(i: number, payload: Record<string, string>): void {
+    this.itersThisSession++;
+    this.itersLeft--;
+    const eta = ((performance.now() - this.t0) / 1000 / this.itersThisSession) * this.itersLeft;
+    this.bar?.update(i, { ...payload, 'run ETA': `${Math.round(eta)}s` });
+  }
+
+  endEpoch(): void {
+    this.bar?.stop();
+    this.bar = null;
+  }
+}

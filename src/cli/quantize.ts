@@ -9,7 +9,7 @@ import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
-import { progressBar, type Progress } from './progress.js';
+import { RunProgress } from './progress.js';
 
 export interface QuantizeCliOptions {
   model: string; wbits: number; abits: number; act: string; weight: string; skip?: string; releasedEma?: boolean;
@@ -95,10 +95,7 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
   });
   const err = (s: string) => process.stderr.write(`${s}\n`);
   const stop = catchInterrupt(err);
-  let bar: Progress | null = null;
-  const t0 = performance.now();
-  let itersThisSession = 0;
-  let itersLeft = 0;
+  const progress = new RunProgress();
   try {
     const outcome = await runQuantize({
       model: o.model, policy, preset: o.preset, config, out: o.out, resume: o.resume ?? false, data: o.data, test: o.test,
@@ -106,26 +103,20 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
     }, {
       log: err,
       epochStart(e, done, cfg) {
-        itersLeft = (cfg.epochs - e) * cfg.itersPerEpoch - done;
-        bar = progressBar(cfg.itersPerEpoch, `epoch ${e + 1}/${cfg.epochs}${e < cfg.warmupEpochs ? ' (warm-up)' : ''}`);
-        bar.update(done);
+        progress.startEpoch(`epoch ${e + 1}/${cfg.epochs}${e < cfg.warmupEpochs ? ' (warm-up)' : ''}`,
+          cfg.itersPerEpoch, done, (cfg.epochs - e) * cfg.itersPerEpoch - done);
       },
       iteration(_e, i, l) {
-        itersThisSession++;
-        itersLeft--;
-        const secs = (performance.now() - t0) / 1000;
-        const eta = itersThisSession > 0 ? (secs / itersThisSession) * itersLeft : 0;
-        bar?.update(i, { G: f4(l.generator), S: f4(l.student), bns: f4(l.bns), 'run ETA': `${Math.round(eta)}s` });
+        progress.iteration(i, { G: f4(l.generator), S: f4(l.student), bns: f4(l.bns) });
       },
       epochEnd(rec: EpochRecord) {
-        bar?.stop();
-        bar = null;
+        progress.endEpoch();
         err(`epoch ${rec.epoch}: G ${f4(rec.loss.generator)}, S ${f4(rec.loss.student)}, lr_s ${rec.lr_s}, lr_g ${rec.lr_g}` +
           `${rec.test_top1 !== undefined ? `, test top-1 ${pct(rec.test_top1)}` : ''}, ${rec.wall_s.toFixed(1)} s`);
       },
       interrupted: () => stop.requested,
     });
-    (bar as Progress | null)?.stop();
+    progress.endEpoch();
     if (outcome.status === 'interrupted') {
       err(`interrupted at epoch ${outcome.epoch + 1}, iteration ${outcome.iter}/${config.itersPerEpoch}; checkpoint ${outcome.checkpoint}`);
       err(`resume with: ${resumeCommand()}`);

@@ -9,7 +9,7 @@ import { DEFAULT_TRAIN_CONFIG, SCHEDULES, type Schedule, type TrainConfig } from
 import { runTrain, type TrainEpochRecord } from '../train/run.js';
 import { nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
-import { progressBar, type Progress } from './progress.js';
+import { RunProgress } from './progress.js';
 
 export interface TrainCliOptions {
   model: string; out: string; resume?: boolean; data?: string; epochs: number; batch: number; lr: number; momentum: number;
@@ -65,10 +65,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<number> {
   const config = trainConfigFromOptions(o);
   const err = (s: string) => process.stderr.write(`${s}\n`);
   const stop = catchInterrupt(err);
-  let bar: Progress | null = null;
-  const t0 = performance.now();
-  let itersThisSession = 0;
-  let itersLeft = 0;
+  const progress = new RunProgress();
   try {
     const outcome = await runTrain({
       config, out: o.out, resume: o.resume ?? false, data: o.data, trainLimit: o.trainLimit, testLimit: o.testLimit,
@@ -76,25 +73,19 @@ export async function runTrainCli(o: TrainCliOptions): Promise<number> {
     }, {
       log: err,
       epochStart(e, done, perEpoch, cfg) {
-        itersLeft = (cfg.epochs - e) * perEpoch - done;
-        bar = progressBar(perEpoch, `epoch ${e + 1}/${cfg.epochs}`);
-        bar.update(done);
+        progress.startEpoch(`epoch ${e + 1}/${cfg.epochs}`, perEpoch, done, (cfg.epochs - e) * perEpoch - done);
       },
       iteration(_e, i, loss) {
-        itersThisSession++;
-        itersLeft--;
-        const eta = ((performance.now() - t0) / 1000 / itersThisSession) * itersLeft;
-        bar?.update(i, { loss: loss.toFixed(4), 'run ETA': `${Math.round(eta)}s` });
+        progress.iteration(i, { loss: loss.toFixed(4) });
       },
       epochEnd(rec: TrainEpochRecord) {
-        bar?.stop();
-        bar = null;
+        progress.endEpoch();
         err(`epoch ${rec.epoch}: loss ${rec.loss.toFixed(4)}, train top-1 ${pct(rec.train_top1)}, lr ${rec.lr.toPrecision(4)}` +
           `${rec.test_top1 !== undefined ? `, test top-1 ${pct(rec.test_top1)}` : ''}, ${rec.wall_s.toFixed(1)} s`);
       },
       interrupted: () => stop.requested,
     });
-    (bar as Progress | null)?.stop();
+    progress.endEpoch();
     if (outcome.status === 'interrupted') {
       err(`interrupted at epoch ${outcome.epoch + 1}, iteration ${outcome.iter}; checkpoint ${outcome.checkpoint}`);
       err(`resume with: ${resumeCommand()}`);
