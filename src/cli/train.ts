@@ -14,7 +14,7 @@ import { RunProgress } from './progress.js';
 export interface TrainCliOptions {
   model: string; out: string; resume?: boolean; data?: string; epochs: number; batch: number; lr: number; momentum: number;
   nesterov: boolean; weightDecay: number; schedule: Schedule; milestones: number[]; lrGamma: number; labelSmoothing: number;
-  cropPadding: number; flip: boolean; seed: number; evalEvery: number; evalBatch: number; trainLimit?: number; testLimit?: number;
+  cropPadding: number; flip: boolean; cutout: number; seed: number; evalEvery: number; evalBatch: number; trainLimit?: number; testLimit?: number;
   json?: boolean;
 }
 
@@ -22,7 +22,7 @@ export function trainConfigFromOptions(o: TrainCliOptions): TrainConfig {
   return {
     model: o.model, epochs: o.epochs, batch: o.batch, lr: o.lr, momentum: o.momentum, nesterov: o.nesterov,
     weightDecay: o.weightDecay, schedule: o.schedule, milestones: o.milestones, lrGamma: o.lrGamma,
-    labelSmoothing: o.labelSmoothing, cropPadding: o.cropPadding, flip: o.flip, seed: o.seed,
+    labelSmoothing: o.labelSmoothing, cropPadding: o.cropPadding, flip: o.flip, cutout: o.cutout, seed: o.seed,
   };
 }
 
@@ -32,7 +32,7 @@ export function addTrainCommand(program: Command, setExit: (code: number) => voi
   program
     .command('train')
     .description('train a full-precision CIFAR-10 classifier from scratch (SGD Nesterov, weight decay, cosine or multistep ' +
-      'schedule, random crop + flip); writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), ' +
+      'schedule, random crop + flip, optional Cutout); writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), ' +
       'DIR/model.safetensors + model.json (a teacher for eval/quantize) and DIR/result.json')
     .addOption(new Option('--model <name>', 'architecture').choices(Object.keys(MODEL_REGISTRY)).default(d.model))
     .requiredOption('--out <dir>', 'output directory')
@@ -50,6 +50,7 @@ export function addTrainCommand(program: Command, setExit: (code: number) => voi
     .addOption(num('--label-smoothing <x>', 'label smoothing of the cross-entropy (0: none)', nonNegativeNumber, d.labelSmoothing))
     .addOption(num('--crop-padding <n>', 'random crop after zero padding by N pixels (0: no crop)', nonNegativeInt, d.cropPadding))
     .option('--no-flip', 'no random horizontal flip')
+    .addOption(num('--cutout <n>', 'Cutout: zero an N x N square at a random centre after normalisation (0: none)', nonNegativeInt, d.cutout))
     .addOption(num('--seed <n>', 'seed of the weight init and of every epoch\'s order and augmentation', nonNegativeInt, d.seed))
     .addOption(num('--eval-every <n>', 'test accuracy every N epochs (and always after the last)', positiveInt, 1))
     .addOption(num('--eval-batch <n>', 'batch size of evaluation', positiveInt, 256))

@@ -1,6 +1,8 @@
 /**
  * Training-time augmentation of CIFAR images, torchvision's standard pair: RandomCrop(32, padding=p) with zero
- * fill, then RandomHorizontalFlip(0.5), applied to the uint8 pixels before normalisation. Everything random in an
+ * fill, then RandomHorizontalFlip(0.5), applied to the uint8 pixels before normalisation; optionally Cutout
+ * (DeVries & Taylor 2017): after normalisation, a side x side square centred on a uniformly drawn pixel (clipped at
+ * the border) is set to 0, the dataset mean. Everything random in an
  * epoch (the sample order and each position's crop offset and flip) is drawn up front from an Rng seeded by
  * (seed, epoch) alone, so any batch of any epoch can be rebuilt without replaying the ones before it: a run
  * resumed mid-epoch sees exactly the batches it would have seen.
@@ -15,6 +17,8 @@ export interface AugmentOptions {
   /** Zero padding on each side before the 32x32 crop (0: no crop). */
   padding: number;
   flip: boolean;
+  /** Side of the Cutout square (0: none). */
+  cutout: number;
 }
 
 /** What an epoch draws: the order of the samples, and per position (not per image) a crop offset and a flip. */
@@ -23,6 +27,9 @@ export interface EpochPlan {
   dy: Uint8Array;
   dx: Uint8Array;
   flip: Uint8Array;
+  /** Cutout centres per position (empty without Cutout). */
+  cy: Uint8Array;
+  cx: Uint8Array;
 }
 
 /** The Rng seed of epoch `epoch` of a run seeded `seed` (splitmix inside Rng spreads neighbouring seeds apart). */
@@ -35,6 +42,8 @@ export function epochSeed(seed: number, epoch: number): number {
 export function epochPlan(n: number, seed: number, epoch: number, aug: AugmentOptions): EpochPlan {
   check(Number.isInteger(aug.padding) && aug.padding >= 0 && aug.padding <= SIDE,
     () => `padding: expected an integer in [0, ${SIDE}], got ${aug.padding}`);
+  check(Number.isInteger(aug.cutout) && aug.cutout >= 0 && aug.cutout <= SIDE,
+    () => `cutout: expected an integer in [0, ${SIDE}], got ${aug.cutout}`);
   const rng = new Rng(epochSeed(seed, epoch));
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
@@ -47,7 +56,15 @@ export function epochPlan(n: number, seed: number, epoch: number, aug: AugmentOp
     dx[i] = rng.randint(0, 2 * aug.padding + 1);
     flip[i] = aug.flip && rng.uniform() < 0.5 ? 1 : 0;
   }
-  return { order, dy, dx, flip };
+  // Drawn after the others, so a plan without Cutout is what it was before Cutout existed.
+  const cut = aug.cutout > 0 ? n : 0;
+  const cy = new Uint8Array(cut);
+  const cx = new Uint8Array(cut);
+  for (let i = 0; i < cut; i++) {
+    cy[i] = rng.randint(0, SIDE);
+    cx[i] = rng.randint(0, SIDE);
+  }
+  return { order, dy, dx, flip, cy, cx };
 }
 
 /**
@@ -75,6 +92,20 @@ export function cropFlip(images: Uint8Array, src: number, padding: number, dy: n
   }
 }
 
+/**
+ * Cutout of image `i` of a normalised [N,3,32,32] batch: rows and columns [c - side/2, c + side/2) around the
+ * centre (cy, cx), clipped to the image, set to 0 in every channel.
+ */
+export function cutoutSquare(x: Float32Array, i: number, side: number, cy: number, cx: number): void {
+  const half = side >> 1;
+  const y0 = Math.max(cy - half, 0), y1 = Math.min(cy - half + side, SIDE);
+  const x0 = Math.max(cx - half, 0), x1 = Math.min(cx - half + side, SIDE);
+  for (let c = 0; c < 3; c++) {
+    const plane = (i * 3 + c) * SIDE * SIDE;
+    for (let y = y0; y < y1; y++) x.fill(0, plane + y * SIDE + x0, plane + y * SIDE + x1);
+  }
+}
+
 /** Batch `b` (positions b*size ... ) of an epoch's plan: augmented, then normalised. The last batch may be short. */
 export function planBatch(data: CifarData, plan: EpochPlan, b: number, size: number, aug: AugmentOptions,
   mean: readonly number[], std: readonly number[]): Batch {
@@ -90,5 +121,7 @@ export function planBatch(data: CifarData, plan: EpochPlan, b: number, size: num
     cropFlip(data.images, indices[i]!, aug.padding, plan.dy[p]!, plan.dx[p]!, plan.flip[p] === 1, pixels, i * IMAGE_BYTES);
     y[i] = data.labels[indices[i]!]!;
   }
-  return { x: normalizeImages(pixels, mean, std), y, indices };
+  const x = normalizeImages(pixels, mean, std);
+  if (aug.cutout > 0) for (let i = 0; i < n; i++) cutoutSquare(x.data, i, aug.cutout, plan.cy[from + i]!, plan.cx[from + i]!);
+  return { x, y, indices };
 }

@@ -26,13 +26,15 @@ export interface TrainConfig {
   /** Random-crop zero padding (0: no crop) and horizontal flip. */
   cropPadding: number;
   flip: boolean;
+  /** Cutout square side after normalisation (0: none). */
+  cutout: number;
   /** Weight init and every epoch's order and augmentation. */
   seed: number;
 }
 
 export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
   model: 'resnet20-b', epochs: 200, batch: 128, lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4,
-  schedule: 'cosine', milestones: [100, 150], lrGamma: 0.1, labelSmoothing: 0, cropPadding: 4, flip: true, seed: 0,
+  schedule: 'cosine', milestones: [100, 150], lrGamma: 0.1, labelSmoothing: 0, cropPadding: 4, flip: true, cutout: 0, seed: 0,
 });
 
 /** CIFAR-10 input normalisation of the papers' pytorchcv teachers (per-channel mean and std of the training set). */
@@ -51,6 +53,7 @@ export function validateTrainConfig(c: TrainConfig): TrainConfig {
   if (!c.milestones.every((m) => Number.isInteger(m) && m >= 0)) throw bad('milestones', 'non-negative integers');
   if (!(c.labelSmoothing >= 0 && c.labelSmoothing < 1)) throw bad('labelSmoothing', 'in [0, 1)');
   if (!(Number.isInteger(c.cropPadding) && c.cropPadding >= 0 && c.cropPadding <= 32)) throw bad('cropPadding', 'an integer in [0, 32]');
+  if (!(Number.isInteger(c.cutout) && c.cutout >= 0 && c.cutout <= 32)) throw bad('cutout', 'an integer in [0, 32]');
   return c;
 }
 
@@ -62,7 +65,9 @@ export function trainConfigDiff(saved: TrainConfig, now: TrainConfig): string[] 
   const out: string[] = [];
   for (const k of Object.keys({ ...saved, ...now }) as (keyof TrainConfig)[]) {
     if (k === 'epochs' && saved.schedule === 'multistep' && now.schedule === 'multistep') continue;
-    if (JSON.stringify(saved[k]) !== JSON.stringify(now[k])) out.push(`${k}: ${JSON.stringify(saved[k])} -> ${JSON.stringify(now[k])}`);
+    // A setting added after the checkpoint was written had its default then.
+    const was = saved[k] ?? DEFAULT_TRAIN_CONFIG[k];
+    if (JSON.stringify(was) !== JSON.stringify(now[k])) out.push(`${k}: ${JSON.stringify(was)} -> ${JSON.stringify(now[k])}`);
   }
   return out;
 }

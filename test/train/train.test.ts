@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as F from '../../src/autograd/index.js';
-import { cropFlip, epochPlan, planBatch } from '../../src/data/augment.js';
+import { cropFlip, cutoutSquare, epochPlan, planBatch } from '../../src/data/augment.js';
 import { IMAGE_BYTES } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
@@ -135,7 +135,7 @@ describe('augmentation', () => {
   });
 
   test('an epoch plan depends on (seed, epoch) only; offsets and flips cover their ranges', () => {
-    const aug = { padding: 4, flip: true };
+    const aug = { padding: 4, flip: true, cutout: 0 };
     const a = epochPlan(1000, 7, 3, aug);
     assert.deepEqual(epochPlan(1000, 7, 3, aug), a);
     assert.notDeepEqual(epochPlan(1000, 7, 4, aug).order, a.order);
@@ -144,13 +144,13 @@ describe('augmentation', () => {
     assert.deepEqual([Math.min(...a.dy), Math.max(...a.dy), Math.min(...a.dx), Math.max(...a.dx)], [0, 8, 0, 8]);
     const flips = a.flip.reduce((s, f) => s + f, 0);
     assert.ok(flips > 400 && flips < 600, `flips ${flips}`);
-    const none = epochPlan(1000, 7, 3, { padding: 0, flip: false });
+    const none = epochPlan(1000, 7, 3, { padding: 0, flip: false, cutout: 0 });
     assert.ok(none.dy.every((v) => v === 0) && none.flip.every((v) => v === 0));
   });
 
   test('planBatch: batch b is the same whenever it is built, and is the plan applied to the data', () => {
     const data = { images, labels: Int32Array.from([3, 1, 4, 1]), n: 4 };
-    const aug = { padding: 4, flip: true };
+    const aug = { padding: 4, flip: true, cutout: 0 };
     const plan = epochPlan(4, 1, 0, aug);
     const b1 = planBatch(data, plan, 1, 3, aug, [0, 0, 0], [1, 1, 1]);
     assert.deepEqual(planBatch(data, epochPlan(4, 1, 0, aug), 1, 3, aug, [0, 0, 0], [1, 1, 1]), b1);
@@ -159,6 +159,34 @@ describe('augmentation', () => {
     assert.deepEqual(b1.y, Int32Array.from([data.labels[i]!]));
     const ref = reference(i, 4, plan.dy[3]!, plan.dx[3]!, plan.flip[3] === 1);
     assertBitEqual(b1.x.data, Float32Array.from(ref, (v) => Math.fround(v / 255)), 'pixels');
+  });
+
+  test('cutoutSquare zeroes rows and columns [c - side/2, c + side/2) clipped to the image, in every channel, only there', () => {
+    for (const [side, cy, cx] of [[16, 10, 20], [16, 0, 31], [8, 31, 0], [5, 3, 4], [32, 16, 16]] as const) {
+      const x = Float32Array.from({ length: 2 * IMAGE_BYTES }, (_, k) => 1 + (k % 7));
+      cutoutSquare(x, 1, side, cy, cx);
+      for (let k = 0; k < x.length; k++) {
+        const i = Math.floor(k / IMAGE_BYTES), y = Math.floor(k / 32) % 32, xx = k % 32;
+        const inside = i === 1 && y >= cy - (side >> 1) && y < cy - (side >> 1) + side && xx >= cx - (side >> 1) && xx < cx - (side >> 1) + side;
+        assert.equal(x[k], inside ? 0 : 1 + (k % 7), `side ${side} centre (${cy}, ${cx}) at image ${i} (${y}, ${xx})`);
+      }
+    }
+  });
+
+  test('Cutout: the plan without it is unchanged, with it the centres cover the image and planBatch applies them', () => {
+    const plain = epochPlan(500, 7, 3, { padding: 4, flip: true, cutout: 0 });
+    const cut = epochPlan(500, 7, 3, { padding: 4, flip: true, cutout: 16 });
+    assert.deepEqual([cut.order, cut.dy, cut.dx, cut.flip], [plain.order, plain.dy, plain.dx, plain.flip]);
+    assert.equal(plain.cy.length, 0);
+    assert.deepEqual([Math.min(...cut.cy), Math.max(...cut.cy), Math.min(...cut.cx), Math.max(...cut.cx)], [0, 31, 0, 31]);
+    assert.throws(() => epochPlan(10, 1, 0, { padding: 4, flip: true, cutout: 33 }), /cutout: expected an integer in \[0, 32\]/);
+    const data = { images, labels: Int32Array.from([3, 1, 4, 1]), n: 4 };
+    const aug = { padding: 4, flip: true, cutout: 12 };
+    const plan = epochPlan(4, 2, 0, aug);
+    const got = planBatch(data, plan, 0, 4, aug, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]).x.data;
+    const want = planBatch(data, plan, 0, 4, { ...aug, cutout: 0 }, [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]).x.data.slice();
+    for (let i = 0; i < 4; i++) cutoutSquare(want, i, 12, plan.cy[i]!, plan.cx[i]!);
+    assertBitEqual(got, want, 'cutout batch');
   });
 });
 
