@@ -1,6 +1,7 @@
 /**
  * conv2d micro-benchmark on the native backend: ResNet-20's conv shapes at batch 64, forward / backward data /
- * backward weight, median of repeated runs after warm-up, and an estimate for the whole model's convs.
+ * backward weight, median of repeated runs after warm-up, and an estimate for the whole model's convs; then the
+ * zero-shot generator's three convs.
  * Run: node dist/bench/conv.js [batch]   (threads from GRANQ_THREADS, else the core count)
  */
 import type { Conv2dShape } from '../src/backend/backend.js';
@@ -19,6 +20,12 @@ const SHAPES: BenchShape[] = [
   { name: '32->64 @16 s2', ic: 32, oc: 64, hw: 16, stride: 2, count: 1 },
   { name: '64->64 @8', ic: 64, oc: 64, hw: 8, stride: 1, count: 5 },
 ];
+// The GDFQ/AdaDFQ CIFAR generator's convs (count 0: not part of the ResNet totals).
+const GENERATOR: BenchShape[] = [
+  { name: 'gen 128->128 @16', ic: 128, oc: 128, hw: 16, stride: 1, count: 0 },
+  { name: 'gen 128->64 @32', ic: 128, oc: 64, hw: 32, stride: 1, count: 0 },
+  { name: 'gen 64->3 @32', ic: 64, oc: 3, hw: 32, stride: 1, count: 0 },
+];
 
 /** Median milliseconds of fn over enough runs to fill ~0.4 s, after warm-up. */
 function time(fn: () => void): number {
@@ -35,10 +42,10 @@ function time(fn: () => void): number {
 
 const batch = Number(process.argv[2] ?? 64);
 console.log(`conv2d native, batch ${batch}, ${nativeBackend.numThreads()} threads`);
-console.log('shape            |  fwd ms  GFLOP/s | bwd_data ms GFLOP/s | bwd_weight ms GFLOP/s');
+console.log('shape             |  fwd ms  GFLOP/s | bwd_data ms GFLOP/s | bwd_weight ms GFLOP/s');
 let fwdTotal = 0;
 let trainTotal = 0;
-for (const b of SHAPES) {
+for (const b of [...SHAPES, ...GENERATOR]) {
   const oh = Math.floor((b.hw + 2 - 3) / b.stride) + 1;
   const s: Conv2dShape = { n: batch, ic: b.ic, ih: b.hw, iw: b.hw, oc: b.oc, kh: 3, kw: 3, stride: b.stride, pad: 1, oh, ow: oh };
   const x = randomFloats(batch * b.ic * b.hw * b.hw, 1);
@@ -54,7 +61,7 @@ for (const b of SHAPES) {
   const tw = time(() => nativeBackend.conv2dBwdWeight({ ...s, x, dy, dweight, dbias: null }));
   const g = (ms: number) => (flops / ms / 1e6).toFixed(1).padStart(7);
   console.log(
-    `${b.name.padEnd(16)} | ${tf.toFixed(3).padStart(7)} ${g(tf)} | ${td.toFixed(3).padStart(10)} ${g(td)} | ` +
+    `${b.name.padEnd(17)} | ${tf.toFixed(3).padStart(7)} ${g(tf)} | ${td.toFixed(3).padStart(10)} ${g(td)} | ` +
       `${tw.toFixed(3).padStart(12)} ${g(tw)}`,
   );
   fwdTotal += b.count * tf;

@@ -6,7 +6,7 @@
  */
 import { check } from '../errors.js';
 import { backend } from '../backend/index.js';
-import { installBackward, releaseFloats, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
+import { allocFloats, installBackward, releaseFloats, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
 
 let gradEnabled = true;
@@ -64,18 +64,53 @@ export function traceOps<T>(onOp: OpTracer, fn: () => T): T {
   }
 }
 
+/** Time spent in one op's forward and backward calls (profileOps). */
+export interface OpTime { op: string; calls: number; forwardMs: number; backwardMs: number }
+let profile: Map<string, OpTime> | null = null;
+
+/** Runs fn and reports the wall time of every primitive op's forward and backward inside it, by op name. */
+export function profileOps(fn: () => void): OpTime[] {
+  const prev = profile;
+  const mine = new Map<string, OpTime>();
+  profile = mine;
+  try {
+    fn();
+  } finally {
+    profile = prev;
+  }
+  return [...mine.values()].sort((a, b) => b.forwardMs + b.backwardMs - (a.forwardMs + a.backwardMs));
+}
+
+function opTime(op: string): OpTime {
+  let t = profile!.get(op);
+  if (!t) profile!.set(op, (t = { op, calls: 0, forwardMs: 0, backwardMs: 0 }));
+  return t;
+}
+
 export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpec<I, A, S>): Op<I, A> {
   check(!OP_REGISTRY.has(spec.name), `defineOp: '${spec.name}' is defined twice`);
   OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<never, never, never>);
   return (inputs: I, attrs: A): Tensor => {
+    const t0 = profile ? performance.now() : 0;
     const { out, saved } = spec.forward(inputs, attrs);
+    if (profile) {
+      const t = opTime(spec.name);
+      t.calls++;
+      t.forwardMs += performance.now() - t0;
+    }
     if (tracer) tracer(spec.name, inputs, attrs, out);
     if (!gradEnabled) return out;
     if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {
       op: spec.name,
       inputs,
-      backward: (gy, needs, gyOwned) => spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out }),
+      backward: (gy, needs, gyOwned) => {
+        if (!profile) return spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out });
+        const t0 = performance.now();
+        const g = spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out });
+        opTime(spec.name).backwardMs += performance.now() - t0;
+        return g;
+      },
     };
     out.requiresGrad = true;
     out.node = node;
@@ -167,8 +202,21 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     check(root.size === 1, () => `backward: implicit gradient needs a scalar, got shape ${shapeStr(root.shape)}`);
   }
   const grads = new Map<Tensor, Float32Array>();
-  // Arrays that exactly one pending gradient holds (see below); all others are copied before being summed into.
-  const owned = new Set<Float32Array>();
+  // Recyclable arrays (made by this pass) -> how many pending gradients hold them. An array held once ("owned") may
+  // be summed into in place; any array is returned to the allocator's pool once its last holder consumed it. Arrays
+  // not in the map (the caller's seed, a leaf's .grad) are never written or recycled.
+  const holders = new Map<Float32Array, number>();
+  const owned = (a: Float32Array) => holders.get(a) === 1;
+  const consume = (a: Float32Array) => {
+    const n = holders.get(a);
+    if (n === undefined) return;
+    if (n > 1) {
+      holders.set(a, n - 1);
+    } else {
+      holders.delete(a);
+      releaseFloats(a);
+    }
+  };
   const seed = grad ? grad.data : (() => { const g = zeroFloats(1); g[0] = 1; return g; })();
   grads.set(root, seed);
 
@@ -185,30 +233,38 @@ function runBackward(root: Tensor, grad?: Tensor): void {
     const g = grads.get(t);
     if (!g) continue;
     grads.delete(t);
-    if (!live.has(t)) continue; // the root, when withoutGrad switched off everything below it
+    if (!live.has(t)) {
+      consume(g); // the root, when withoutGrad switched off everything below it
+      continue;
+    }
     if (t.node === null) {
-      // A leaf: accumulate into .grad like PyTorch.
-      if (t.grad === null) t.grad = new Tensor(owned.has(g) ? g : g.slice(), t.shape);
-      else accumulate(t.grad.data, g);
+      // A leaf: accumulate into .grad like PyTorch. An owned array becomes the .grad itself (and leaves the pass).
+      if (t.grad === null && owned(g)) {
+        holders.delete(g);
+        t.grad = new Tensor(g, t.shape);
+      } else if (t.grad === null) {
+        t.grad = new Tensor(copyFloats(g), t.shape);
+        consume(g);
+      } else {
+        accumulate(t.grad.data, g);
+        consume(g);
+      }
       continue;
     }
     const inputs = t.node.inputs;
     const needs = inputs.map((i) => i !== null && live.has(i));
-    const inputGrads = t.node.backward(g, needs, owned.has(g));
-    // Ownership: an array held by exactly one pending gradient may be summed into in place and, once consumed,
-    // recycled. A fresh array (not g) handed to one input becomes owned; g handed on to one input stays owned;
-    // any array handed to two or more inputs (add passes g to both) is shared and never written or recycled.
+    const inputGrads = t.node.backward(g, needs, owned(g));
+    // A fresh array (not g) handed to n inputs gets n holders; g handed on keeps its other holders plus these n
+    // (add passes g to both inputs); g not handed on is consumed.
     const uses = new Map<Float32Array, number>();
     inputGrads.forEach((gi, i) => {
       if (gi && needs[i]) uses.set(gi, (uses.get(gi) ?? 0) + 1);
     });
-    const gWasOwned = owned.has(g);
-    owned.delete(g);
     for (const [arr, n] of uses) {
-      if (n === 1 && (arr !== g || gWasOwned)) owned.add(arr);
-      else owned.delete(arr);
+      if (arr !== g) holders.set(arr, n);
+      else if (holders.has(g)) holders.set(g, holders.get(g)! - 1 + n);
     }
-    if (gWasOwned && !uses.has(g)) releaseFloats(g);
+    if (!uses.has(g)) consume(g);
     for (let i = 0; i < inputs.length; i++) {
       const inp = inputs[i];
       const gi = inputGrads[i];
@@ -217,20 +273,31 @@ function runBackward(root: Tensor, grad?: Tensor): void {
       const prev = grads.get(inp);
       if (!prev) {
         grads.set(inp, gi);
-      } else if (owned.has(prev)) {
+      } else if (owned(prev)) {
         accumulate(prev, gi);
-        if (owned.delete(gi)) releaseFloats(gi);
-      } else if (owned.has(gi)) {
+        consume(gi);
+      } else if (owned(gi)) {
         accumulate(gi, prev);
         grads.set(inp, gi);
+        consume(prev);
       } else {
-        const sum = prev.slice();
+        const sum = copyFloats(prev);
         accumulate(sum, gi);
-        owned.add(sum);
+        holders.set(sum, 1);
         grads.set(inp, sum);
+        consume(prev);
+        consume(gi);
       }
     }
   }
+}
+
+/** A copy in a pooled buffer. */
+function copyFloats(a: Float32Array): Float32Array {
+  if (!(a instanceof Float32Array)) return (a as Float64Array).slice() as unknown as Float32Array; // float64 gradient checks
+  const c = allocFloats(a.length);
+  c.set(a);
+  return c;
 }
 
 installBackward(runBackward);

@@ -82,6 +82,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .addOption(new Option('--abits <k>', 'activation bits').argParser(bitWidth).default(4))
     .addOption(new Option('--runs <n>', 'timed iterations per batch size (median)').argParser(positiveInt).default(5))
     .addOption(new Option('--warmup <n>', 'untimed iterations first').argParser(positiveInt).default(2))
+    .option('--profile', 'then time --runs more iterations op by op (forward and backward ms per iteration, on stderr)')
     .option('--json', 'print {"rows": [{batch, ms, it_per_s}]} as the last line of stdout')
     .action((opts) => runBenchIter(opts));
 

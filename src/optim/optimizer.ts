@@ -2,7 +2,7 @@
 import { backend } from '../backend/index.js';
 import { check } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { zeroFloats } from '../tensor/tensor.js';
+import { releaseFloats, zeroFloats } from '../tensor/tensor.js';
 
 export interface ParamGroupState {
   [key: string]: Float32Array | number | boolean | undefined;
@@ -19,8 +19,12 @@ export abstract class Optimizer {
     this.lr = lr;
   }
 
+  /** Drops every gradient (PyTorch's set_to_none); their buffers go back to the allocator's pool for reuse. */
   zeroGrad(): void {
-    for (const p of this.params) p.grad = null;
+    for (const p of this.params) {
+      if (p.grad) releaseFloats(p.grad.data);
+      p.grad = null;
+    }
   }
 
   /** Updates every parameter that has a gradient. */

@@ -29,8 +29,10 @@ export function allocFloats(n: number): Float32Array {
   const pooled = pool.get(n)?.pop();
   if (pooled) {
     pooledFloats -= n;
+    poolHits++;
     return pooled;
   }
+  poolMisses++;
   // allocUnsafeSlow skips the zero fill that new Float32Array would pay on every activation.
   const buf = Buffer.allocUnsafeSlow(n * 4);
   return new Float32Array(buf.buffer, buf.byteOffset, n);
@@ -44,6 +46,14 @@ export function allocFloats(n: number): Float32Array {
 const pool = new Map<number, Float32Array[]>();
 let pooledFloats = 0;
 const MAX_POOLED_FLOATS = 64 << 20; // 256 MiB
+
+let poolHits = 0;
+let poolMisses = 0;
+
+/** Counts of allocFloats calls (of >= 1024 floats) served from the pool and not, and the floats pooled now. */
+export function poolStats(): { hits: number; misses: number; pooledFloats: number } {
+  return { hits: poolHits, misses: poolMisses, pooledFloats };
+}
 
 export function releaseFloats(buf: Float32Array): void {
   if (float64Mode || buf.length < 1024 || pooledFloats + buf.length > MAX_POOLED_FLOATS) return;

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/autograd/index.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { Tensor } from '../../src/tensor/tensor.js';
+import { poolStats, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../kit/compare.js';
+import { SGD } from '../../src/optim/index.js';
 
 test('a gradient array passed to two inputs is never summed into in place', () => {
   // L = sum(w1 * (a + b)) + sum(w2 * a), a = 2p, b = 3p: add hands the same array to a and b, and a later also
@@ -24,6 +25,34 @@ test('a gradient array passed to two inputs is never summed into in place', () =
     F.add(F.sum(F.mul(s, w1)), F.sum(F.mul(a, w2))).backward();
     assertClose(p.grad!.data, want, { atol: 1e-4, rtol: 1e-5 }, `round ${round}`);
   }
+});
+
+test('a training step in steady state allocates nothing new: shared gradient arrays return to the pool too', () => {
+  // A residual block: add hands the same gradient array to both branches; once both consumed it, it is recycled.
+  const rng = new Rng(2);
+  const n = 4096;
+  const w = Tensor.randn([n], rng).requireGrad();
+  const x = Tensor.randn([n], rng);
+  const opt = new SGD([w], { lr: 0 });
+  const misses: number[] = [];
+  for (let round = 0; round < 4; round++) {
+    const before = poolStats().misses;
+    const h = F.relu(F.mul(x, w));
+    const r = F.add(F.relu(F.scale(h, 2)), F.mul(h, w));
+    const loss = F.sum(F.mul(F.add(r, F.relu(r)), x));
+    opt.zeroGrad();
+    loss.backward();
+    F.releaseGraph([loss]);
+    misses.push(poolStats().misses - before);
+    // dL/dw = x (1 + [r > 0]) (2 [h > 0][2h > 0] x + [h > 0] x w + h), elementwise.
+    const want = x.data.map((xi, i) => {
+      const wi = w.data[i]!, h = Math.max(0, xi * wi), r = 2 * h + h * wi;
+      return xi * (1 + (r > 0 ? 1 : 0)) * ((h > 0 ? 2 * xi + xi * wi : 0) + h);
+    });
+    assertClose(w.grad!.data, want, { atol: 1e-4, rtol: 1e-4 }, `round ${round}`);
+  }
+  assert.ok(misses[0]! > 0, 'the first round allocates');
+  assert.deepEqual(misses.slice(2), [0, 0], `fresh allocations per round: ${misses.join(', ')}`);
 });
 
 test('leaf gradients accumulate across backward calls; noGrad records nothing', () => {
