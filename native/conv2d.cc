@@ -432,9 +432,10 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
     for (int j = 0; j < kDwTap; ++j) out[i][j] = lane_sum(acc[i][j]);
 }
 
-// part[oc, k] = weight gradient of images [0, nimg) (one chunk), computed on this thread.
+// part[oc, k] = weight gradient of images [0, nimg) (one chunk) for `oc` output channels, computed on this thread;
+// dy holds those channels' rows at image stride dy_img (a slice of all the layer's channels).
 void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg, const float* x, int64_t xs,
-                     const float* dy, float* part) {
+                     const float* dy, int64_t dy_img, float* part) {
   const Planes P = planes_of(g);
   const int64_t k = g.k(), n = g.n(), plane_img = P.pa * P.pb * g.c * P.plane();
   float* planes = thread_scratch(2, size_t(nimg * plane_img));
@@ -443,7 +444,7 @@ void dw_chunk_direct(const Geom& g, int64_t oc, const int32_t* off, int64_t nimg
   // multiples of 4 KiB and made the rows of all images collide in the same L1 sets.
   float* dyc = thread_scratch(1, size_t(oc * nimg * n));
   for (int64_t o = 0; o < oc; ++o)
-    for (int64_t b = 0; b < nimg; ++b) std::memcpy(dyc + (o * nimg + b) * n, dy + (b * oc + o) * n, size_t(n) * sizeof(float));
+    for (int64_t b = 0; b < nimg; ++b) std::memcpy(dyc + (o * nimg + b) * n, dy + b * dy_img + o * n, size_t(n) * sizeof(float));
   const bool half = g.ow == 8;
   PosVec vecs[64];
   const int64_t nvec = (n + 15) / 16;  // direct_ok: n <= 2^30 but ow % 16 == 0 or 8; vectors handled in blocks of 64
@@ -613,12 +614,25 @@ void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, fl
 #if defined(__AVX512F__)
   if (direct) tap_offsets(g, off.data());
 #endif
-  parallel_for(nchunks, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t b0 = c * chunk, nb = std::min(s.n, b0 + chunk) - b0;
+  // When the chunks do not divide evenly among the threads (a batch-16 8x8 layer is one chunk), the direct path also
+  // splits each chunk's output channels into `parts` groups of whole kDwOc tiles, as few as balance needs: every
+  // group re-reads the chunk's planes. Each weight's sum is the same whichever group computes it.
+  int64_t parts = 1;
+#if defined(__AVX512F__)
+  const int64_t oc_tiles = (s.oc + kDwOc - 1) / kDwOc, nt = num_threads();
+  if (direct)
+    while (parts < oc_tiles && (nchunks * parts) % nt != 0 && nchunks * parts < 4 * nt) ++parts;
+  const int64_t tiles_per_part = (oc_tiles + parts - 1) / parts;
+#endif
+  parallel_for(nchunks * parts, [&](int64_t w0, int64_t w1) {
+    for (int64_t wi = w0; wi < w1; ++wi) {
+      const int64_t c = wi / parts, b0 = c * chunk, nb = std::min(s.n, b0 + chunk) - b0;
 #if defined(__AVX512F__)
       if (direct) {
-        dw_chunk_direct(g, s.oc, off.data(), nb, x + b0 * xs, xs, dy + b0 * ys, part + c * wlen);
+        const int64_t o0 = std::min(s.oc, (wi % parts) * tiles_per_part * kDwOc);
+        const int64_t o1 = std::min(s.oc, o0 + tiles_per_part * kDwOc);
+        if (o1 > o0)
+          dw_chunk_direct(g, o1 - o0, off.data(), nb, x + b0 * xs, xs, dy + b0 * ys + o0 * n, ys, part + c * wlen + o0 * k);
         continue;
       }
 #endif
