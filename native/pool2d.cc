@@ -13,7 +13,41 @@ inline int64_t plane_grain(int64_t per_plane) { return std::max<int64_t>(1, 3276
 
 }  // namespace
 
+// k == 1 is subsampling, x[:, :, ::s, ::s] (option-A shortcuts): a strided copy (sum 0 + v and v / 1 are exact).
+void subsample_fwd(const Pool2dShape& s, const float* x, float* y) {
+  const int64_t isz = s.ih * s.iw, osz = s.oh * s.ow, st = s.stride;
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p)
+          for (int64_t oy = 0; oy < s.oh; ++oy) {
+            const float* __restrict xr = x + p * isz + oy * st * s.iw;
+            float* __restrict yr = y + p * osz + oy * s.ow;
+            for (int64_t ox = 0; ox < s.ow; ++ox) yr[ox] = xr[ox * st];
+          }
+      },
+      plane_grain(isz));
+}
+
+void subsample_bwd(const Pool2dShape& s, const float* dy, float* dx) {
+  const int64_t isz = s.ih * s.iw, osz = s.oh * s.ow, st = s.stride;
+  parallel_for(
+      s.n * s.c,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          std::fill(dx + p * isz, dx + (p + 1) * isz, 0.f);
+          for (int64_t oy = 0; oy < s.oh; ++oy) {
+            float* __restrict dr = dx + p * isz + oy * st * s.iw;
+            const float* __restrict gr = dy + p * osz + oy * s.ow;
+            for (int64_t ox = 0; ox < s.ow; ++ox) dr[ox * st] = gr[ox];
+          }
+        }
+      },
+      plane_grain(isz));
+}
+
 void avgpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
+  if (s.k == 1) return subsample_fwd(s, x, y);
   const float div = float(s.k * s.k);
   const int64_t isz = s.ih * s.iw, osz = s.oh * s.ow;
   parallel_for(
@@ -36,6 +70,7 @@ void avgpool2d_fwd(const Pool2dShape& s, const float* x, float* y) {
 }
 
 void avgpool2d_bwd(const Pool2dShape& s, const float* dy, float* dx) {
+  if (s.k == 1) return subsample_bwd(s, dy, dx);
   const float div = float(s.k * s.k);
   const int64_t isz = s.ih * s.iw, osz = s.oh * s.ow;
   parallel_for(

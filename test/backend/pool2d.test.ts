@@ -19,9 +19,11 @@ function poolShape(n: number, c: number, ih: number, iw: number, k: number, stri
   return { n, c, ih, iw, k, stride, oh: Math.floor((ih - k) / stride) + 1, ow: Math.floor((iw - k) / stride) + 1 };
 }
 
-// n, c, ih, iw, k, stride: size 1, odd sizes, overlapping windows, global pooling (ResNet head).
+// n, c, ih, iw, k, stride: size 1, odd sizes, overlapping windows, global pooling (ResNet head), k = 1 subsampling
+// (option-A shortcuts; its own kernel).
 const POOLS: [number, number, number, number, number, number][] = [
   [1, 1, 1, 1, 1, 1], [1, 3, 7, 7, 2, 2], [2, 2, 17, 9, 3, 2], [1, 1, 33, 33, 3, 1], [2, 5, 8, 8, 8, 1], [64, 64, 8, 8, 8, 8], [3, 4, 9, 7, 2, 3],
+  [4, 16, 32, 32, 1, 2], [2, 3, 9, 7, 1, 3],
 ];
 
 function runPool(b: Backend, s: Pool2dShape, x: Float32Array, dy: Float32Array) {
@@ -96,6 +98,8 @@ test('pool2d: bit-identical for 1 and 4 threads', () => {
   const run = () => {
     const s = poolShape(32, 16, 32, 32, 2, 2);
     const out = runPool(nativeBackend, s, randomFloats(32 * 16 * 32 * 32, 1), randomFloats(32 * 16 * 16 * 16, 2));
+    const sub = poolShape(32, 16, 32, 32, 1, 2);
+    out.push(...runPool(nativeBackend, sub, randomFloats(32 * 16 * 32 * 32, 3), randomFloats(32 * 16 * 16 * 16, 4)));
     return out.concat(runUpPad(nativeBackend, 16, 16, 16, 16, 2, 8, 8, 3));
   };
   const one = withThreads(1, run);
