@@ -258,10 +258,11 @@ Napi::Value BatchNormFwdTrain(const Napi::CallbackInfo& info) {
   float* rm = a.f32_opt("runningMean", s.c);
   float* rv = a.f32_opt("runningVar", s.c);
   if ((rm == nullptr) != (rv == nullptr)) a.fail("runningMean and runningVar: give both or neither");
+  const bool relu = a.flag("relu");
   float* y = a.f32("y", len);
   float* sm = a.f32("saveMean", s.c);
   float* si = a.f32("saveInvstd", s.c);
-  batchnorm_fwd_train(s, x, g, b, eps, momentum, rm, rv, y, sm, si);
+  batchnorm_fwd_train(s, x, g, b, eps, momentum, rm, rv, relu, y, sm, si);
   return info.Env().Undefined();
 }
 
@@ -275,8 +276,9 @@ Napi::Value BatchNormFwdEval(const Napi::CallbackInfo& info) {
   const float* rm = a.f32("runningMean", s.c);
   const float* rv = a.f32("runningVar", s.c);
   float eps = a.num("eps");
+  const bool relu = a.flag("relu");
   float* y = a.f32("y", len);
-  batchnorm_fwd_eval(s, x, g, b, rm, rv, eps, y);
+  batchnorm_fwd_eval(s, x, g, b, rm, rv, eps, relu, y);
   return info.Env().Undefined();
 }
 
@@ -285,6 +287,7 @@ Napi::Value BatchNormBwdTrain(const Napi::CallbackInfo& info) {
   BatchNormShape s = bn_shape(a);
   int64_t len = a.prod({s.n, s.c, s.hw});
   const float* dy = a.f32("dy", len);
+  const float* y = a.f32_opt("y", len);
   const float* x = a.f32("x", len);
   const float* sm = a.f32("saveMean", s.c);
   const float* si = a.f32("saveInvstd", s.c);
@@ -292,7 +295,8 @@ Napi::Value BatchNormBwdTrain(const Napi::CallbackInfo& info) {
   float* dx = a.f32_opt("dx", len);
   float* dg = a.f32_opt("dgamma", s.c);
   float* db = a.f32_opt("dbeta", s.c);
-  batchnorm_bwd_train(s, dy, x, sm, si, g, dx, dg, db);
+  if (y && y == dx) a.fail("y (the fused ReLU's output) and dx must be different buffers");
+  batchnorm_bwd_train(s, dy, y, x, sm, si, g, dx, dg, db);
   return info.Env().Undefined();
 }
 
@@ -301,6 +305,7 @@ Napi::Value BatchNormBwdEval(const Napi::CallbackInfo& info) {
   BatchNormShape s = bn_shape(a);
   int64_t len = a.prod({s.n, s.c, s.hw});
   const float* dy = a.f32("dy", len);
+  const float* y = a.f32_opt("y", len);
   const float* x = a.f32("x", len);
   const float* rm = a.f32("runningMean", s.c);
   const float* rv = a.f32("runningVar", s.c);
@@ -309,7 +314,8 @@ Napi::Value BatchNormBwdEval(const Napi::CallbackInfo& info) {
   float* dx = a.f32_opt("dx", len);
   float* dg = a.f32_opt("dgamma", s.c);
   float* db = a.f32_opt("dbeta", s.c);
-  batchnorm_bwd_eval(s, dy, x, rm, rv, eps, g, dx, dg, db);
+  if (y && y == dx) a.fail("y (the fused ReLU's output) and dx must be different buffers");
+  batchnorm_bwd_eval(s, dy, y, x, rm, rv, eps, g, dx, dg, db);
   return info.Env().Undefined();
 }
 

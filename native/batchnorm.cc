@@ -27,20 +27,42 @@ inline void sum_sq_run(const float* __restrict x, int64_t len, double* __restric
   }
 }
 
+// The gradient reaching the BN output: dy, or with a fused ReLU dy where the ReLU output y is positive (relu's
+// backward, which masks by its input; input > 0 exactly where output > 0).
+template <bool kRelu>
+inline float masked(const float* __restrict dy, const float* __restrict y, int64_t i) {
+  if constexpr (kRelu) return y[i] > 0.f ? dy[i] : 0.f;
+  return dy[i];
+}
+
 // sum(dy) and sum(dy * (x - mean)) over one run.
-inline void grad_run(const float* __restrict dy, const float* __restrict x, int64_t len, double mean,
-                     double* __restrict sdy, double* __restrict sdot) {
+template <bool kRelu>
+inline void grad_run(const float* __restrict dy, const float* __restrict y, const float* __restrict x, int64_t len,
+                     double mean, double* __restrict sdy, double* __restrict sdot) {
   int64_t i = 0;
   for (; i + kLanes <= len; i += kLanes)
     for (int l = 0; l < kLanes; ++l) {
-      double g = double(dy[i + l]);
+      double g = double(masked<kRelu>(dy, y, i + l));
       sdy[l] += g;
       sdot[l] += g * (double(x[i + l]) - mean);
     }
   for (; i < len; ++i) {
-    double g = double(dy[i]);
+    double g = double(masked<kRelu>(dy, y, i));
     sdy[i % kLanes] += g;
     sdot[i % kLanes] += g * (double(x[i]) - mean);
+  }
+}
+
+// grad_run over channel c's n planes.
+inline void channel_grad(const BatchNormShape& s, const float* dy, const float* y, const float* x, int64_t c,
+                         double mean, double* sdy, double* sdot) {
+  const int64_t cstride = s.c * s.hw;
+  for (int64_t n = 0; n < s.n; ++n) {
+    const int64_t off = n * cstride + c * s.hw;
+    if (y)
+      grad_run<true>(dy + off, y + off, x + off, s.hw, mean, sdy, sdot);
+    else
+      grad_run<false>(dy + off, nullptr, x + off, s.hw, mean, sdy, sdot);
   }
 }
 
@@ -66,8 +88,8 @@ inline Moments channel_moments(const BatchNormShape& s, const float* x, int64_t 
 // Grain in channels / planes so that a thread gets at least ~32K elements.
 inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
 
-// y = x * scale[c] + shift[c] over every plane.
-void affine_planes(const BatchNormShape& s, const float* x, const float* scale, const float* shift, float* y) {
+// y = x * scale[c] + shift[c] over every plane, then relu(y) = (y < 0 ? 0 : y) when fused (NaN passes, as relu).
+void affine_planes(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu, float* y) {
   parallel_for(
       s.n * s.c,
       [&](int64_t b, int64_t e) {
@@ -76,7 +98,14 @@ void affine_planes(const BatchNormShape& s, const float* x, const float* scale, 
           const float a = scale[c], t = shift[c];
           const float* __restrict xp = x + p * s.hw;
           float* __restrict yp = y + p * s.hw;
-          for (int64_t i = 0; i < s.hw; ++i) yp[i] = xp[i] * a + t;
+          if (relu) {
+            for (int64_t i = 0; i < s.hw; ++i) {
+              const float v = xp[i] * a + t;
+              yp[i] = v < 0.f ? 0.f : v;
+            }
+          } else {
+            for (int64_t i = 0; i < s.hw; ++i) yp[i] = xp[i] * a + t;
+          }
         }
       },
       grain_for(s.hw));
@@ -85,8 +114,8 @@ void affine_planes(const BatchNormShape& s, const float* x, const float* scale, 
 }  // namespace
 
 void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta, float eps,
-                         float momentum, float* running_mean, float* running_var, float* y, float* save_mean,
-                         float* save_invstd) {
+                         float momentum, float* running_mean, float* running_var, bool relu, float* y,
+                         float* save_mean, float* save_invstd) {
   const int64_t m = s.n * s.hw;
   // scale/shift live in thread_scratch of the calling thread; workers only read them.
   float* scale = thread_scratch(0, size_t(2 * s.c));
@@ -114,11 +143,11 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
         }
       },
       grain_for(m));
-  affine_planes(s, x, scale, shift, y);
+  affine_planes(s, x, scale, shift, relu, y);
 }
 
 void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
-                        const float* running_mean, const float* running_var, float eps, float* y) {
+                        const float* running_mean, const float* running_var, float eps, bool relu, float* y) {
   float* scale = thread_scratch(0, size_t(2 * s.c));
   float* shift = scale + s.c;
   for (int64_t c = 0; c < s.c; ++c) {
@@ -128,13 +157,13 @@ void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* ga
     scale[c] = float(invstd * g);
     shift[c] = float(bt - double(running_mean[c]) * invstd * g);
   }
-  affine_planes(s, x, scale, shift, y);
+  affine_planes(s, x, scale, shift, relu, y);
 }
 
-void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* x, const float* save_mean,
-                         const float* save_invstd, const float* gamma, float* dx, float* dgamma, float* dbeta) {
+void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* y, const float* x,
+                         const float* save_mean, const float* save_invstd, const float* gamma, float* dx, float* dgamma,
+                         float* dbeta) {
   const int64_t m = s.n * s.hw;
-  const int64_t cstride = s.c * s.hw;
   // Per channel: dx = (dy - mean(dy) - (x - mean) * k) * invstd * gamma, k = dot * invstd^2 / m (torch's form).
   float* coef = thread_scratch(0, size_t(3 * s.c));  // [a, b, k]: dx = (dy - b - (x - mean) * k) * a
   parallel_for(
@@ -143,10 +172,7 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
         for (int64_t c = b; c < e; ++c) {
           const double mean = double(save_mean[c]), invstd = double(save_invstd[c]);
           double sdy[kLanes] = {0}, sdot[kLanes] = {0};
-          for (int64_t n = 0; n < s.n; ++n) {
-            const int64_t off = n * cstride + c * s.hw;
-            grad_run(dy + off, x + off, s.hw, mean, sdy, sdot);
-          }
+          channel_grad(s, dy, y, x, c, mean, sdy, sdot);
           const double sum_dy = lanes_total(sdy), dot = lanes_total(sdot);
           if (dgamma) dgamma[c] = float(dot * invstd);
           if (dbeta) dbeta[c] = float(sum_dy);
@@ -166,7 +192,12 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
           const float a = coef[c], mdy = coef[s.c + c], k = coef[2 * s.c + c], mean = save_mean[c];
           const float* __restrict xp = x + p * s.hw;
           float* __restrict dp = dx + p * s.hw;
-          if (dx == dy) {  // in place: each dy element is read, then overwritten by its dx
+          if (y) {  // fused ReLU; dx may be dy (each element is read, then overwritten), so no __restrict here
+            const float* yp = y + p * s.hw;
+            const float* gp = dy + p * s.hw;
+            float* dq = dx + p * s.hw;
+            for (int64_t i = 0; i < s.hw; ++i) dq[i] = ((yp[i] > 0.f ? gp[i] : 0.f) - mdy - (xp[i] - mean) * k) * a;
+          } else if (dx == dy) {  // in place: each dy element is read, then overwritten by its dx
             for (int64_t i = 0; i < s.hw; ++i) dp[i] = (dp[i] - mdy - (xp[i] - mean) * k) * a;
           } else {
             const float* __restrict gp = dy + p * s.hw;
@@ -177,11 +208,10 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
       grain_for(s.hw));
 }
 
-void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x, const float* running_mean,
-                        const float* running_var, float eps, const float* gamma, float* dx, float* dgamma,
-                        float* dbeta) {
+void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* y, const float* x,
+                        const float* running_mean, const float* running_var, float eps, const float* gamma, float* dx,
+                        float* dgamma, float* dbeta) {
   const int64_t m = s.n * s.hw;
-  const int64_t cstride = s.c * s.hw;
   if (dgamma || dbeta) {
     parallel_for(
         s.c,
@@ -190,10 +220,7 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
             const double mean = double(running_mean[c]);
             const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
             double sdy[kLanes] = {0}, sdot[kLanes] = {0};
-            for (int64_t n = 0; n < s.n; ++n) {
-              const int64_t off = n * cstride + c * s.hw;
-              grad_run(dy + off, x + off, s.hw, mean, sdy, sdot);
-            }
+            channel_grad(s, dy, y, x, c, mean, sdy, sdot);
             if (dgamma) dgamma[c] = float(lanes_total(sdot) * invstd);
             if (dbeta) dbeta[c] = float(lanes_total(sdy));
           }
@@ -212,7 +239,12 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x
         for (int64_t p = b; p < e; ++p) {
           const float a = scale[p % s.c];
           float* __restrict dp = dx + p * s.hw;
-          if (dx == dy) {  // in place
+          if (y) {  // fused ReLU; dx may be dy, so no __restrict here
+            const float* yp = y + p * s.hw;
+            const float* gp = dy + p * s.hw;
+            float* dq = dx + p * s.hw;
+            for (int64_t i = 0; i < s.hw; ++i) dq[i] = (yp[i] > 0.f ? gp[i] : 0.f) * a;
+          } else if (dx == dy) {  // in place
             for (int64_t i = 0; i < s.hw; ++i) dp[i] *= a;
           } else {
             const float* __restrict gp = dy + p * s.hw;

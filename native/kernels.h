@@ -33,17 +33,20 @@ struct BatchNormShape {
 };
 // Training: batch statistics (biased variance for normalisation, unbiased for the running update, as PyTorch).
 // gamma/beta nullable (no affine); running_* nullable (no tracking).
+// relu: y = relu(BN(x)) in the same pass (a BN followed by a ReLU reads and writes the tensor once, not twice).
 void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* gamma, const float* beta, float eps,
-                         float momentum, float* running_mean, float* running_var, float* y, float* save_mean,
+                         float momentum, float* running_mean, float* running_var, bool relu, float* y, float* save_mean,
                          float* save_invstd);
 void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
-                        const float* running_mean, const float* running_var, float eps, float* y);
+                        const float* running_mean, const float* running_var, float eps, bool relu, float* y);
 // Outputs are nullable: only the gradients that are asked for are written (overwritten, not accumulated).
-void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* x, const float* save_mean,
-                         const float* save_invstd, const float* gamma, float* dx, float* dgamma, float* dbeta);
-void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* x, const float* running_mean,
-                        const float* running_var, float eps, const float* gamma, float* dx, float* dgamma,
-                        float* dbeta);
+// y: the output of a fused forward (relu), whose mask y > 0 applies to dy first; null without ReLU.
+void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* y, const float* x,
+                         const float* save_mean, const float* save_invstd, const float* gamma, float* dx, float* dgamma,
+                         float* dbeta);
+void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* y, const float* x,
+                        const float* running_mean, const float* running_var, float eps, const float* gamma, float* dx,
+                        float* dgamma, float* dbeta);
 
 // Per-channel batch statistics of x [n, c, hw] as one [2, c] output: row 0 the means, row 1 the biased variances
 // (the statistics the BNS loss of zero-shot quantization compares with BN running stats). Backward:

@@ -37,19 +37,23 @@ export interface Backend {
   conv2dBwdData(p: Conv2dShape & { dy: Buf; weight: Buf; dx: Buf }): void;
   conv2dBwdWeight(p: Conv2dShape & { x: Buf; dy: Buf; dweight: Buf; dbias: Buf | null }): void;
 
+  /** relu: y = relu(BN(x)) in one pass (a BatchNorm followed by a ReLU). */
   batchNormFwdTrain(p: BatchNormShape & {
     x: Buf; gamma: Buf | null; beta: Buf | null; eps: number; momentum: number;
-    runningMean: Buf | null; runningVar: Buf | null; y: Buf; saveMean: Buf; saveInvstd: Buf;
+    runningMean: Buf | null; runningVar: Buf | null; relu: boolean; y: Buf; saveMean: Buf; saveInvstd: Buf;
   }): void;
   batchNormFwdEval(p: BatchNormShape & {
-    x: Buf; gamma: Buf | null; beta: Buf | null; runningMean: Buf; runningVar: Buf; eps: number; y: Buf;
+    x: Buf; gamma: Buf | null; beta: Buf | null; runningMean: Buf; runningVar: Buf; eps: number; relu: boolean; y: Buf;
   }): void;
-  /** batchNormBwdTrain / batchNormBwdEval: dx may be dy (in place). */
+  /**
+   * batchNormBwdTrain / batchNormBwdEval: dx may be dy (in place). y: the output of a forward with relu, whose mask
+   * y > 0 applies to dy first (null without ReLU); never dx.
+   */
   batchNormBwdTrain(p: BatchNormShape & {
-    dy: Buf; x: Buf; saveMean: Buf; saveInvstd: Buf; gamma: Buf | null; dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
+    dy: Buf; y: Buf | null; x: Buf; saveMean: Buf; saveInvstd: Buf; gamma: Buf | null; dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
   }): void;
   batchNormBwdEval(p: BatchNormShape & {
-    dy: Buf; x: Buf; runningMean: Buf; runningVar: Buf; eps: number; gamma: Buf | null;
+    dy: Buf; y: Buf | null; x: Buf; runningMean: Buf; runningVar: Buf; eps: number; gamma: Buf | null;
     dx: Buf | null; dgamma: Buf | null; dbeta: Buf | null;
   }): void;
 

@@ -7,7 +7,7 @@
  */
 import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
-import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { BatchNorm2d, batchNormThen, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -49,7 +49,7 @@ export class BasicBlockA extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const out = this.bn2.forward(this.conv2.forward(this.relu1.forward(this.bn1.forward(this.conv1.forward(x)))));
+    const out = this.bn2.forward(this.conv2.forward(batchNormThen(this.bn1, this.relu1, this.conv1.forward(x))));
     return this.relu2.forward(F.add(out, this.shortcut ? this.shortcut.forward(x) : x));
   }
 }
@@ -78,7 +78,7 @@ export class ResNetCifarA extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    let y = this.relu.forward(this.bn1.forward(this.conv1.forward(x)));
+    let y = batchNormThen(this.bn1, this.relu, this.conv1.forward(x));
     y = this.layer3.forward(this.layer2.forward(this.layer1.forward(y)));
     return this.linear.forward(F.flatten(F.globalAvgPool(y)));
   }
@@ -98,8 +98,8 @@ export class ConvBlock extends Module {
     this.activ = activate ? this.child('activ', new ReLU()) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = this.bn.forward(this.conv.forward(x));
-    return this.activ ? this.activ.forward(y) : y;
+    const y = this.conv.forward(x);
+    return this.activ ? batchNormThen(this.bn, this.activ, y) : this.bn.forward(y);
   }
 }
 

@@ -67,11 +67,12 @@ export class BatchNorm2d extends Module {
     this.runningVar = this.buffer('running_var', Tensor.ones([numFeatures]));
   }
 
-  forward(x: Tensor): Tensor {
+  /** relu: relu(BN(x)) in one fused op (see batchNormThen). */
+  forward(x: Tensor, relu = false): Tensor {
     for (const hook of this.inputHooks) hook(x, this);
     return F.batchNorm(x, this.weight, this.bias, {
       training: this.training, eps: this.eps, momentum: this.momentum,
-      runningMean: this.runningMean.data, runningVar: this.runningVar.data,
+      runningMean: this.runningMean.data, runningVar: this.runningVar.data, relu,
     });
   }
 }
@@ -173,8 +174,23 @@ export class Sequential extends Module {
     this.layers[Number(name)] = m;
   }
   forward(x: Tensor): Tensor {
+    return this.forwardFrom(0, x);
+  }
+  /** The layers from index `first` on. */
+  forwardFrom(first: number, x: Tensor): Tensor {
     let y = x;
-    for (const m of this.layers) y = m.forward(y);
+    for (let i = first; i < this.layers.length; i++) y = this.layers[i]!.forward(y);
     return y;
   }
+}
+
+/**
+ * act(bn(x)), with the ReLU computed inside the BatchNorm kernel when `act` is a ReLU or a Sequential that starts with
+ * one (a quantized model's ReLU + activation quantizer): the same numbers, one pass over the tensor fewer forward and
+ * backward. Model code calls this wherever a BatchNorm feeds an activation module.
+ */
+export function batchNormThen(bn: BatchNorm2d, act: Module, x: Tensor): Tensor {
+  if (act instanceof ReLU) return bn.forward(x, true);
+  if (act instanceof Sequential && act.layers[0] instanceof ReLU) return act.forwardFrom(1, bn.forward(x, true));
+  return act.forward(bn.forward(x));
 }

@@ -126,12 +126,13 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
     return e.node('ReduceSum', [e.in(0), e.ints(axes)], { keepdims }, true); // opset 13: axes is an input
   },
   batch_norm(e) {
-    const a = e.attrs as { training: boolean; eps: number; runningMean: Float32Array | null; runningVar: Float32Array | null };
+    const a = e.attrs as { training: boolean; eps: number; runningMean: Float32Array | null; runningVar: Float32Array | null; relu?: boolean };
     if (a.training || !a.runningMean || !a.runningVar) fail(e, 'BatchNorm in training mode cannot be exported (call model.eval())');
     const c = a.runningMean!.length;
     const gamma = e.inputs[1] ? e.in(1) : e.floats([c], new Float32Array(c).fill(1));
     const beta = e.inputs[2] ? e.in(2) : e.floats([c], new Float32Array(c));
-    return e.node('BatchNormalization', [e.in(0), gamma, beta, e.floats([c], a.runningMean!), e.floats([c], a.runningVar!)], { epsilon: { float: a.eps } }, true);
+    const bn = e.node('BatchNormalization', [e.in(0), gamma, beta, e.floats([c], a.runningMean!), e.floats([c], a.runningVar!)], { epsilon: { float: a.eps } }, !a.relu);
+    return a.relu ? e.node('Relu', [bn], {}, true) : bn; // the fused BatchNorm + ReLU
   },
   fake_quant_rows(e) {
     const a = e.attrs as RowsAttrs;

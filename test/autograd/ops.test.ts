@@ -79,6 +79,16 @@ const CASES: Case[] = [
     f: (x, g, b) => F.batchNorm(x, g, b, { training: false, eps: 1e-5, momentum: 0.1, runningMean: bnEval.mean, runningVar: bnEval.var }),
     inputs: [randn([2, 5, 3, 2]), positive([5]), randn([5])], atol: 1e-4,
   },
+  {
+    op: 'batch_norm', name: 'batchNorm training with fused ReLU',
+    f: (x, g, b) => F.batchNorm(x, g, b, { training: true, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, relu: true }),
+    inputs: [randn([3, 4, 3, 3]), positive([4]), randn([4])], atol: 1e-4,
+  },
+  {
+    op: 'batch_norm', name: 'batchNorm eval with fused ReLU',
+    f: (x, g, b) => F.batchNorm(x, g, b, { training: false, eps: 1e-5, momentum: 0.1, runningMean: bnEval.mean, runningVar: bnEval.var, relu: true }),
+    inputs: [randn([2, 5, 3, 2]), positive([5]), randn([5])], atol: 1e-4,
+  },
   { op: 'channel_stats', name: 'channel statistics (mean, biased variance)', f: (x) => F.channelStats(x), inputs: [randn([3, 4, 3, 5])] },
   { op: 'channel_stats', name: 'channel statistics, batch 1, 1x1', f: (x) => F.channelStats(x), inputs: [randn([1, 7, 1, 2])] },
   { op: 'avg_pool2d', name: 'avgPool2d 2x2', f: (x) => F.avgPool2d(x, 2), inputs: [randn([2, 3, 6, 6])] },

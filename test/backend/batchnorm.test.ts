@@ -36,7 +36,7 @@ function inputs(s: BatchNormShape, seed: number): Inputs {
 }
 
 /** Every kernel of the family on one backend; returns all outputs. */
-function runAll(b: Backend, s: BatchNormShape, inp: Inputs, affine: boolean): Record<string, Float32Array> {
+function runAll(b: Backend, s: BatchNormShape, inp: Inputs, affine: boolean, relu = false): Record<string, Float32Array> {
   const len = s.n * s.c * s.hw;
   const gamma = affine ? inp.gamma : null;
   const beta = affine ? inp.beta : null;
@@ -46,29 +46,62 @@ function runAll(b: Backend, s: BatchNormShape, inp: Inputs, affine: boolean): Re
     dx: new Float32Array(len), dgamma: new Float32Array(s.c), dbeta: new Float32Array(s.c),
     dxEval: new Float32Array(len), dgammaEval: new Float32Array(s.c), dbetaEval: new Float32Array(s.c),
   };
-  b.batchNormFwdTrain({ ...s, x: inp.x, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: o.rm, runningVar: o.rv, y: o.y, saveMean: o.saveMean, saveInvstd: o.saveInvstd });
-  b.batchNormFwdEval({ ...s, x: inp.x, gamma, beta, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, y: o.yEval });
-  b.batchNormBwdTrain({ ...s, dy: inp.dy, x: inp.x, saveMean: o.saveMean, saveInvstd: o.saveInvstd, gamma, dx: o.dx, dgamma: o.dgamma, dbeta: o.dbeta });
-  b.batchNormBwdEval({ ...s, dy: inp.dy, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma, dx: o.dxEval, dgamma: o.dgammaEval, dbeta: o.dbetaEval });
+  b.batchNormFwdTrain({ ...s, x: inp.x, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: o.rm, runningVar: o.rv, relu, y: o.y, saveMean: o.saveMean, saveInvstd: o.saveInvstd });
+  b.batchNormFwdEval({ ...s, x: inp.x, gamma, beta, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, relu, y: o.yEval });
+  b.batchNormBwdTrain({ ...s, dy: inp.dy, y: relu ? o.y : null, x: inp.x, saveMean: o.saveMean, saveInvstd: o.saveInvstd, gamma, dx: o.dx, dgamma: o.dgamma, dbeta: o.dbeta });
+  b.batchNormBwdEval({ ...s, dy: inp.dy, y: relu ? o.yEval : null, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma, dx: o.dxEval, dgamma: o.dgammaEval, dbeta: o.dbetaEval });
   return o;
 }
 
-function compareBackends(s: BatchNormShape, seed: number, affine: boolean): void {
+function compareBackends(s: BatchNormShape, seed: number, affine: boolean, relu = false): void {
   const inp = inputs(s, seed);
-  const nat = runAll(nativeBackend, s, inp, affine);
-  const ref = runAll(refBackend, s, inp, affine);
+  if (relu) for (let i = 0; i < inp.x.length; i++) inp.x[i]! -= 3; // centred, so the ReLU cuts about half
+  const nat = runAll(nativeBackend, s, inp, affine, relu);
+  const ref = runAll(refBackend, s, inp, affine, relu);
   for (const k of Object.keys(ref)) {
     // dgamma/dbeta are sums over n*hw terms: scale the absolute tolerance with the count.
     const atol = k.startsWith('dgamma') || k.startsWith('dbeta') ? TOL.atol * s.n * s.hw : TOL.atol;
-    assertClose(nat[k]!, ref[k]!, { atol, rtol: TOL.rtol }, `${k} [${s.n},${s.c},${s.hw}] affine=${affine} seed=${seed}`);
+    assertClose(nat[k]!, ref[k]!, { atol, rtol: TOL.rtol }, `${k} [${s.n},${s.c},${s.hw}] affine=${affine} relu=${relu} seed=${seed}`);
   }
 }
 
-test('batchnorm: case table, native vs ref', () => {
+test('batchnorm: case table, native vs ref, without and with the fused ReLU', () => {
   CASES.forEach(([n, c, hw], i) => {
     compareBackends({ n, c, hw }, 100 + i, true);
     compareBackends({ n, c, hw }, 200 + i, false);
+    compareBackends({ n, c, hw }, 300 + i, true, true);
   });
+});
+
+test('batchnorm with fused ReLU is bit-identical to BatchNorm then ReLU (forward and backward, both modes, dx = dy too)', () => {
+  for (const s of [{ n: 3, c: 5, hw: 49 }, { n: 8, c: 16, hw: 1024 }]) {
+    const inp = inputs(s, 17);
+    for (let i = 0; i < inp.x.length; i++) inp.x[i]! -= 3;
+    const len = s.n * s.c * s.hw;
+    const fused = runAll(nativeBackend, s, inp, true, true);
+    const plain = runAll(nativeBackend, s, inp, true, false);
+    for (const [yKey, dxKey, dgKey, dbKey, train] of [['y', 'dx', 'dgamma', 'dbeta', true], ['yEval', 'dxEval', 'dgammaEval', 'dbetaEval', false]] as const) {
+      const z = plain[yKey]!;
+      const y = new Float32Array(len);
+      nativeBackend.unaryFwd({ op: 0, len, x: z, y, alpha: 0, beta: 0 });
+      assertBitEqual(fused[yKey]!, y, `${yKey}: relu(BN(x))`);
+      const dz = new Float32Array(len);
+      nativeBackend.unaryBwd({ op: 0, len, x: z, y, dy: inp.dy, dx: dz, alpha: 0, beta: 0 });
+      const dx = new Float32Array(len), dg = new Float32Array(s.c), db = new Float32Array(s.c);
+      const o = plain;
+      if (train) nativeBackend.batchNormBwdTrain({ ...s, dy: dz, y: null, x: inp.x, saveMean: o.saveMean!, saveInvstd: o.saveInvstd!, gamma: inp.gamma, dx, dgamma: dg, dbeta: db });
+      else nativeBackend.batchNormBwdEval({ ...s, dy: dz, y: null, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx, dgamma: dg, dbeta: db });
+      assertBitEqual(fused[dxKey]!, dx, `${dxKey}`);
+      assertBitEqual(fused[dgKey]!, dg, `${dgKey}`);
+      assertBitEqual(fused[dbKey]!, db, `${dbKey}`);
+      const inPlace = inp.dy.slice();
+      if (train) nativeBackend.batchNormBwdTrain({ ...s, dy: inPlace, y: fused[yKey]!, x: inp.x, saveMean: fused.saveMean!, saveInvstd: fused.saveInvstd!, gamma: inp.gamma, dx: inPlace, dgamma: null, dbeta: null });
+      else nativeBackend.batchNormBwdEval({ ...s, dy: inPlace, y: fused[yKey]!, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: inPlace, dgamma: null, dbeta: null });
+      assertBitEqual(inPlace, dx, `${dxKey} in place`);
+    }
+    assert.throws(() => nativeBackend.batchNormBwdEval({ ...s, dy: inp.dy, y: fused.yEval!, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: null, dx: fused.yEval!, dgamma: null, dbeta: null }),
+      /must be different buffers/);
+  }
 });
 
 test('batchnorm: seeded random shapes, native vs ref', () => {
@@ -89,11 +122,11 @@ test('batchnorm backward in place (dx = dy) equals the out-of-place result, both
     const train = inp.dy.slice();
     const dg = new Float32Array(s.c);
     const db = new Float32Array(s.c);
-    b.batchNormBwdTrain({ ...s, dy: train, x: inp.x, saveMean: o.saveMean!, saveInvstd: o.saveInvstd!, gamma: inp.gamma, dx: train, dgamma: dg, dbeta: db });
+    b.batchNormBwdTrain({ ...s, dy: train, y: null, x: inp.x, saveMean: o.saveMean!, saveInvstd: o.saveInvstd!, gamma: inp.gamma, dx: train, dgamma: dg, dbeta: db });
     assertBitEqual(train, o.dx!, `${b.name} train dx`);
     assertBitEqual(dg, o.dgamma!, `${b.name} train dgamma`);
     const ev = inp.dy.slice();
-    b.batchNormBwdEval({ ...s, dy: ev, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: ev, dgamma: dg, dbeta: db });
+    b.batchNormBwdEval({ ...s, dy: ev, y: null, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: ev, dgamma: dg, dbeta: db });
     assertBitEqual(ev, o.dxEval!, `${b.name} eval dx`);
     assertBitEqual(dg, o.dgammaEval!, `${b.name} eval dgamma`);
   }
@@ -130,15 +163,15 @@ test('batchnorm: reference backward matches float64 finite differences', () => {
   const beta = Float64Array.from(inp.beta);
   const loss = (xs: Float64Array) => {
     const y = new Float64Array(len);
-    refBackend.batchNormFwdTrain({ ...s, x: xs, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, y, saveMean: new Float64Array(s.c), saveInvstd: new Float64Array(s.c) });
+    refBackend.batchNormFwdTrain({ ...s, x: xs, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, relu: false, y, saveMean: new Float64Array(s.c), saveInvstd: new Float64Array(s.c) });
     return y.reduce((a, v, i) => a + v * w[i]!, 0);
   };
   const sm = new Float64Array(s.c);
   const si = new Float64Array(s.c);
-  refBackend.batchNormFwdTrain({ ...s, x, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, y: new Float64Array(len), saveMean: sm, saveInvstd: si });
+  refBackend.batchNormFwdTrain({ ...s, x, gamma, beta, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, relu: false, y: new Float64Array(len), saveMean: sm, saveInvstd: si });
   const dx = new Float64Array(len);
   const dg = new Float64Array(s.c);
-  refBackend.batchNormBwdTrain({ ...s, dy: w, x, saveMean: sm, saveInvstd: si, gamma, dx, dgamma: dg, dbeta: null });
+  refBackend.batchNormBwdTrain({ ...s, dy: w, y: null, x, saveMean: sm, saveInvstd: si, gamma, dx, dgamma: dg, dbeta: null });
   const num = new Float64Array(len);
   const h = 1e-6;
   for (let i = 0; i < len; i++) {
@@ -150,7 +183,7 @@ test('batchnorm: reference backward matches float64 finite differences', () => {
   const numG = new Float64Array(s.c);
   for (let ch = 0; ch < s.c; ch++) {
     const y = new Float64Array(len);
-    refBackend.batchNormFwdTrain({ ...s, x, gamma: null, beta: null, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, y, saveMean: sm, saveInvstd: si });
+    refBackend.batchNormFwdTrain({ ...s, x, gamma: null, beta: null, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, relu: false, y, saveMean: sm, saveInvstd: si });
     for (let i = 0; i < s.n; i++) for (let j = 0; j < s.hw; j++) numG[ch]! += y[(i * s.c + ch) * s.hw + j]! * w[(i * s.c + ch) * s.hw + j]!;
   }
   assertClose(dg, numG, { atol: 1e-9, rtol: 1e-9 }, 'dgamma = sum(dy * xhat)');
@@ -161,10 +194,10 @@ test('batchnorm: null outputs are skipped', () => {
   const inp = inputs(s, 5);
   const full = runAll(nativeBackend, s, inp, true);
   const dg = new Float32Array(s.c);
-  nativeBackend.batchNormBwdTrain({ ...s, dy: inp.dy, x: inp.x, saveMean: full.saveMean!, saveInvstd: full.saveInvstd!, gamma: inp.gamma, dx: null, dgamma: dg, dbeta: null });
+  nativeBackend.batchNormBwdTrain({ ...s, dy: inp.dy, y: null, x: inp.x, saveMean: full.saveMean!, saveInvstd: full.saveInvstd!, gamma: inp.gamma, dx: null, dgamma: dg, dbeta: null });
   assertBitEqual(dg, full.dgamma!, 'dgamma alone');
   const dx = new Float32Array(s.n * s.c * s.hw);
-  nativeBackend.batchNormBwdEval({ ...s, dy: inp.dy, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx, dgamma: null, dbeta: null });
+  nativeBackend.batchNormBwdEval({ ...s, dy: inp.dy, y: null, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx, dgamma: null, dbeta: null });
   assertBitEqual(dx, full.dxEval!, 'eval dx alone');
 });
 
@@ -172,9 +205,11 @@ test('batchnorm: bit-identical for 1 and 4 threads', () => {
   for (const [n, c, hw] of [[16, 16, 1024], [64, 3, 256], [9, 5, 33]] as const) {
     const s = { n, c, hw };
     const inp = inputs(s, 31);
-    const one = withThreads(1, () => runAll(nativeBackend, s, inp, true));
-    const four = withThreads(4, () => runAll(nativeBackend, s, inp, true));
-    for (const k of Object.keys(one)) assertBitEqual(four[k]!, one[k]!, `${k} [${n},${c},${hw}] threads 4 vs 1`);
+    for (const relu of [false, true]) {
+      const one = withThreads(1, () => runAll(nativeBackend, s, inp, true, relu));
+      const four = withThreads(4, () => runAll(nativeBackend, s, inp, true, relu));
+      for (const k of Object.keys(one)) assertBitEqual(four[k]!, one[k]!, `${k} [${n},${c},${hw}] relu=${relu} threads 4 vs 1`);
+    }
   }
 });
 
@@ -182,14 +217,16 @@ test('batchnorm: bad inputs throw GranqError', () => {
   const s = { n: 2, c: 3, hw: 4 };
   const x = new Float32Array(24);
   const c3 = () => new Float32Array(3);
-  const base = { ...s, x, gamma: null, beta: null, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, y: new Float32Array(24), saveMean: c3(), saveInvstd: c3() };
+  const base = { ...s, x, gamma: null, beta: null, eps: 1e-5, momentum: 0.1, runningMean: null, runningVar: null, relu: false, y: new Float32Array(24), saveMean: c3(), saveInvstd: c3() };
   assert.throws(() => nativeBackend.batchNormFwdTrain({ ...base, x: new Float32Array(23) }), GranqError);
   assert.throws(() => nativeBackend.batchNormFwdTrain({ ...base, x: new Float64Array(24) as unknown as Buf }), GranqError);
   assert.throws(() => nativeBackend.batchNormFwdTrain({ ...base, gamma: new Float32Array(2) }), GranqError);
   assert.throws(() => nativeBackend.batchNormFwdTrain({ ...base, runningMean: c3() }), GranqError); // one of the pair
-  assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, x, gamma: null, beta: null, runningMean: c3(), runningVar: null as unknown as Buf, eps: 1e-5, y: new Float32Array(24) }), GranqError);
-  assert.throws(() => nativeBackend.batchNormBwdTrain({ ...s, dy: x, x, saveMean: c3(), saveInvstd: c3(), gamma: null, dx: new Float32Array(25), dgamma: null, dbeta: null }), GranqError);
-  assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, c: 0, x, gamma: null, beta: null, runningMean: c3(), runningVar: c3(), eps: 1e-5, y: x }), GranqError);
+  assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, x, gamma: null, beta: null, runningMean: c3(), runningVar: null as unknown as Buf, eps: 1e-5, relu: false, y: new Float32Array(24) }), GranqError);
+  assert.throws(() => nativeBackend.batchNormBwdTrain({ ...s, dy: x, y: null, x, saveMean: c3(), saveInvstd: c3(), gamma: null, dx: new Float32Array(25), dgamma: null, dbeta: null }), GranqError);
+  assert.throws(() => nativeBackend.batchNormBwdTrain({ ...s, dy: x, y: new Float32Array(23), x, saveMean: c3(), saveInvstd: c3(), gamma: null, dx: null, dgamma: c3(), dbeta: null }), GranqError);
+  assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, c: 0, x, gamma: null, beta: null, runningMean: c3(), runningVar: c3(), eps: 1e-5, relu: false, y: x }), GranqError);
+  assert.throws(() => nativeBackend.batchNormFwdEval({ ...s, x, gamma: null, beta: null, runningMean: c3(), runningVar: c3(), eps: 1e-5, relu: 1 as unknown as boolean, y: new Float32Array(24) }), /relu: expected a boolean/);
 });
 
 test('channel statistics: case table native vs ref, thread-independent, bad input', () => {

@@ -12,6 +12,8 @@ export interface BatchNormAttrs {
   /** Updated in place in training mode when given (PyTorch's running-stat side effect). */
   runningMean: Float32Array | null;
   runningVar: Float32Array | null;
+  /** relu(BN(x)) in one kernel pass, forward and backward: a BatchNorm followed by a ReLU. */
+  relu?: boolean;
 }
 
 interface Saved {
@@ -40,18 +42,19 @@ const batchNormOp = defineOp<[Tensor, Tensor | null, Tensor | null], BatchNormAt
       const saveInvstd = allocFloats(c);
       be.batchNormFwdTrain({
         n, c, hw, x: x.data, gamma: gamma?.data ?? null, beta: beta?.data ?? null, eps: a.eps, momentum: a.momentum,
-        runningMean: a.runningMean, runningVar: a.runningVar, y: out.data, saveMean, saveInvstd,
+        runningMean: a.runningMean, runningVar: a.runningVar, relu: a.relu ?? false, y: out.data, saveMean, saveInvstd,
       });
       return { out, saved: { n, c, hw, saveMean, saveInvstd } };
     }
     check(a.runningMean !== null && a.runningVar !== null, 'batchNorm: evaluation mode needs running statistics');
     be.batchNormFwdEval({
       n, c, hw, x: x.data, gamma: gamma?.data ?? null, beta: beta?.data ?? null,
-      runningMean: a.runningMean, runningVar: a.runningVar, eps: a.eps, y: out.data,
+      runningMean: a.runningMean, runningVar: a.runningVar, eps: a.eps, relu: a.relu ?? false, y: out.data,
     });
     return { out, saved: { n, c, hw, saveMean: null, saveInvstd: null } };
   },
-  backward({ gy, gyOwned, saved: s, needs, inputs: [x, gamma], attrs: a }) {
+  backward({ gy, gyOwned, saved: s, needs, inputs: [x, gamma], attrs: a, out }) {
+    const y = a.relu ? out.data : null;
     // The kernels finish their reductions over dy before writing dx elementwise, so dx may be dy.
     const dx = needs[0] ? (gyOwned ? gy : allocFloats(x.size)) : null;
     const dgamma = needs[1] ? allocFloats(s.c) : null;
@@ -59,12 +62,12 @@ const batchNormOp = defineOp<[Tensor, Tensor | null, Tensor | null], BatchNormAt
     const be = backend();
     if (a.training) {
       be.batchNormBwdTrain({
-        n: s.n, c: s.c, hw: s.hw, dy: gy, x: x.data, saveMean: s.saveMean!, saveInvstd: s.saveInvstd!,
+        n: s.n, c: s.c, hw: s.hw, dy: gy, y, x: x.data, saveMean: s.saveMean!, saveInvstd: s.saveInvstd!,
         gamma: gamma?.data ?? null, dx, dgamma, dbeta,
       });
     } else {
       be.batchNormBwdEval({
-        n: s.n, c: s.c, hw: s.hw, dy: gy, x: x.data, runningMean: a.runningMean!, runningVar: a.runningVar!, eps: a.eps,
+        n: s.n, c: s.c, hw: s.hw, dy: gy, y, x: x.data, runningMean: a.runningMean!, runningVar: a.runningVar!, eps: a.eps,
         gamma: gamma?.data ?? null, dx, dgamma, dbeta,
       });
     }

@@ -22,13 +22,17 @@ function forEachInChannel(n: number, c: number, hw: number, ch: number, fn: (off
 }
 
 const gammaOf = (g: Buf | null, ch: number) => (g ? g[ch]! : 1);
+const reluOf = (v: number) => (v < 0 ? 0 : v);
+/** The gradient reaching the BN output: dy, masked by y > 0 after a fused ReLU. */
+const maskedDy = (dy: Buf, y: Buf | null) => (y ? (k: number) => (y[k]! > 0 ? dy[k]! : 0) : (k: number) => dy[k]!);
 const betaOf = (b: Buf | null, ch: number) => (b ? b[ch]! : 0);
 
 export const refBatchnorm: Pick<
   Backend,
   'batchNormFwdTrain' | 'batchNormFwdEval' | 'batchNormBwdTrain' | 'batchNormBwdEval' | 'channelStatsFwd' | 'channelStatsBwd'
 > = {
-  batchNormFwdTrain({ n, c, hw, x, gamma, beta, eps, momentum, runningMean, runningVar, y, saveMean, saveInvstd }) {
+  batchNormFwdTrain({ n, c, hw, x, gamma, beta, eps, momentum, runningMean, runningVar, relu, y, saveMean, saveInvstd }) {
+    const act = relu ? reluOf : (v: number) => v;
     const m = n * hw;
     for (let ch = 0; ch < c; ch++) {
       const mean = channelSum(n, c, hw, ch, (k) => x[k]!) / m;
@@ -46,30 +50,32 @@ export const refBatchnorm: Pick<
       const g = gammaOf(gamma, ch);
       const b = betaOf(beta, ch);
       forEachInChannel(n, c, hw, ch, (k) => {
-        y[k] = (x[k]! - mean) * invstd * g + b;
+        y[k] = act((x[k]! - mean) * invstd * g + b);
       });
     }
   },
 
-  batchNormFwdEval({ n, c, hw, x, gamma, beta, runningMean, runningVar, eps, y }) {
+  batchNormFwdEval({ n, c, hw, x, gamma, beta, runningMean, runningVar, eps, relu, y }) {
+    const act = relu ? reluOf : (v: number) => v;
     for (let ch = 0; ch < c; ch++) {
       const mean = runningMean[ch]!;
       const invstd = 1 / Math.sqrt(runningVar[ch]! + eps);
       const g = gammaOf(gamma, ch);
       const b = betaOf(beta, ch);
       forEachInChannel(n, c, hw, ch, (k) => {
-        y[k] = (x[k]! - mean) * invstd * g + b;
+        y[k] = act((x[k]! - mean) * invstd * g + b);
       });
     }
   },
 
-  batchNormBwdTrain({ n, c, hw, dy, x, saveMean, saveInvstd, gamma, dx, dgamma, dbeta }) {
+  batchNormBwdTrain({ n, c, hw, dy: dyIn, y, x, saveMean, saveInvstd, gamma, dx, dgamma, dbeta }) {
     const m = n * hw;
+    const dyAt = maskedDy(dyIn, y);
     for (let ch = 0; ch < c; ch++) {
       const mean = saveMean[ch]!;
       const invstd = saveInvstd[ch]!;
-      const sumDy = channelSum(n, c, hw, ch, (k) => dy[k]!);
-      const sumDyXhat = channelSum(n, c, hw, ch, (k) => dy[k]! * (x[k]! - mean) * invstd);
+      const sumDy = channelSum(n, c, hw, ch, dyAt);
+      const sumDyXhat = channelSum(n, c, hw, ch, (k) => dyAt(k) * (x[k]! - mean) * invstd);
       if (dgamma) dgamma[ch] = sumDyXhat;
       if (dbeta) dbeta[ch] = sumDy;
       if (dx) {
@@ -77,22 +83,23 @@ export const refBatchnorm: Pick<
         const g = gammaOf(gamma, ch);
         forEachInChannel(n, c, hw, ch, (k) => {
           const xhat = (x[k]! - mean) * invstd;
-          dx[k] = ((g * invstd) / m) * (m * dy[k]! - sumDy - xhat * sumDyXhat);
+          dx[k] = ((g * invstd) / m) * (m * dyAt(k) - sumDy - xhat * sumDyXhat);
         });
       }
     }
   },
 
-  batchNormBwdEval({ n, c, hw, dy, x, runningMean, runningVar, eps, gamma, dx, dgamma, dbeta }) {
+  batchNormBwdEval({ n, c, hw, dy: dyIn, y, x, runningMean, runningVar, eps, gamma, dx, dgamma, dbeta }) {
+    const dyAt = maskedDy(dyIn, y);
     for (let ch = 0; ch < c; ch++) {
       const mean = runningMean[ch]!;
       const invstd = 1 / Math.sqrt(runningVar[ch]! + eps);
-      if (dgamma) dgamma[ch] = channelSum(n, c, hw, ch, (k) => dy[k]! * (x[k]! - mean) * invstd);
-      if (dbeta) dbeta[ch] = channelSum(n, c, hw, ch, (k) => dy[k]!);
+      if (dgamma) dgamma[ch] = channelSum(n, c, hw, ch, (k) => dyAt(k) * (x[k]! - mean) * invstd);
+      if (dbeta) dbeta[ch] = channelSum(n, c, hw, ch, dyAt);
       if (dx) {
         const scale = gammaOf(gamma, ch) * invstd;
         forEachInChannel(n, c, hw, ch, (k) => {
-          dx[k] = dy[k]! * scale;
+          dx[k] = dyAt(k) * scale;
         });
       }
     }
