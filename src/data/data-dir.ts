@@ -26,6 +26,11 @@ export interface ResolveDataDirOptions {
   cwd?: string;
   /** Defaults to the repo root of this package. */
   packageRoot?: string;
+  /**
+   * Among the default places (not --data or GRANQ_DATA), the first for which this holds wins over earlier ones that
+   * merely exist (`granq train` prefers a folder with all five training batches to ../shared's one).
+   */
+  prefer?: (dir: string) => boolean;
 }
 
 /** The repo root: this file is dist/src/data/data-dir.js once built. */
@@ -73,10 +78,11 @@ export function resolveDataDir(opts: ResolveDataDirOptions = {}): DataDirResolut
   const checked: string[] = [];
   const root = opts.packageRoot ?? packageRoot();
   const candidates: [string, DataDirSource][] = [...sharedCandidates('data', cwd, root), [fetchedDataDir(root), 'fetched']];
-  for (const [dir, source] of candidates) {
-    if (isDir(dir)) return { dir, source };
-    if (!checked.includes(dir)) checked.push(dir);
-  }
+  const existing = candidates.filter(([dir]) => isDir(dir));
+  const preferred = opts.prefer ? existing.find(([dir]) => opts.prefer!(dir)) : undefined;
+  const found = preferred ?? existing[0];
+  if (found) return { dir: found[0], source: found[1] };
+  for (const [dir] of candidates) if (!checked.includes(dir)) checked.push(dir);
   throw new GranqError(
     'no CIFAR data found: run `granq data fetch cifar10`, or pass --data DIR or set GRANQ_DATA to a folder holding ' +
       'cifar-10-batches-bin/test_batch.bin ' +

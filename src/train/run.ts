@@ -109,6 +109,14 @@ function testTop1(model: Module, test: CifarData, batch: number): number {
   return c.correct / c.images;
 }
 
+function locateCifarTrainFiles(dir: string): string[] {
+  try {
+    return locateCifarSplit(dir, 'cifar10', 'train');
+  } catch {
+    return [];
+  }
+}
+
 export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<TrainOutcome> {
   const cfg = validateTrainConfig(structuredClone(o.config));
   const t0 = performance.now();
@@ -118,7 +126,8 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
   }
 
-  const { dir, source } = resolveDataDir({ data: o.data });
+  // Without --data, a folder with all five training batches (granq data fetch) wins over ../shared's first batch.
+  const { dir, source } = resolveDataDir({ data: o.data, prefer: (d) => locateCifarTrainFiles(d).length === 5 });
   const trainFiles = locateCifarSplit(dir, 'cifar10', 'train');
   const train = loadCifarSplit(dir, { format: 'cifar10', split: 'train', limit: o.trainLimit });
   const test = loadCifarSplit(dir, { format: 'cifar10', split: 'test', limit: o.testLimit });

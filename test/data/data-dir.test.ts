@@ -32,6 +32,15 @@ describe('resolveDataDir', () => {
     assert.equal(r.source, 'cwd');
   });
 
+  test('prefer: a later default place that satisfies it wins over an earlier one that merely exists; else the first', () => {
+    const pkgData = p('pkg/shared/data');
+    assert.deepEqual(resolveDataDir({ env: {}, cwd: p('proj/work'), packageRoot: p('pkg/repo'), prefer: (d) => d === pkgData }),
+      { dir: pkgData, source: 'package' });
+    assert.deepEqual(resolveDataDir({ env: {}, cwd: p('proj/work'), packageRoot: p('pkg/repo'), prefer: () => false }),
+      { dir: p('proj/shared/data'), source: 'cwd' });
+    assert.equal(resolveDataDir({ data: '../../explicit', env: {}, cwd: p('proj/work'), prefer: () => false }).source, 'flag');
+  });
+
   test('../shared/data next to the cwd, then next to the package root', () => {
     assert.deepEqual(resolveDataDir({ env: {}, cwd: p('proj/work'), packageRoot: p('pkg/repo') }),
       { dir: p('proj/shared/data'), source: 'cwd' });
