@@ -387,6 +387,16 @@ Napi::Value BinaryFwd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value AddReluFwd(const Napi::CallbackInfo& info) {
+  Args a(info, "addReluFwd");
+  int64_t len = a.dim("len", 0);
+  const float* u = a.f32("a", len);
+  const float* v = a.f32("b", len);
+  float* y = a.f32("y", len);
+  add_relu_fwd(len, u, v, y);
+  return info.Env().Undefined();
+}
+
 Napi::Value Axpby(const Napi::CallbackInfo& info) {
   Args a(info, "axpby");
   int64_t len = a.dim("len", 0);
@@ -680,6 +690,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"unaryFwd", UnaryFwd},
       {"unaryBwd", UnaryBwd},
       {"binaryFwd", BinaryFwd},
+      {"addReluFwd", AddReluFwd},
       {"axpby", Axpby},
       {"copyStrided", CopyStrided},
       {"reduceFwd", ReduceFwd},

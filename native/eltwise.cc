@@ -161,6 +161,13 @@ void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, 
   }
 }
 
+void add_relu_fwd(int64_t len, const float* a, const float* b, float* y) {
+  map2(len, a, b, y, [](float u, float v) {
+    const float t = u + v;
+    return t < 0.f ? 0.f : t;  // relu's own form: NaN passes
+  });
+}
+
 void axpby(int64_t len, float alpha, const float* x, float beta, float* y) {
   // beta == 0 overwrites: y may hold garbage (NaN * 0 would be NaN).
   if (beta == 0.f) return map1(len, x, y, [=](float v) { return alpha * v; });

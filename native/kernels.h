@@ -78,6 +78,8 @@ struct Strided4 {
 void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, float* y);
 // y = alpha * x + beta * y (gradient accumulation, scaling).
 void axpby(int64_t len, float alpha, const float* x, float beta, float* y);
+// y = relu(a + b) over equal-length arrays (a residual sum and its ReLU in one pass); y may be b, not a.
+void add_relu_fwd(int64_t len, const float* a, const float* b, float* y);
 // y (contiguous, `shape`) = x read through `stride` (0 = broadcast, any permutation).
 void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y);
 

@@ -71,6 +71,8 @@ export interface Backend {
   binaryFwd(p: { op: number; shape: Quad; aStride: Quad; bStride: Quad; a: Buf; b: Buf; y: Buf }): void;
   /** y = alpha x + beta y. */
   axpby(p: { len: number; alpha: number; x: Buf; beta: number; y: Buf }): void;
+  /** y = relu(a + b), equal lengths (a residual sum and its ReLU in one pass). */
+  addReluFwd(p: { len: number; a: Buf; b: Buf; y: Buf }): void;
   /** y (contiguous, `shape`) = x read through `stride`. */
   copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf }): void;
 

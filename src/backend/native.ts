@@ -37,7 +37,7 @@ function wrap<K extends keyof Addon>(name: K): Addon[K] {
 const names: (keyof Addon)[] = [
   'setThreads', 'numThreads', 'gemm', 'conv2dFwd', 'conv2dBwdData', 'conv2dBwdWeight',
   'batchNormFwdTrain', 'batchNormFwdEval', 'batchNormBwdTrain', 'batchNormBwdEval', 'channelStatsFwd', 'channelStatsBwd',
-  'unaryFwd', 'unaryBwd', 'binaryFwd', 'axpby', 'copyStrided', 'reduceFwd', 'reduceMinMaxBwd',
+  'unaryFwd', 'unaryBwd', 'binaryFwd', 'addReluFwd', 'axpby', 'copyStrided', 'reduceFwd', 'reduceMinMaxBwd',
   'avgPool2dFwd', 'avgPool2dBwd', 'upsampleNearestFwd', 'upsampleNearestBwd', 'padChannelsFwd', 'padChannelsBwd',
   'softmaxFwd', 'softmaxBwd', 'embeddingFwd', 'embeddingBwd', 'sgdStep', 'adamStep',
   'quantRowsFwd', 'quantChannelLoopFwd', 'quantGroupsFwd',

@@ -7,7 +7,7 @@
  */
 import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
-import { BatchNorm2d, batchNormThen, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { addThen, BatchNorm2d, batchNormThen, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -50,7 +50,7 @@ export class BasicBlockA extends Module {
 
   forward(x: Tensor): Tensor {
     const out = this.bn2.forward(this.conv2.forward(batchNormThen(this.bn1, this.relu1, this.conv1.forward(x))));
-    return this.relu2.forward(F.add(out, this.shortcut ? this.shortcut.forward(x) : x));
+    return addThen(out, this.shortcut ? this.shortcut.forward(x) : x, this.relu2);
   }
 }
 
@@ -128,7 +128,7 @@ export class ResUnitB extends Module {
   }
   forward(x: Tensor): Tensor {
     const identity = this.identity_conv ? this.identity_conv.forward(x) : x;
-    return this.activ.forward(F.add(this.body.forward(x), identity));
+    return addThen(this.body.forward(x), identity, this.activ);
   }
 }
 

@@ -185,12 +185,19 @@ export class Sequential extends Module {
 }
 
 /**
- * act(bn(x)), with the ReLU computed inside the BatchNorm kernel when `act` is a ReLU or a Sequential that starts with
- * one (a quantized model's ReLU + activation quantizer): the same numbers, one pass over the tensor fewer forward and
- * backward. Model code calls this wherever a BatchNorm feeds an activation module.
+ * act(op(false)), or op(true) computing the ReLU itself when `act` is a ReLU or a Sequential that starts with one (a
+ * quantized model's ReLU + activation quantizer): the same numbers, one pass over the tensor fewer forward and
+ * backward. Model code uses it through batchNormThen and addThen wherever a BatchNorm or a residual sum feeds an
+ * activation module.
  */
-export function batchNormThen(bn: BatchNorm2d, act: Module, x: Tensor): Tensor {
-  if (act instanceof ReLU) return bn.forward(x, true);
-  if (act instanceof Sequential && act.layers[0] instanceof ReLU) return act.forwardFrom(1, bn.forward(x, true));
-  return act.forward(bn.forward(x));
+function thenActivation(act: Module, op: (relu: boolean) => Tensor): Tensor {
+  if (act instanceof ReLU) return op(true);
+  if (act instanceof Sequential && act.layers[0] instanceof ReLU) return act.forwardFrom(1, op(true));
+  return act.forward(op(false));
 }
+
+/** act(bn(x)), the ReLU fused into the BatchNorm kernels when act starts with one. */
+export const batchNormThen = (bn: BatchNorm2d, act: Module, x: Tensor): Tensor => thenActivation(act, (relu) => bn.forward(x, relu));
+
+/** act(a + b), the ReLU fused into the sum when act starts with one. */
+export const addThen = (a: Tensor, b: Tensor, act: Module): Tensor => thenActivation(act, (relu) => (relu ? F.addRelu(a, b) : F.add(a, b)));

@@ -94,6 +94,7 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
   linear: (e) => e.node('Gemm', [e.in(0), e.in(1), ...(e.inputs[2] ? [e.in(2)] : [])], { transB: 1 }, true),
   matmul: binary('MatMul'),
   relu: unary('Relu'),
+  add_relu: (e) => e.node('Relu', [e.node('Add', [e.in(0), e.in(1)])], {}, true),
   leakyRelu: (e) => e.node('LeakyRelu', [e.in(0)], { alpha: { float: (e.attrs as { alpha: number }).alpha } }, true),
   tanh: unary('Tanh'),
   add: binary('Add'),

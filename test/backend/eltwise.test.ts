@@ -227,3 +227,24 @@ test('eltwise: bad inputs throw GranqError', () => {
   assert.throws(() => nativeBackend.axpby({ len: 9, alpha: 1, x: f, beta: 0, y: f }), GranqError);
   assert.throws(() => nativeBackend.copyStrided({ shape: [1, 1, 3, 4], stride: [0, 0, 4, 1], x: f, y: new Float32Array(12) }), GranqError);
 });
+
+test('addRelu: relu(a + b) bit-identical to add then relu, native vs ref, thread-independent, bad input', () => {
+  for (const n of SIZES) {
+    const a = randomFloats(n, 1), b = randomFloats(n, 2);
+    const sum = new Float32Array(n), want = new Float32Array(n);
+    nativeBackend.binaryFwd({ op: BINARY.add, shape: [1, 1, 1, n], aStride: [0, 0, 0, 1], bStride: [0, 0, 0, 1], a, b, y: sum });
+    nativeBackend.unaryFwd({ op: UNARY.relu, len: n, x: sum, y: want, alpha: 0, beta: 0 });
+    const got = new Float32Array(n);
+    nativeBackend.addReluFwd({ len: n, a, b, y: got });
+    assertBitEqual(got, want, `native n=${n}`);
+    const ref = new Float32Array(n);
+    refBackend.addReluFwd({ len: n, a, b, y: ref });
+    assertBitEqual(ref, want, `ref n=${n}`);
+    const one = withThreads(1, () => { const y = new Float32Array(n); nativeBackend.addReluFwd({ len: n, a, b, y }); return y; });
+    assertBitEqual(one, got, `1 thread n=${n}`);
+  }
+  const nan = new Float32Array(1);
+  nativeBackend.addReluFwd({ len: 1, a: Float32Array.of(NaN), b: Float32Array.of(1), y: nan });
+  assert.ok(Number.isNaN(nan[0]), 'NaN passes, as relu');
+  assert.throws(() => nativeBackend.addReluFwd({ len: 4, a: new Float32Array(4), b: new Float32Array(3), y: new Float32Array(4) }), GranqError);
+});

@@ -157,11 +157,29 @@ function binaryOp(name: BinaryName) {
 }
 
 const addOp = binaryOp('add');
+
+/** relu(a + b) for same-shape a, b: a residual sum and its ReLU in one pass, forward and backward. */
+const addReluOp = defineOp<[Tensor, Tensor], null, null>({
+  name: 'add_relu',
+  forward([a, b]) {
+    check(sameShape(a.shape, b.shape), () => `addRelu: shapes must be equal, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);
+    const out = Tensor.empty(a.shape);
+    backend().addReluFwd({ len: a.size, a: a.data, b: b.data, y: out.data });
+    return { out, saved: null };
+  },
+  backward({ gy, gyOwned, out }) {
+    // relu's backward masked by its output (a + b > 0 exactly where relu(a + b) > 0); both inputs get that gradient.
+    const g = gyOwned ? gy : allocFloats(gy.length);
+    backend().unaryBwd({ op: UNARY.relu, len: gy.length, x: out.data, y: out.data, dy: gy, dx: g, alpha: 0, beta: 0 });
+    return [g, g];
+  },
+});
 const subOp = binaryOp('sub');
 const mulOp = binaryOp('mul');
 const divOp = binaryOp('div');
 
 export const add = (a: Tensor, b: Tensor) => addOp([a, b], null);
+export const addRelu = (a: Tensor, b: Tensor) => addReluOp([a, b], null);
 export const sub = (a: Tensor, b: Tensor) => subOp([a, b], null);
 export const mul = (a: Tensor, b: Tensor) => mulOp([a, b], null);
 export const div = (a: Tensor, b: Tensor) => divOp([a, b], null);

@@ -48,7 +48,11 @@ function forEachStrided(shape: Quad, stride: Quad, fn: (i: number, off: number) 
         for (let d = 0; d < shape[3]; d++) fn(i++, a * stride[0] + b * stride[1] + c * stride[2] + d * stride[3]);
 }
 
-export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | 'axpby' | 'copyStrided'> = {
+export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | 'addReluFwd' | 'axpby' | 'copyStrided'> = {
+  addReluFwd({ len, a, b, y }) {
+    for (let i = 0; i < len; i++) y[i] = unary(UNARY.relu, a[i]! + b[i]!, 0, 0);
+  },
+
   unaryFwd({ op, len, x, y, alpha, beta }) {
     for (let i = 0; i < len; i++) y[i] = unary(op, x[i]!, alpha, beta);
   },
