@@ -39,6 +39,12 @@ class Args {
     return v.As<Napi::Number>().FloatValue();
   }
 
+  // Whether an optional field is present (neither undefined nor null).
+  bool has(const char* name) {
+    Napi::Value v = obj_.Get(name);
+    return !v.IsUndefined() && !v.IsNull();
+  }
+
   bool flag(const char* name) {
     Napi::Value v = obj_.Get(name);
     if (!v.IsBoolean()) fail_type(name, "a boolean", describe(v));
@@ -197,6 +203,10 @@ Conv2dShape conv_shape(Args& a) {
   s.pad = a.dim("pad", 0, 1 << 20);
   s.oh = a.dim("oh");
   s.ow = a.dim("ow");
+  s.groups = a.has("groups") ? a.dim("groups") : 1;
+  if (s.ic % s.groups != 0 || s.oc % s.groups != 0)
+    a.fail_range("groups", "a divisor of ic (" + std::to_string(s.ic) + ") and oc (" + std::to_string(s.oc) + ")",
+                 std::to_string(s.groups));
   int64_t eh = s.ih + 2 * s.pad - s.kh, ew = s.iw + 2 * s.pad - s.kw;
   if (eh < 0 || ew < 0) a.fail("kernel larger than the padded input");
   if (s.oh != eh / s.stride + 1 || s.ow != ew / s.stride + 1)
@@ -210,7 +220,7 @@ Napi::Value Conv2dFwd(const Napi::CallbackInfo& info) {
   Args a(info, "conv2dFwd");
   Conv2dShape s = conv_shape(a);
   const float* x = a.f32("x", a.prod({s.n, s.ic, s.ih, s.iw}));
-  const float* w = a.f32("weight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  const float* w = a.f32("weight", a.prod({s.oc, s.ic / s.groups, s.kh, s.kw}));
   const float* b = a.f32_opt("bias", s.oc);
   float* y = a.f32("y", a.prod({s.n, s.oc, s.oh, s.ow}));
   conv2d_fwd(s, x, w, b, y);
@@ -221,7 +231,7 @@ Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
   Args a(info, "conv2dBwdData");
   Conv2dShape s = conv_shape(a);
   const float* dy = a.f32("dy", a.prod({s.n, s.oc, s.oh, s.ow}));
-  const float* w = a.f32("weight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  const float* w = a.f32("weight", a.prod({s.oc, s.ic / s.groups, s.kh, s.kw}));
   float* dx = a.f32("dx", a.prod({s.n, s.ic, s.ih, s.iw}));
   conv2d_bwd_data(s, dy, w, dx);
   return info.Env().Undefined();
@@ -232,7 +242,7 @@ Napi::Value Conv2dBwdWeight(const Napi::CallbackInfo& info) {
   Conv2dShape s = conv_shape(a);
   const float* x = a.f32("x", a.prod({s.n, s.ic, s.ih, s.iw}));
   const float* dy = a.f32("dy", a.prod({s.n, s.oc, s.oh, s.ow}));
-  float* dw = a.f32("dweight", a.prod({s.oc, s.ic, s.kh, s.kw}));
+  float* dw = a.f32("dweight", a.prod({s.oc, s.ic / s.groups, s.kh, s.kw}));
   float* db = a.f32_opt("dbias", s.oc);
   conv2d_bwd_weight(s, x, dy, dw, db);
   return info.Env().Undefined();
@@ -341,7 +351,7 @@ Napi::Value ChannelStatsBwd(const Napi::CallbackInfo& info) {
 }
 
 // ---------- eltwise ----------
-UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, 6)); }
+UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, 7)); }
 
 Napi::Value UnaryFwd(const Napi::CallbackInfo& info) {
   Args a(info, "unaryFwd");

@@ -3,7 +3,9 @@
 // padded image, so no im2col is materialised. Backward data is the same kind of conv on dy (flipped weights; for
 // stride > 1 one sub-conv per phase of dx). Backward weight is a dot-product kernel over output positions, summed
 // over shape-fixed chunks of images whose partials are reduced in a fixed order. Other shapes (and builds without
-// AVX-512) pack im2col panels for the gemm microkernel or use gemm + col2im. No result depends on the thread count.
+// AVX-512) pack im2col panels for the gemm microkernel or use gemm + col2im. Grouped convolution runs these per group
+// on the group's channel slice of every image; depthwise (one input channel per group) has direct loops of its own.
+// No result depends on the thread count.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -558,14 +560,16 @@ void col2im(const Geom& g, const float* col, float* x) {
 
 Geom fwd_geom(const Conv2dShape& s) { return {s.ic, s.ih, s.iw, s.kh, s.kw, s.stride, s.pad, s.pad, s.oh, s.ow}; }
 
-}  // namespace
+// ---------- one group (the whole layer when groups == 1) ----------
+// s is the group's shape (its ic and oc, groups 1); the pointers start at the group's first channel and xs / ys are
+// the whole layer's image strides, so a group's channels are a strided slice of every image.
 
-void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  conv_images(fwd_geom(s), s.oc, w, bias, s.n, x, s.ic * s.ih * s.iw, y, s.oc * s.oh * s.ow);
+void fwd_group(const Conv2dShape& s, const float* x, int64_t xs, const float* w, const float* bias, float* y, int64_t ys) {
+  conv_images(fwd_geom(s), s.oc, w, bias, s.n, x, xs, y, ys);
 }
 
-void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  const int64_t xs = s.ic * s.ih * s.iw, ys = s.oc * s.oh * s.ow, khw = s.kh * s.kw;
+void bwd_data_group(const Conv2dShape& s, const float* dy, int64_t ys, const float* w, float* dx, int64_t xs) {
+  const int64_t khw = s.kh * s.kw;
   if (s.stride == 1) {
     // dx = conv(dy, W') with W'[ic, oc, ky, kx] = W[oc, ic, kh-1-ky, kw-1-kx] and padding k-1-pad.
     const Geom g = {s.oc, s.oh, s.ow, s.kh, s.kw, 1, s.kh - 1 - s.pad, s.kw - 1 - s.pad, s.ih, s.iw};
@@ -598,9 +602,9 @@ void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, floa
   });
 }
 
-void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+void bwd_weight_group(const Conv2dShape& s, const float* x, int64_t xs, const float* dy, int64_t ys, float* dw) {
   const Geom g = fwd_geom(s);
-  const int64_t k = g.k(), n = g.n(), xs = s.ic * s.ih * s.iw, ys = s.oc * n, wlen = s.oc * k;
+  const int64_t k = g.k(), n = g.n(), wlen = s.oc * k;
   bool direct = false;
 #if defined(__AVX512F__)
   direct = direct_ok(g);
@@ -651,6 +655,169 @@ void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, fl
       dw[e] = acc;
     }
   }, 4096);
+}
+
+// ---------- depthwise (ic / groups == 1): direct loops over one (image, channel) plane per task ----------
+// Output channel o reads input channel o / mult (mult = oc / ic, the channel multiplier). Each task copies its input
+// plane into a zero-padded scratch plane (or accumulates its input gradient there), so every tap is a full row of
+// ow outputs with no bounds checks (vectorised over the row). Every output element sums its taps in one fixed order
+// and every weight its terms in one fixed order, whatever the thread count.
+struct DwPad {
+  int64_t ph, pw;  // padded plane rows and columns
+  explicit DwPad(const Conv2dShape& s) : ph(s.ih + 2 * s.pad), pw(s.iw + 2 * s.pad) {}
+  int64_t size() const { return ph * pw; }
+};
+
+// dst (ph x pw) = the plane src (ih x iw) with a zero border of `pad`.
+void dw_pad_plane(const Conv2dShape& s, const DwPad& P, const float* src, float* dst) {
+  std::fill(dst, dst + s.pad * P.pw, 0.f);
+  for (int64_t h = 0; h < s.ih; ++h) {
+    float* d = dst + (h + s.pad) * P.pw;
+    std::fill(d, d + s.pad, 0.f);
+    std::memcpy(d + s.pad, src + h * s.iw, size_t(s.iw) * sizeof(float));
+    std::fill(d + s.pad + s.iw, d + P.pw, 0.f);
+  }
+  std::fill(dst + (s.ih + s.pad) * P.pw, dst + P.size(), 0.f);
+}
+
+void depthwise_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  const int64_t mult = s.oc / s.ic, khw = s.kh * s.kw, ihw = s.ih * s.iw, ohw = s.oh * s.ow, st = s.stride, ow = s.ow;
+  const DwPad P(s);
+  parallel_for(s.n * s.oc, [&](int64_t p0, int64_t p1) {
+    float* xp = thread_scratch(0, size_t(P.size()));
+    int64_t last = -1;  // the input plane now in xp (consecutive outputs of one input channel share it)
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / s.oc, o = p % s.oc, src = b * s.ic + o / mult;
+      if (src != last) dw_pad_plane(s, P, x + src * ihw, xp), last = src;
+      float* __restrict yc = y + p * ohw;
+      const float* wo = w + o * khw;
+      std::fill(yc, yc + ohw, bias ? bias[o] : 0.f);
+      for (int64_t oy = 0; oy < s.oh; ++oy) {
+        float* __restrict yr = yc + oy * ow;
+        for (int64_t ky = 0; ky < s.kh; ++ky) {
+          const float* __restrict xr = xp + (oy * st + ky) * P.pw;
+          for (int64_t kx = 0; kx < s.kw; ++kx) {
+            const float wv = wo[ky * s.kw + kx];
+            if (st == 1)
+              for (int64_t q = 0; q < ow; ++q) yr[q] += wv * xr[q + kx];
+            else
+              for (int64_t q = 0; q < ow; ++q) yr[q] += wv * xr[q * st + kx];
+          }
+        }
+      }
+    }
+  });
+}
+
+void depthwise_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t mult = s.oc / s.ic, khw = s.kh * s.kw, ihw = s.ih * s.iw, ohw = s.oh * s.ow, st = s.stride, ow = s.ow;
+  const DwPad P(s);
+  parallel_for(s.n * s.ic, [&](int64_t p0, int64_t p1) {
+    float* xp = thread_scratch(0, size_t(P.size()));
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / s.ic, i = p % s.ic;
+      std::fill(xp, xp + P.size(), 0.f);
+      for (int64_t j = 0; j < mult; ++j) {
+        const int64_t o = i * mult + j;
+        const float* __restrict dyc = dy + (b * s.oc + o) * ohw;
+        const float* wo = w + o * khw;
+        for (int64_t oy = 0; oy < s.oh; ++oy) {
+          const float* __restrict dyr = dyc + oy * ow;
+          for (int64_t ky = 0; ky < s.kh; ++ky) {
+            float* __restrict xr = xp + (oy * st + ky) * P.pw;
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              const float wv = wo[ky * s.kw + kx];
+              if (st == 1)
+                for (int64_t q = 0; q < ow; ++q) xr[q + kx] += wv * dyr[q];
+              else
+                for (int64_t q = 0; q < ow; ++q) xr[q * st + kx] += wv * dyr[q];
+            }
+          }
+        }
+      }
+      float* xc = dx + p * ihw;
+      for (int64_t h = 0; h < s.ih; ++h) std::memcpy(xc + h * s.iw, xp + (h + s.pad) * P.pw + s.pad, size_t(s.iw) * sizeof(float));
+    }
+  });
+}
+
+// dw[o, tap] = sum over images and output rows of a per-column partial acc[tap][q] (vectorised over q), then the
+// columns summed in order. One output channel per task.
+void depthwise_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const int64_t mult = s.oc / s.ic, khw = s.kh * s.kw, ihw = s.ih * s.iw, ohw = s.oh * s.ow, st = s.stride, ow = s.ow;
+  const DwPad P(s);
+  parallel_for(s.oc, [&](int64_t o0, int64_t o1) {
+    float* acc = thread_scratch(0, size_t(khw * ow));
+    float* xp = thread_scratch(1, size_t(P.size()));
+    for (int64_t o = o0; o < o1; ++o) {
+      std::fill(acc, acc + khw * ow, 0.f);
+      for (int64_t b = 0; b < s.n; ++b) {
+        dw_pad_plane(s, P, x + (b * s.ic + o / mult) * ihw, xp);
+        const float* __restrict dyc = dy + (b * s.oc + o) * ohw;
+        for (int64_t oy = 0; oy < s.oh; ++oy) {
+          const float* __restrict dyr = dyc + oy * ow;
+          for (int64_t ky = 0; ky < s.kh; ++ky) {
+            const float* __restrict xr = xp + (oy * st + ky) * P.pw;
+            for (int64_t kx = 0; kx < s.kw; ++kx) {
+              float* __restrict ar = acc + (ky * s.kw + kx) * ow;
+              if (st == 1)
+                for (int64_t q = 0; q < ow; ++q) ar[q] += dyr[q] * xr[q + kx];
+              else
+                for (int64_t q = 0; q < ow; ++q) ar[q] += dyr[q] * xr[q * st + kx];
+            }
+          }
+        }
+      }
+      for (int64_t t = 0; t < khw; ++t) {
+        float sum = 0.f;
+        for (int64_t q = 0; q < ow; ++q) sum += acc[t * ow + q];
+        dw[o * khw + t] = sum;
+      }
+    }
+  });
+}
+
+// The shape of one group: its channels, groups 1.
+Conv2dShape group_shape(const Conv2dShape& s) {
+  Conv2dShape g = s;
+  g.ic = s.ic / s.groups;
+  g.oc = s.oc / s.groups;
+  g.groups = 1;
+  return g;
+}
+
+}  // namespace
+
+void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  const int64_t xs = s.ic * s.ih * s.iw, ys = s.oc * s.oh * s.ow;
+  if (s.groups == 1) return fwd_group(s, x, xs, w, bias, y, ys);
+  if (s.groups == s.ic) return depthwise_fwd(s, x, w, bias, y);
+  const Conv2dShape g = group_shape(s);
+  for (int64_t gi = 0; gi < s.groups; ++gi)
+    fwd_group(g, x + gi * g.ic * s.ih * s.iw, xs, w + gi * g.oc * g.ic * s.kh * s.kw, bias ? bias + gi * g.oc : nullptr,
+              y + gi * g.oc * s.oh * s.ow, ys);
+}
+
+void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const int64_t xs = s.ic * s.ih * s.iw, ys = s.oc * s.oh * s.ow;
+  if (s.groups == 1) return bwd_data_group(s, dy, ys, w, dx, xs);
+  if (s.groups == s.ic) return depthwise_bwd_data(s, dy, w, dx);
+  const Conv2dShape g = group_shape(s);
+  for (int64_t gi = 0; gi < s.groups; ++gi)
+    bwd_data_group(g, dy + gi * g.oc * s.oh * s.ow, ys, w + gi * g.oc * g.ic * s.kh * s.kw, dx + gi * g.ic * s.ih * s.iw, xs);
+}
+
+void conv2d_bwd_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
+  const int64_t xs = s.ic * s.ih * s.iw, ys = s.oc * s.oh * s.ow, n = s.oh * s.ow;
+  if (s.groups == 1) {
+    bwd_weight_group(s, x, xs, dy, ys, dw);
+  } else if (s.groups == s.ic) {
+    depthwise_bwd_weight(s, x, dy, dw);
+  } else {
+    const Conv2dShape g = group_shape(s);
+    for (int64_t gi = 0; gi < s.groups; ++gi)
+      bwd_weight_group(g, x + gi * g.ic * s.ih * s.iw, xs, dy + gi * g.oc * n, ys, dw + gi * g.oc * g.ic * s.kh * s.kw);
+  }
   if (dbias) {
     for (int64_t o = 0; o < s.oc; ++o) {
       double acc = 0;

@@ -132,6 +132,8 @@ void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, f
     case UnaryOp::log: return map1(len, x, y, [](float v) { return std::log(v); });
     case UnaryOp::affine: return map1(len, x, y, [=](float v) { return alpha * v + beta; });
     case UnaryOp::sqrt: return map1(len, x, y, [](float v) { return std::sqrt(v); });
+    case UnaryOp::hardtanh:  // NaN passes, as torch
+      return map1(len, x, y, [=](float v) { return v < alpha ? alpha : (v > beta ? beta : v); });
   }
 }
 
@@ -147,6 +149,8 @@ void unary_bwd(UnaryOp op, int64_t len, const float* x, const float* y, const fl
       if (dx == dy) return map2(len, dy, dx, dx, [=](float, float g) { return g * alpha; });
       return map1(len, dy, dx, [=](float g) { return g * alpha; });
     case UnaryOp::sqrt: return map2(len, y, dy, dx, [](float t, float g) { return g / (2.f * t); });
+    case UnaryOp::hardtanh:
+      return map2(len, x, dy, dx, [=](float v, float g) { return v > alpha && v < beta ? g : 0.f; });
   }
 }
 

@@ -18,9 +18,12 @@ struct GemmParams {
 void gemm(const GemmParams& p);
 
 // ---------- conv2d.cc ----------
-// Square stride and padding, no dilation, no groups. oh = (ih + 2 pad - kh) / stride + 1, same for ow.
+// Square stride and padding, no dilation. oh = (ih + 2 pad - kh) / stride + 1, same for ow.
+// groups (default 1) divides ic and oc: output channel o sees input channels [g*ic/groups, (g+1)*ic/groups) of its
+// group g = o / (oc/groups), and the weight is [oc, ic/groups, kh, kw]. Depthwise: groups == ic (oc/groups = multiplier).
 struct Conv2dShape {
   int64_t n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow;
+  int64_t groups = 1;
 };
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);  // dx overwritten
@@ -63,6 +66,7 @@ enum class UnaryOp : int32_t {
   log = 4,
   affine = 5,  // y = alpha * x + beta
   sqrt = 6,
+  hardtanh = 7,  // y = min(max(x, alpha), beta); dy/dx = 1 for alpha < x < beta, else 0 (relu6: alpha 0, beta 6)
 };
 void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, float beta);
 // dx = dy * f'(x); x or y is used, whichever the derivative needs (both are given).

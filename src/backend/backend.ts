@@ -5,10 +5,15 @@
  */
 export type Buf = Float32Array | Float64Array;
 
+/**
+ * groups (default 1) divides ic and oc; the weight is [oc, ic/groups, kh, kw] and output channel o reads the input
+ * channels of its group o / (oc/groups). Depthwise: groups = ic.
+ */
 export interface Conv2dShape {
   n: number; ic: number; ih: number; iw: number;
   oc: number; kh: number; kw: number;
   stride: number; pad: number; oh: number; ow: number;
+  groups?: number;
 }
 export interface BatchNormShape { n: number; c: number; hw: number }
 export interface Pool2dShape { n: number; c: number; ih: number; iw: number; k: number; stride: number; oh: number; ow: number }
@@ -18,7 +23,8 @@ export type Quad = [number, number, number, number];
 export type Mask4 = [boolean, boolean, boolean, boolean];
 
 /** Codes shared with native/kernels.h. */
-export const UNARY = { relu: 0, leakyRelu: 1, tanh: 2, exp: 3, log: 4, affine: 5, sqrt: 6 } as const;
+/** hardtanh: y = min(max(x, alpha), beta), dy/dx = 1 strictly inside (alpha, beta), else 0 (relu6 = hardtanh(0, 6)). */
+export const UNARY = { relu: 0, leakyRelu: 1, tanh: 2, exp: 3, log: 4, affine: 5, sqrt: 6, hardtanh: 7 } as const;
 export type UnaryName = keyof typeof UNARY;
 export const BINARY = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 export type BinaryName = keyof typeof BINARY;
@@ -62,7 +68,7 @@ export interface Backend {
   /** dx = dstats[0][c] / m + dstats[1][c] * 2 (x - mean[c]) / m, m = n hw. */
   channelStatsBwd(p: BatchNormShape & { x: Buf; stats: Buf; dstats: Buf; dx: Buf }): void;
 
-  /** y = f(x); `alpha` is leakyRelu's slope or affine's scale, `beta` affine's shift. */
+  /** y = f(x); `alpha` is leakyRelu's slope, affine's scale or hardtanh's min, `beta` affine's shift or hardtanh's max. */
   unaryFwd(p: { op: number; len: number; x: Buf; y: Buf; alpha: number; beta: number }): void;
   /** dx = dy * f'(x) (y = f(x) is given too, for ops whose derivative is cheaper from it). */
   /** dx may be dy (in place). */

@@ -60,13 +60,13 @@ export class OnnxGraph extends Module {
 export class FixedConv2d extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;
-  constructor(weight: Tensor, bias: Tensor | null, readonly stride: number, readonly padding: number) {
+  constructor(weight: Tensor, bias: Tensor | null, readonly stride: number, readonly padding: number, readonly groups = 1) {
     super();
     this.weight = this.buffer('weight', weight);
     this.bias = bias ? this.buffer('bias', bias) : null;
   }
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
   }
   /** Whether every weight is 0 or 1 (a channel selection: exact under every weight rule, see quantizeModel). */
   isSelection(): boolean {

@@ -10,7 +10,7 @@ import {
   attrFloat, attrInt, attrInts, attrNames, attrString, attrTensor, DataType, int64, intsFromProto, readModel, tensorFromProto,
   type ModelProto, type NodeProto, type TensorProto,
 } from '../io/onnx-proto.js';
-import { BatchNorm2d, Conv2d, LeakyReLU, Linear, ReLU } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Hardtanh, LeakyReLU, Linear, ReLU } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -42,11 +42,12 @@ const rng = () => new Rng(0); // layers are overwritten from the graph; a local 
 /** The module name for a layer: the PyTorch stem of its weight initializer (`conv1` of `conv1.weight`), else the node. */
 const layerName = (c: Ctx) => (c.inputs[1]?.endsWith('.weight') ? c.inputs[1].slice(0, -'.weight'.length) : c.name);
 
-function convGeometry(c: Ctx, w: Tensor): { stride: number; padding: number } {
-  const [, , kh, kw] = w.shape as [number, number, number, number];
-  if (w.ndim !== 4) fail(c, `expected a 4-D weight [OC,IC,KH,KW], got [${w.shape}]`);
+function convGeometry(c: Ctx, w: Tensor): { stride: number; padding: number; groups: number } {
+  const [oc, , kh, kw] = w.shape as [number, number, number, number];
+  if (w.ndim !== 4) fail(c, `expected a 4-D weight [OC,IC/group,KH,KW], got [${w.shape}]`);
   if (kh !== kw) fail(c, `only square kernels are supported, got ${kh}x${kw}`);
-  if (attrInt(c.node, 'group', 1) !== 1) fail(c, `group=${attrInt(c.node, 'group', 1)} (grouped/depthwise convolution) is not supported`);
+  const groups = attrInt(c.node, 'group', 1);
+  if (!(groups >= 1) || oc % groups !== 0) fail(c, `group=${groups} must be a positive divisor of the ${oc} output channels`);
   const dil = attrInts(c.node, 'dilations') ?? [1, 1];
   if (dil.some((d) => d !== 1)) fail(c, `dilations [${dil}] are not supported (only 1)`);
   const strides = attrInts(c.node, 'strides') ?? [1, 1];
@@ -55,7 +56,26 @@ function convGeometry(c: Ctx, w: Tensor): { stride: number; padding: number } {
   if (pads.some((p) => p !== pads[0])) fail(c, `only equal padding on all sides is supported, got pads [${pads}]`);
   const autoPad = attrString(c.node, 'auto_pad', 'NOTSET');
   if (autoPad !== 'NOTSET') fail(c, `auto_pad=${autoPad} is not supported; export with explicit pads`);
-  return { stride: strides[0]!, padding: pads[0]! };
+  return { stride: strides[0]!, padding: pads[0]!, groups };
+}
+
+/** Clip's bounds: inputs 1 and 2 (opset >= 11, each optional, a constant scalar) or attributes min/max (opset 6). */
+function clipBounds(c: Ctx): [number, number] {
+  const names = attrNames(c.node);
+  if (names.includes('min') || names.includes('max')) {
+    return [attrFloat(c.node, 'min', -Infinity), attrFloat(c.node, 'max', Infinity)];
+  }
+  const bound = (i: number, what: string, def: number) => {
+    const v = c.inputs[i];
+    if (!v) return def;
+    const t = c.constant(v) ?? fail(c, `${what} '${v}' must be an initializer or a Constant (computed bounds are not supported)`);
+    if (t.size !== 1) fail(c, `${what} '${v}' must be a scalar, got [${t.shape}]`);
+    return t.data[0]!;
+  };
+  const lo = bound(1, 'min', -Infinity);
+  const hi = bound(2, 'max', Infinity);
+  if (lo > hi) fail(c, `min ${lo} exceeds max ${hi}`);
+  return [lo, hi];
 }
 
 function poolWindow(c: Ctx): { k: number; stride: number; pad: number } {
@@ -80,18 +100,18 @@ export const ONNX_OPS: Record<string, (c: Ctx) => Built> = {
     const [x, wName, bName] = c.inputs;
     const trained = c.param(wName);
     if (trained) {
-      const { stride, padding } = convGeometry(c, trained);
-      const [oc, ic, k] = trained.shape as [number, number, number];
+      const { stride, padding, groups } = convGeometry(c, trained);
+      const [oc, icg, k] = trained.shape as [number, number, number];
       const bias = bName ? (c.param(bName) ?? fail(c, `bias '${bName}' must be an initializer`)) : null;
-      const conv = new Conv2d(ic, oc, k, { stride, padding, bias: bias !== null, rng: rng() });
+      const conv = new Conv2d(icg * groups, oc, k, { stride, padding, groups, bias: bias !== null, rng: rng() });
       conv.weight.data.set(trained.data);
       if (bias) conv.bias!.data.set(bias.data);
       return { inputs: [x!], child: [layerName(c), conv] };
     }
     const fixed = c.constant(wName) ?? fail(c, `weight '${wName}' must be an initializer or a Constant`);
-    const { stride, padding } = convGeometry(c, fixed);
+    const { stride, padding, groups } = convGeometry(c, fixed);
     const bias = bName ? (c.constant(bName) ?? fail(c, `bias '${bName}' of a constant-weight conv must be a Constant`)) : null;
-    return { inputs: [x!], child: [c.name, new FixedConv2d(fixed, bias, stride, padding)] };
+    return { inputs: [x!], child: [c.name, new FixedConv2d(fixed, bias, stride, padding, groups)] };
   },
   BatchNormalization(c) {
     if (attrInt(c.node, 'training_mode', 0) !== 0) fail(c, 'training_mode=1 is not supported (export the model in eval mode)');
@@ -106,6 +126,10 @@ export const ONNX_OPS: Record<string, (c: Ctx) => Built> = {
   },
   Relu: (c) => ({ inputs: [c.inputs[0]!], child: [c.name, new ReLU()] }),
   LeakyRelu: (c) => ({ inputs: [c.inputs[0]!], child: [c.name, new LeakyReLU(attrFloat(c.node, 'alpha', 0.01))] }),
+  Clip(c) {
+    const [lo, hi] = clipBounds(c);
+    return { inputs: [c.inputs[0]!], child: [c.name, new Hardtanh(lo, hi)] };
+  },
   Gemm(c) {
     if (attrInt(c.node, 'transA', 0) !== 0) fail(c, 'transA=1 is not supported');
     const b = c.param(c.inputs[1]) ?? fail(c, `B '${c.inputs[1]}' must be an initializer (a dense layer's weight)`);
@@ -190,6 +214,8 @@ export const ONNX_OPS: Record<string, (c: Ctx) => Built> = {
     };
   },
   Identity: (c) => ({ inputs: [c.inputs[0]!], fn: ([x]) => x! }),
+  /** Inference: the identity (the model is imported in eval mode); the optional mask output is not supported. */
+  Dropout: (c) => ({ inputs: [c.inputs[0]!], fn: ([x]) => x! }),
 };
 
 function transpose(t: Tensor): Tensor {

@@ -9,6 +9,8 @@ import { Module } from './module.js';
 export interface Conv2dOptions {
   stride?: number;
   padding?: number;
+  /** Channel groups (default 1; inChannels for depthwise): the weight is [out, in/groups, k, k]. */
+  groups?: number;
   bias?: boolean;
   rng?: Rng;
 }
@@ -18,22 +20,27 @@ export class Conv2d extends Module {
   readonly bias: Tensor | null;
   readonly stride: number;
   readonly padding: number;
+  readonly groups: number;
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: Conv2dOptions = {}) {
     super();
     for (const [k, v] of Object.entries({ inChannels, outChannels, kernelSize })) {
       check(Number.isInteger(v) && v >= 1, () => `Conv2d: ${k} must be a positive integer, got ${v}`);
     }
+    const groups = opts.groups ?? 1;
+    check(Number.isInteger(groups) && groups >= 1 && inChannels % groups === 0 && outChannels % groups === 0,
+      () => `Conv2d: groups must be a positive integer dividing inChannels (${inChannels}) and outChannels (${outChannels}), got ${groups}`);
     const rng = opts.rng ?? defaultRng();
-    const fanIn = inChannels * kernelSize * kernelSize;
+    const fanIn = (inChannels / groups) * kernelSize * kernelSize;
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
-    this.weight = this.param('weight', uniformFanIn([outChannels, inChannels, kernelSize, kernelSize], fanIn, rng));
+    this.groups = groups;
+    this.weight = this.param('weight', uniformFanIn([outChannels, inChannels / groups, kernelSize, kernelSize], fanIn, rng));
     this.bias = opts.bias ?? true ? this.param('bias', uniformFanIn([outChannels], fanIn, rng)) : null;
   }
 
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+    return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
   }
 }
 
@@ -113,6 +120,22 @@ export class Embedding extends Module {
 export class ReLU extends Module {
   forward(x: Tensor): Tensor {
     return F.relu(x);
+  }
+}
+
+/** min(max(x, minVal), maxVal), torch.nn.Hardtanh; ReLU6 is Hardtanh(0, 6) (ONNX Clip). */
+export class Hardtanh extends Module {
+  constructor(readonly minVal = -1, readonly maxVal = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return F.hardtanh(x, this.minVal, this.maxVal);
+  }
+}
+
+export class ReLU6 extends Hardtanh {
+  constructor() {
+    super(0, 6);
   }
 }
 

@@ -13,6 +13,7 @@ export class QuantConv2d extends Module {
   readonly bias: Tensor | null;
   readonly stride: number;
   readonly padding: number;
+  readonly groups: number;
   readonly inChannels: number;
   readonly outChannels: number;
   readonly kernelSize: number;
@@ -24,6 +25,7 @@ export class QuantConv2d extends Module {
     this.bias = conv.bias ? this.param('bias', conv.bias) : null;
     this.stride = conv.stride;
     this.padding = conv.padding;
+    this.groups = conv.groups;
     this.inChannels = conv.inChannels;
     this.outChannels = conv.outChannels;
     this.kernelSize = conv.kernelSize;
@@ -31,7 +33,7 @@ export class QuantConv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return F.conv2d(x, this.wq.forward(this.weight), this.bias, { stride: this.stride, padding: this.padding });
+    return F.conv2d(x, this.wq.forward(this.weight), this.bias, { stride: this.stride, padding: this.padding, groups: this.groups });
   }
 }
 

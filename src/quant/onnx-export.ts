@@ -85,10 +85,11 @@ const reduceAxes = (e: EmitCtx) => {
 /** Primitive op -> ONNX nodes. */
 const EMIT: Record<string, (e: EmitCtx) => string> = {
   conv2d(e) {
-    const { stride, padding } = e.attrs as { stride: number; padding: number };
+    const { stride, padding, groups } = e.attrs as { stride: number; padding: number; groups: number };
     const w = e.inputs[1]!;
     return e.node('Conv', [e.in(0), e.in(1), ...(e.inputs[2] ? [e.in(2)] : [])], {
       kernel_shape: [w.shape[2]!, w.shape[3]!], strides: [stride, stride], pads: [padding, padding, padding, padding],
+      ...(groups !== 1 ? { group: groups } : {}),
     }, true);
   },
   linear: (e) => e.node('Gemm', [e.in(0), e.in(1), ...(e.inputs[2] ? [e.in(2)] : [])], { transB: 1 }, true),
@@ -97,6 +98,10 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
   add_relu: (e) => e.node('Relu', [e.node('Add', [e.in(0), e.in(1)])], {}, true),
   leakyRelu: (e) => e.node('LeakyRelu', [e.in(0)], { alpha: { float: (e.attrs as { alpha: number }).alpha } }, true),
   tanh: unary('Tanh'),
+  hardtanh(e) {
+    const { alpha, beta } = e.attrs as { alpha: number; beta: number }; // min, max
+    return e.node('Clip', [e.in(0), e.float(alpha), e.float(beta)], {}, true);
+  },
   add: binary('Add'),
   sub: binary('Sub'),
   mul: binary('Mul'),

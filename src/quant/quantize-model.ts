@@ -1,11 +1,12 @@
 /**
  * quantizeModel(teacher, policy): a deep copy of the teacher with modules swapped through a mapping table
- * (torch.ao style): Conv2d -> QuantConv2d, Linear -> QuantLinear, ReLU -> Sequential(ReLU, act quantizer).
+ * (torch.ao style): Conv2d (grouped and depthwise too) -> QuantConv2d, Linear -> QuantLinear, ReLU and a non-negative
+ * Hardtanh (ReLU6, ONNX Clip(0, 6)) -> Sequential(activation, act quantizer).
  * BatchNorm stays FP and unfolded; the input and the logits are not quantized. The teacher is never touched.
  */
 import { GranqError } from '../errors.js';
 import { FixedConv2d } from '../models/onnx-graph.js';
-import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { BatchNorm2d, Conv2d, Hardtanh, Linear, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ChannelLoopActQuantizer } from './act/channel-loop.js';
 import { ChannelStaticActQuantizer } from './act/channel-static.js';
@@ -85,6 +86,15 @@ const MAPPING: Swap[] = [
     matches: (m) => m instanceof ReLU,
     swap(m, path, p, rows) {
       rows.push({ path, kind: 'act', quant: `${p.act} A${p.abits}`, notes: 'after ReLU' });
+      return new Sequential(m, ACT_QUANTIZERS[p.act](p.abits, p));
+    },
+  },
+  {
+    // Post-activation like ReLU's output: a clip whose lower bound is >= 0 (ReLU6 = Hardtanh(0, 6)).
+    matches: (m) => m instanceof Hardtanh && m.minVal >= 0,
+    swap(m, path, p, rows) {
+      const h = m as Hardtanh;
+      rows.push({ path, kind: 'act', quant: `${p.act} A${p.abits}`, notes: `after clip [${h.minVal}, ${h.maxVal}]` });
       return new Sequential(m, ACT_QUANTIZERS[p.act](p.abits, p));
     },
   },

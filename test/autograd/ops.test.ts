@@ -20,6 +20,16 @@ function randn(shape: Shape, gap = 0): Tensor {
   if (gap > 0) for (let i = 0; i < t.size; i++) t.data[i] = Math.sign(t.data[i]! || 1) * (gap + Math.abs(t.data[i]!));
   return t;
 }
+/** Normal values times `scale`, moved at least `gap` away from each kink in `kinks` (hardtanh's bounds). */
+function awayFrom(shape: Shape, kinks: number[], scale = 1, gap = 0.05): Tensor {
+  const t = Tensor.randn(shape, new Rng(seed++));
+  for (let i = 0; i < t.size; i++) {
+    let v = t.data[i]! * scale;
+    for (const k of kinks) if (Math.abs(v - k) < gap) v = k + (v >= k ? gap : -gap);
+    t.data[i] = v;
+  }
+  return t;
+}
 function positive(shape: Shape): Tensor {
   return Tensor.uniform(shape, new Rng(seed++), 0.5, 2);
 }
@@ -44,6 +54,8 @@ const CASES: Case[] = [
   { op: 'exp', name: 'exp', f: (x) => F.exp(x), inputs: [randn([7, 3])] },
   { op: 'log', name: 'log', f: (x) => F.log(x), inputs: [positive([17])] },
   { op: 'sqrt', name: 'sqrt', f: (x) => F.sqrt(x), inputs: [positive([9])] },
+  { op: 'hardtanh', name: 'hardtanh [-0.5, 0.75]', f: (x) => F.hardtanh(x, -0.5, 0.75), inputs: [awayFrom([3, 17], [-0.5, 0.75])] },
+  { op: 'hardtanh', name: 'relu6 [2,3,4,5]', f: (x) => F.relu6(x), inputs: [awayFrom([2, 3, 4, 5], [0, 6], 4)] },
   { op: 'affine', name: 'affine 1.5x-0.25', f: (x) => F.affine(x, 1.5, -0.25), inputs: [randn([4, 4])] },
   { op: 'add', name: 'add same shape', f: (a, b) => F.add(a, b), inputs: [randn([2, 3, 4, 5]), randn([2, 3, 4, 5])] },
   { op: 'add_relu', name: 'relu(a + b)', f: (a, b) => F.addRelu(a, b), inputs: [randn([2, 3, 4, 5]), randn([2, 3, 4, 5])] },
@@ -64,6 +76,9 @@ const CASES: Case[] = [
   { op: 'conv2d', name: 'conv2d 3x3 s1 p1 bias', f: (x, w, b) => F.conv2d(x, w, b, { stride: 1, padding: 1 }), inputs: [randn([2, 3, 7, 7]), randn([4, 3, 3, 3]), randn([4])], atol: 1e-4 },
   { op: 'conv2d', name: 'conv2d 3x3 s2 p1', f: (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1 }), inputs: [randn([2, 5, 9, 9]), randn([3, 5, 3, 3])], atol: 1e-4 },
   { op: 'conv2d', name: 'conv2d 1x1 s2 p0', f: (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 0 }), inputs: [randn([1, 4, 6, 6]), randn([7, 4, 1, 1])], atol: 1e-4 },
+  { op: 'conv2d', name: 'conv2d depthwise 3x3 s1 p1 bias', f: (x, w, b) => F.conv2d(x, w, b, { stride: 1, padding: 1, groups: 4 }), inputs: [randn([2, 4, 6, 6]), randn([4, 1, 3, 3]), randn([4])], atol: 1e-4 },
+  { op: 'conv2d', name: 'conv2d depthwise multiplier 2, 3x3 s2 p1', f: (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1, groups: 3 }), inputs: [randn([2, 3, 7, 7]), randn([6, 1, 3, 3])], atol: 1e-4 },
+  { op: 'conv2d', name: 'conv2d 2 groups 3x3 s1 p1 bias', f: (x, w, b) => F.conv2d(x, w, b, { stride: 1, padding: 1, groups: 2 }), inputs: [randn([2, 4, 5, 5]), randn([6, 2, 3, 3]), randn([6])], atol: 1e-4 },
   { op: 'linear', name: 'linear with bias', f: (x, w, b) => F.linear(x, w, b), inputs: [randn([5, 7]), randn([3, 7]), randn([3])], atol: 1e-4 },
   { op: 'matmul', name: 'matmul', f: (a, b) => F.matmul(a, b), inputs: [randn([4, 6]), randn([6, 5])], atol: 1e-4 },
   {

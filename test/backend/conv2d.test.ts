@@ -1,6 +1,6 @@
 /**
- * conv2d: native vs the scalar reference (forward, backward data, backward weight) over a case table and seeded random
- * shapes; thread-count determinism; float64 adjoint identities on the reference; bad input.
+ * conv2d: native vs the scalar reference (forward, backward data, backward weight) over a case table (dense, grouped and
+ * depthwise) and seeded random shapes; thread-count determinism; float64 adjoint identities on the reference; bad input.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,13 +13,14 @@ import { assertBitEqual, assertClose } from '../kit/compare.js';
 import { randomFloats, toF64 } from '../kit/random.js';
 import { withThreads } from '../kit/threads.js';
 
-type Case = [n: number, ic: number, ih: number, iw: number, oc: number, kh: number, kw: number, stride: number, pad: number, bias: boolean];
+type Case = [n: number, ic: number, ih: number, iw: number, oc: number, kh: number, kw: number, stride: number, pad: number, bias: boolean, groups?: number];
 
-function shape([n, ic, ih, iw, oc, kh, kw, stride, pad]: Case): Conv2dShape {
+function shape([n, ic, ih, iw, oc, kh, kw, stride, pad, , groups]: Case): Conv2dShape {
   const oh = Math.floor((ih + 2 * pad - kh) / stride) + 1;
   const ow = Math.floor((iw + 2 * pad - kw) / stride) + 1;
-  return { n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow };
+  return groups === undefined ? { n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow } : { n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow, groups };
 }
+const weightLen = (s: Conv2dShape) => s.oc * (s.ic / (s.groups ?? 1)) * s.kh * s.kw;
 
 // n ic ih iw oc kh kw stride pad bias
 const CASES: Case[] = [
@@ -52,6 +53,26 @@ const CASES: Case[] = [
   [2, 6, 9, 48, 7, 5, 3, 1, 2, false],
 ];
 
+// Grouped convolution: depthwise (groups = ic; channel multiplier oc/ic of 1, 2 or 3) and general groups, whose
+// per-group convs take the packed, direct and strided-backward paths.
+const GROUP_CASES: Case[] = [
+  [2, 8, 9, 9, 8, 3, 3, 1, 1, true, 8], // depthwise, multiplier 1, stride 1
+  [2, 8, 9, 9, 16, 3, 3, 2, 1, false, 8], // depthwise, multiplier 2, stride 2
+  [3, 6, 16, 16, 6, 3, 3, 1, 1, true, 6],
+  [2, 5, 15, 15, 10, 3, 3, 2, 1, true, 5], // stride 2, odd width
+  [2, 4, 16, 16, 8, 3, 3, 2, 1, false, 4], // stride 2, even width (MobileNetV2's downsampling block)
+  [1, 4, 7, 7, 12, 5, 5, 1, 2, false, 4], // 5x5 pad 2, multiplier 3
+  [2, 3, 8, 9, 3, 3, 3, 1, 0, true, 3], // pad 0
+  [2, 4, 6, 6, 4, 1, 1, 1, 0, false, 4], // 1x1 depthwise
+  [2, 4, 9, 9, 8, 3, 3, 3, 1, true, 4], // stride 3
+  [1, 1, 5, 5, 2, 3, 3, 1, 1, true, 1], // one input channel: groups 1 is also depthwise
+  [2, 8, 9, 9, 12, 3, 3, 1, 1, true, 2], // 2 groups, packed path
+  [2, 12, 16, 16, 8, 3, 3, 2, 1, false, 4], // 4 groups, ow 8: direct path, strided backward
+  [2, 6, 16, 16, 6, 3, 3, 1, 1, true, 3], // 3 groups of 2 channels, ow 16
+  [3, 8, 7, 7, 4, 1, 1, 2, 0, false, 2], // 1x1 stride 2, 2 groups
+  [2, 9, 11, 11, 6, 3, 3, 2, 1, true, 3],
+];
+
 /** float32 products summed over ic kh kw (and the batch and pixels for the weight gradient). */
 const tol = (terms: number) => ({ atol: 1e-4 * Math.max(1, terms / 64), rtol: 1e-4 });
 
@@ -60,7 +81,7 @@ interface Outs { y: Float32Array; dx: Float32Array; dw: Float32Array; db: Float3
 function runAll(backend: typeof nativeBackend, c: Case, seed: number): Outs {
   const s = shape(c);
   const x = randomFloats(s.n * s.ic * s.ih * s.iw, seed);
-  const weight = randomFloats(s.oc * s.ic * s.kh * s.kw, seed + 1);
+  const weight = randomFloats(weightLen(s), seed + 1);
   const bias = c[9] ? randomFloats(s.oc, seed + 2) : null;
   const dy = randomFloats(s.n * s.oc * s.oh * s.ow, seed + 3);
   const y = new Float32Array(dy.length).fill(7); // outputs are overwritten, never accumulated
@@ -77,15 +98,45 @@ function compare(c: Case, seed: number, what: string): void {
   const s = shape(c);
   const got = runAll(nativeBackend, c, seed);
   const want = runAll(refBackend, c, seed);
-  const kTerms = s.ic * s.kh * s.kw;
+  const g = s.groups ?? 1;
+  const kTerms = (s.ic / g) * s.kh * s.kw;
   assertClose(got.y, want.y, tol(kTerms), `${what} fwd`);
-  assertClose(got.dx, want.dx, tol(s.oc * s.kh * s.kw), `${what} bwd_data`);
+  assertClose(got.dx, want.dx, tol((s.oc / g) * s.kh * s.kw), `${what} bwd_data`);
   assertClose(got.dw, want.dw, tol(s.n * s.oh * s.ow), `${what} bwd_weight`);
   if (want.db) assertClose(got.db!, want.db, tol(s.n * s.oh * s.ow), `${what} dbias`);
 }
 
 test('conv2d native matches ref: case table', () => {
   for (const c of CASES) compare(c, 21, `case [${c.join(',')}]`);
+});
+
+test('conv2d native matches ref: grouped and depthwise case table', () => {
+  for (const c of GROUP_CASES) compare(c, 23, `case [${c.join(',')}]`);
+});
+
+test('conv2d groups = 1 given explicitly is bit-identical to groups left out', () => {
+  for (const c of CASES.slice(0, 8)) {
+    const without = runAll(nativeBackend, c, 5);
+    const one = c.slice() as Case;
+    one[10] = 1;
+    const withOne = runAll(nativeBackend, one, 5);
+    for (const k of ['y', 'dx', 'dw', 'db'] as const) if (without[k]) assertBitEqual(withOne[k]!, without[k], `${k} [${c.join(',')}]`);
+  }
+});
+
+test('conv2d native matches ref: seeded random grouped shapes', () => {
+  for (let seed = 300; seed < 308; seed++) {
+    const r = new Rng(seed);
+    const pick = (k: number) => r.uint32() % k;
+    const groups = 1 + pick(6);
+    const depthwise = pick(2) === 1;
+    const ic = groups * (depthwise ? 1 : 1 + pick(4));
+    const oc = groups * (1 + pick(3));
+    const kh = [1, 3, 5][pick(3)]!;
+    const pad = pick(kh);
+    const c: Case = [1 + pick(4), ic, kh + pick(12), kh + pick(20), oc, kh, kh, 1 + pick(3), pad, pick(2) === 1, groups];
+    compare(c, seed, `seed ${seed}: case [${c.join(',')}]`);
+  }
 });
 
 test('conv2d native matches ref: seeded random shapes', () => {
@@ -104,7 +155,9 @@ test('conv2d is bit-identical with 1, 3 and 4 threads', () => {
   // The first two take the packed-im2col path; the last three the direct path (output width 16 or 8), whose weight
   // gradient splits output channels across threads when its image chunks do not divide among them.
   const cases: Case[] = [[9, 16, 12, 12, 24, 3, 3, 1, 1, true], [11, 8, 13, 13, 16, 3, 3, 2, 1, true],
-    [3, 8, 16, 16, 24, 3, 3, 1, 1, true], [5, 4, 8, 8, 10, 3, 3, 1, 1, false], [7, 6, 32, 32, 13, 3, 3, 2, 1, true]];
+    [3, 8, 16, 16, 24, 3, 3, 1, 1, true], [5, 4, 8, 8, 10, 3, 3, 1, 1, false], [7, 6, 32, 32, 13, 3, 3, 2, 1, true],
+    // depthwise (multiplier 1 and 2, strides 1 and 2) and grouped
+    [9, 12, 16, 16, 12, 3, 3, 1, 1, true, 12], [7, 6, 15, 15, 12, 3, 3, 2, 1, false, 6], [5, 8, 16, 16, 8, 3, 3, 2, 1, true, 2]];
   for (const c of cases) {
     const one = withThreads(1, () => runAll(nativeBackend, c, 3));
     for (const t of [3, 4]) {
@@ -121,10 +174,10 @@ function dot(a: Buf, b: Buf): number {
 }
 
 test('conv2d ref backward kernels are the adjoints of the forward (float64)', () => {
-  for (const c of CASES) {
+  for (const c of [...CASES, ...GROUP_CASES]) {
     const s = shape(c);
     const x = toF64(randomFloats(s.n * s.ic * s.ih * s.iw, 31));
-    const weight = toF64(randomFloats(s.oc * s.ic * s.kh * s.kw, 32));
+    const weight = toF64(randomFloats(weightLen(s), 32));
     const dy = toF64(randomFloats(s.n * s.oc * s.oh * s.ow, 33));
     const y = new Float64Array(dy.length);
     const dx = new Float64Array(x.length);
@@ -154,4 +207,23 @@ test('conv2d rejects bad input with GranqError', () => {
   assert.throws(() => nativeBackend.conv2dBwdWeight({ ...s, x, dy: y, dweight: new Float32Array(weight.length + 1), dbias: null }), GranqError);
   assert.throws(() => nativeBackend.conv2dFwd({ ...s, pad: 3, oh: 9, ow: 9, x, weight, bias: null, y: new Float32Array(2 * 4 * 81) }), GranqError);
   nativeBackend.conv2dFwd({ ...s, x, weight, bias: null, y }); // still works afterwards
+});
+
+test('conv2d rejects bad groups with one clear GranqError', () => {
+  const s = shape([2, 4, 5, 5, 6, 3, 3, 1, 1, false]);
+  const x = new Float32Array(2 * 4 * 25), y = new Float32Array(2 * 6 * 25);
+  const w2 = new Float32Array(6 * 2 * 9); // groups 2: [6, 2, 3, 3]
+  nativeBackend.conv2dFwd({ ...s, groups: 2, x, weight: w2, bias: null, y });
+  const bad = (groups: unknown, weight: Float32Array, re: RegExp) =>
+    assert.throws(() => nativeBackend.conv2dFwd({ ...s, groups: groups as number, x, weight, bias: null, y }),
+      (e: unknown) => e instanceof GranqError && re.test(e.message), `groups ${String(groups)}`);
+  bad(0, w2, /groups: expected an integer in \[1, /);
+  bad(1.5, w2, /groups: expected an integer/);
+  bad('2', w2, /groups: expected an integer, got a string/);
+  bad(3, new Float32Array(6 * 4 * 9 / 3), /groups: expected a divisor of ic \(4\) and oc \(6\), got 3/);
+  bad(4, new Float32Array(6 * 9), /groups: expected a divisor of ic \(4\) and oc \(6\), got 4/);
+  bad(2, new Float32Array(6 * 4 * 9), /weight: expected a Float32Array of 108 elements, got 216 elements/);
+  assert.throws(() => nativeBackend.conv2dBwdData({ ...s, groups: 2, dy: y, weight: new Float32Array(6 * 4 * 9), dx: x }), /weight: expected/);
+  assert.throws(() => nativeBackend.conv2dBwdWeight({ ...s, groups: 2, x, dy: y, dweight: new Float32Array(6 * 4 * 9), dbias: null }), /dweight: expected/);
+  nativeBackend.conv2dFwd({ ...s, groups: 2, x, weight: w2, bias: null, y }); // still works afterwards
 });

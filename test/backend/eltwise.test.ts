@@ -16,20 +16,23 @@ const SIZES = [1, 7, 17, 33, 1000, 70001];
 const MATH_TOL = { atol: 1e-7, rtol: 1e-6 }; // tanh/exp/log may differ from V8's by an ulp
 const ALPHA = 0.125;
 const BETA = -0.5;
+/** alpha and beta per op: hardtanh's are its bounds (min -1, max 1.5), the others' ALPHA and BETA. */
+const params = (op: number) => (op === UNARY.hardtanh ? { alpha: -1, beta: 1.5 } : { alpha: ALPHA, beta: BETA });
 
-/** Inputs in each op's domain; relu and leaky relu get exact zeros to pin the derivative at the kink. */
+/** Inputs in each op's domain; relu and leaky relu get exact zeros, hardtanh its exact bounds, to pin the kinks. */
 function unaryInput(op: number, len: number, seed: number): Float32Array {
   const positive = op === UNARY.log || op === UNARY.sqrt;
   const x = randomFloats(len, seed, positive ? 0.05 : -3, 3);
   if (op === UNARY.relu || op === UNARY.leakyRelu) for (let i = 0; i < len; i += 5) x[i] = 0;
+  if (op === UNARY.hardtanh) for (let i = 0; i < len; i += 5) x[i] = i % 2 ? -1 : 1.5;
   return x;
 }
 
 function runUnary(b: Backend, op: number, x: Float32Array, dy: Float32Array) {
   const y = new Float32Array(x.length);
   const dx = new Float32Array(x.length);
-  b.unaryFwd({ op, len: x.length, x, y, alpha: ALPHA, beta: BETA });
-  b.unaryBwd({ op, len: x.length, x, y, dy, dx, alpha: ALPHA, beta: BETA });
+  b.unaryFwd({ op, len: x.length, x, y, ...params(op) });
+  b.unaryBwd({ op, len: x.length, x, y, dy, dx, ...params(op) });
   return { y, dx };
 }
 
@@ -43,7 +46,7 @@ test('unary: every op and size, native vs ref', () => {
       // The ref derivative is fed the native y so that only the backward formula is compared.
       const ref = runUnary(refBackend, op, x, dy);
       const refDx = new Float32Array(len);
-      refBackend.unaryBwd({ op, len, x, y: nat.y, dy, dx: refDx, alpha: ALPHA, beta: BETA });
+      refBackend.unaryBwd({ op, len, x, y: nat.y, dy, dx: refDx, ...params(op) });
       assertClose(nat.y, ref.y, MATH_TOL, `${name} fwd len=${len} seed=${seed}`);
       assertClose(nat.dx, refDx, { atol: 1e-7, rtol: 1e-6 }, `${name} bwd len=${len} seed=${seed}`);
     });
@@ -58,7 +61,7 @@ test('unary backward in place (dx = dy) equals the out-of-place result, both bac
       const dy = randomFloats(len, 78 + op);
       const { y, dx } = runUnary(b, op, x, dy);
       const inPlace = dy.slice();
-      b.unaryBwd({ op, len, x, y, dy: inPlace, dx: inPlace, alpha: ALPHA, beta: BETA });
+      b.unaryBwd({ op, len, x, y, dy: inPlace, dx: inPlace, ...params(op) });
       assertBitEqual(inPlace, dx, `${b.name} ${name}`);
     }
   }
@@ -77,6 +80,11 @@ test('unary: derivative at the kink and hand values', () => {
     const aff = runUnary(b, UNARY.affine, x, dy);
     assert.deepEqual([...aff.y], [-0.75, -0.5, -0.125], `${b.name} affine`);
     assert.deepEqual([...aff.dx], [ALPHA, ALPHA, ALPHA], `${b.name} affine grad`);
+    // hardtanh(-1, 1.5): clipped at both ends, gradient 0 at and beyond the bounds (torch's hardtanh_backward), NaN passes.
+    const hx = new Float32Array([-2, -1, 0, 1.5, 3, NaN]);
+    const ht = runUnary(b, UNARY.hardtanh, hx, new Float32Array(6).fill(1));
+    assert.deepEqual([...ht.y], [-1, -1, 0, 1.5, 1.5, NaN], `${b.name} hardtanh`);
+    assert.deepEqual([...ht.dx], [0, 0, 1, 0, 0, 0], `${b.name} hardtanh grad`);
   }
 });
 
@@ -87,12 +95,12 @@ test('unary: reference derivatives match float64 finite differences', () => {
     if (op !== UNARY.log && op !== UNARY.sqrt) for (let i = 0; i < x.length; i += 2) x[i] = -x[i]!;
     const f = (v: Float64Array) => {
       const y = new Float64Array(v.length);
-      refBackend.unaryFwd({ op, len: v.length, x: v, y, alpha: ALPHA, beta: BETA });
+      refBackend.unaryFwd({ op, len: v.length, x: v, y, ...params(op) });
       return y;
     };
     const y = f(x);
     const dx = new Float64Array(x.length);
-    refBackend.unaryBwd({ op, len: x.length, x, y, dy: new Float64Array(x.length).fill(1), dx, alpha: ALPHA, beta: BETA });
+    refBackend.unaryBwd({ op, len: x.length, x, y, dy: new Float64Array(x.length).fill(1), dx, ...params(op) });
     const yp = f(x.map((v) => v + h));
     const ym = f(x.map((v) => v - h));
     assertClose(dx, yp.map((v, i) => (v - ym[i]!) / (2 * h)), { atol: 1e-6, rtol: 1e-5 }, `${name} derivative`);
@@ -220,7 +228,7 @@ test('eltwise: bad inputs throw GranqError', () => {
   const f = new Float32Array(8);
   const q: Quad = [1, 1, 2, 4];
   assert.throws(() => nativeBackend.unaryFwd({ op: UNARY.relu, len: 8, x: new Float32Array(7), y: f, alpha: 0, beta: 0 }), GranqError);
-  assert.throws(() => nativeBackend.unaryFwd({ op: 7, len: 8, x: f, y: f, alpha: 0, beta: 0 }), GranqError);
+  assert.throws(() => nativeBackend.unaryFwd({ op: 8, len: 8, x: f, y: f, alpha: 0, beta: 0 }), GranqError);
   assert.throws(() => nativeBackend.unaryBwd({ op: UNARY.tanh, len: 8, x: f, y: f, dy: new Float64Array(8) as Buf, dx: f, alpha: 0, beta: 0 }), GranqError);
   assert.throws(() => nativeBackend.binaryFwd({ op: BINARY.add, shape: q, aStride: [8, 8, 4, 1], bStride: [8, 8, 4, 2], a: f, b: f, y: f }), GranqError);
   assert.throws(() => nativeBackend.binaryFwd({ op: BINARY.add, shape: q, aStride: [8, 8, 4, -1] as Quad, bStride: [0, 0, 0, 0], a: f, b: f, y: f }), GranqError);

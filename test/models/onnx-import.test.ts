@@ -1,22 +1,26 @@
 /**
  * ONNX import on small graphs built here with the protobuf library (every supported operator at least once, each
  * checked against values computed independently in the test), the errors for what is not supported, quantizeModel
- * on an imported graph, and the shared ResNet-20 graphs against the safetensors model.
+ * on an imported graph, a MobileNetV2-style graph (grouped/depthwise Conv, Clip, Dropout) against onnxruntime and the
+ * reference backend, and the shared ResNet-20 graphs against the safetensors model.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import ort from 'onnxruntime-node';
 import * as F from '../../src/autograd/index.js';
+import { refBackend, withBackend } from '../../src/backend/index.js';
 import {
   decodeModel, encodeModel, floatTensorProto, int64TensorProto, makeNode, valueInfo, type AttrValue, type NodeProto, type TensorProto,
 } from '../../src/io/onnx-proto.js';
 import { loadModel } from '../../src/models/load.js';
 import { FixedConv2d, OnnxGraph } from '../../src/models/onnx-graph.js';
 import { graphFromProto, ONNX_OPS } from '../../src/models/onnx-import.js';
-import { BatchNorm2d, Conv2d, LeakyReLU, Linear, ReLU } from '../../src/nn/layers.js';
-import { formatSummary, quantizeModel, WEIGHT_QUANTIZERS } from '../../src/quant/index.js';
+import { BatchNorm2d, Conv2d, Hardtanh, LeakyReLU, Linear, ReLU } from '../../src/nn/layers.js';
+import { formatSummary, quantizeModel, quantizers, WEIGHT_QUANTIZERS } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { assertClose, assertBitEqual, maxAbsDiff } from '../kit/compare.js';
+import { MOBILENET_INPUT, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { noShared, SHARED_MODEL } from '../kit/shared.js';
 
 let seed = 7;
@@ -167,9 +171,61 @@ describe('ONNX import: every supported operator', () => {
     assert.equal(at(y, 0, 0, 1, 1), 0);
   });
 
+  test('Conv with group: grouped (2 groups) and depthwise (multiplier 2, stride 2) -> Conv2d with groups', () => {
+    const wg = randn([6, 2, 3, 3]);
+    const wd = randn([12, 1, 3, 3]);
+    const bd = randn([12]);
+    const g = build([
+      node('Conv', ['x', 'g.weight'], 'h', { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 2 }),
+      node('Conv', ['h', 'd.weight', 'd.bias'], 'y', { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 6 }),
+    ], [init('g.weight', wg), init('d.weight', wd), init('d.bias', bd)], [2, 4, 7, 7]);
+    const convs = g.children().map(([, m]) => m as Conv2d);
+    assert.deepEqual(convs.map((c) => [c.inChannels, c.outChannels, c.groups]), [[4, 6, 2], [6, 12, 6]]);
+    const x = randn([2, 4, 7, 7]);
+    const y = run(g, x);
+    assert.deepEqual(y.shape, [2, 12, 4, 4]);
+    // Independently: each group of the first conv is a dense conv of its channel slice.
+    const slice = (t: Tensor, c0: number, c1: number) => {
+      const [n, c, hh, ww] = t.shape as [number, number, number, number];
+      const out = Tensor.zeros([n, c1 - c0, hh, ww]);
+      for (let b = 0; b < n; b++) out.data.set(t.data.subarray((b * c + c0) * hh * ww, (b * c + c1) * hh * ww), b * (c1 - c0) * hh * ww);
+      return out;
+    };
+    const h = F.noGrad(() => F.conv2d(x, wg, null, { padding: 1, groups: 2 }));
+    for (const gi of [0, 1]) {
+      const dense = F.noGrad(() => F.conv2d(slice(x, 2 * gi, 2 * gi + 2), Tensor.from(wg.data.subarray(gi * 54, gi * 54 + 54), [3, 2, 3, 3]), null, { padding: 1 }));
+      assertClose(slice(h, 3 * gi, 3 * gi + 3).data, dense.data, { atol: 1e-5 }, `group ${gi}`);
+    }
+    // Depthwise: output channel o reads input channel o / 2 only.
+    const dw = F.noGrad(() => F.conv2d(h, wd, bd, { stride: 2, padding: 1, groups: 6 }));
+    for (const o of [0, 5, 11]) {
+      const one = F.noGrad(() => F.conv2d(slice(h, o >> 1, (o >> 1) + 1), Tensor.from(wd.data.subarray(o * 9, o * 9 + 9), [1, 1, 3, 3]), Tensor.from([bd.data[o]!], [1]), { stride: 2, padding: 1 }));
+      assertClose(slice(dw, o, o + 1).data, one.data, { atol: 1e-5 }, `depthwise channel ${o}`);
+    }
+    assertBitEqual(y.data, dw.data);
+  });
+
+  test('Clip: bounds as inputs (initializer, Constant, one left out) and as opset-6 attributes -> Hardtanh; Dropout is the identity', () => {
+    const g = build([
+      node('Constant', [], 'hi', { value: init('', Tensor.from([0.5], [])) }),
+      node('Clip', ['x', 'lo', 'hi'], 'a'),
+      node('Clip', ['x', '', 'hi'], 'b'),
+      node('Clip', ['x'], 'c', { min: { float: -0.25 }, max: { float: 0.25 } }),
+      node('Add', ['a', 'b'], 'ab'),
+      node('Add', ['ab', 'c'], 'abc'),
+      node('Dropout', ['abc'], 'y'),
+    ], [init('lo', Tensor.from([-0.5], []))], [3, 7]);
+    const clips = g.children().map(([, m]) => m as Hardtanh);
+    assert.ok(clips.every((m) => m instanceof Hardtanh));
+    assert.deepEqual(clips.map((m) => [m.minVal, m.maxVal]), [[-0.5, 0.5], [-Infinity, 0.5], [-0.25, 0.25]]);
+    const x = Tensor.from(randn([3, 7]).data.map((v) => v * 2), [3, 7]);
+    const want = x.data.map((v) => Math.fround(Math.fround(Math.min(Math.max(v, -0.5), 0.5) + Math.min(v, 0.5)) + Math.min(Math.max(v, -0.25), 0.25)));
+    assertBitEqual(run(g, x).data, want);
+  });
+
   test('the operator table holds exactly the operators of the issue', () => {
-    assert.deepEqual(Object.keys(ONNX_OPS).sort(), ['Add', 'AveragePool', 'BatchNormalization', 'Concat', 'Conv', 'Flatten', 'Gemm',
-      'GlobalAveragePool', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad', 'Relu', 'Reshape'].sort());
+    assert.deepEqual(Object.keys(ONNX_OPS).sort(), ['Add', 'AveragePool', 'BatchNormalization', 'Clip', 'Concat', 'Conv', 'Dropout', 'Flatten',
+      'Gemm', 'GlobalAveragePool', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul', 'Pad', 'Relu', 'Reshape'].sort());
   });
 });
 
@@ -179,8 +235,9 @@ describe('ONNX import: errors', () => {
       (e: Error) => /unsupported ONNX operator 'Softmax' in node 'head\/softmax'/.test(e.message) && e.name === 'GranqError');
   });
   test('unsupported attributes of a supported operator, and a graph out of order', () => {
-    const w = init('w', randn([2, 1, 3, 3]));
-    assert.throws(() => build([node('Conv', ['x', 'w'], 'y', { group: 2 }, 'dw')], [w], [1, 2, 5, 5]), /node 'dw' \(Conv\): group=2/);
+    const w = init('w', randn([3, 1, 3, 3]));
+    assert.throws(() => build([node('Conv', ['x', 'w'], 'y', { group: 2 }, 'dw')], [w], [1, 2, 5, 5]), /node 'dw' \(Conv\): group=2 must be a positive divisor of the 3 output channels/);
+    assert.throws(() => build([node('Clip', ['x', 'x'], 'y', {}, 'clip')], [], [1, 2]), /node 'clip' \(Clip\): min 'x' must be an initializer or a Constant/);
     assert.throws(() => build([node('Relu', ['z'], 'y'), node('Relu', ['x'], 'z')], [], [1, 2]), /input 'z' is produced by no earlier node/);
     assert.throws(() => decodeModel(Buffer.from('not a model at all'), 'bad.onnx'), /bad.onnx: expected an ONNX model/);
   });
@@ -212,6 +269,69 @@ describe('quantizeModel on an imported graph', () => {
   test('a 0/1 weight is exact under every weight rule (so leaving it FP changes nothing)', () => {
     for (const [rule, make] of Object.entries(WEIGHT_QUANTIZERS)) {
       for (const bits of [2, 3, 4, 8]) assertBitEqual(F.noGrad(() => make(bits).forward(sel)).data, sel.data, `${rule} W${bits}`);
+    }
+  });
+});
+
+describe('ONNX import: a MobileNetV2-style graph (depthwise and grouped Conv, Clip(0, 6), Dropout)', () => {
+  const bytes = mobileNetV2Onnx();
+  const graph = () => graphFromProto(decodeModel(bytes, 'mbv2.onnx'), 'mbv2.onnx').eval();
+  const x = Tensor.randn([3, ...MOBILENET_INPUT], new Rng(21));
+
+  test('granq (native and reference backends) agrees with onnxruntime within 1e-4', async () => {
+    const g = graph();
+    const convs = g.namedModules().filter(([, m]) => m instanceof Conv2d).map(([p, m]) => [p, (m as Conv2d).groups]);
+    assert.deepEqual(convs, [['b1.expand', 1], ['b1.dw', 24], ['b1.project', 1], ['b2.expand', 1], ['b2.dw', 16], ['b2.project', 1]]);
+    assert.equal(g.namedModules().filter(([, m]) => m instanceof Hardtanh).length, 4);
+    const ours = run(g, x);
+    const session = await ort.InferenceSession.create(bytes);
+    const theirs = (await session.run({ x: new ort.Tensor('float32', x.data, [...x.shape]) }))['y']!.data as Float32Array;
+    assert.deepEqual(ours.shape, [3, 5]);
+    assert.ok(maxAbsDiff(ours.data, theirs) < 1e-4, `granq vs onnxruntime: ${maxAbsDiff(ours.data, theirs)}`);
+    const ref = withBackend(refBackend, () => run(graph(), x));
+    assert.ok(maxAbsDiff(ours.data, ref.data) < 1e-4, `native vs ref: ${maxAbsDiff(ours.data, ref.data)}`);
+    // Both ends of the clips are reached on this input (the test exercises Clip, not the identity).
+    const clipped = { low: 0, high: 0 };
+    const probe = graph();
+    for (const [, m] of probe.namedModules()) {
+      if (!(m instanceof Hardtanh)) continue;
+      const fwd = m.forward.bind(m);
+      m.forward = (t: Tensor) => {
+        clipped.low += t.data.filter((v) => v < 0).length;
+        clipped.high += t.data.filter((v) => v > 6).length;
+        return fwd(t);
+      };
+    }
+    run(probe, x);
+    assert.ok(clipped.low > 0 && clipped.high > 0, JSON.stringify(clipped));
+  });
+
+  test('quantizeModel: every conv (depthwise too) gets a weight quantizer, every Clip(0, 6) an activation quantizer; forward runs', () => {
+    for (const weight of ['slice', 'channel', 'tensor'] as const) {
+      const { student, summary } = quantizeModel(graph(), { wbits: 4, abits: 4, act: 'granq', weight }, { warn: () => {} });
+      assert.equal(summary.convs, 6, weight);
+      assert.equal(summary.linears, 1, weight);
+      assert.equal(summary.acts, 4, weight);
+      assert.deepEqual(summary.rows.filter((r) => r.kind === 'act').map((r) => [r.path, r.notes]),
+        ['b1.relu1', 'b1.relu2', 'b2.relu1', 'b2.relu2'].map((p) => [p, 'after clip [0, 6]']));
+      assert.match(summary.rows.find((r) => r.path === 'b2.dw')!.quant, new RegExp(`^${weight} W4 \\[32,1,3,3\\]$`));
+      assert.equal(quantizers(student).length, 6 + 1 + 4);
+      const y = run(student as OnnxGraph, x);
+      assert.deepEqual(y.shape, [3, 5]);
+      assert.ok(y.data.every(Number.isFinite));
+      assert.ok(maxAbsDiff(y.data, run(graph(), x).data) > 0, `${weight}: quantization changes the logits`);
+    }
+  });
+
+  test('slice weights of a depthwise conv: one range per output channel (its 3x3 kernel)', () => {
+    const { student } = quantizeModel(graph(), { wbits: 3, abits: 8, act: 'granq', weight: 'slice' }, { warn: () => {} });
+    const dw = student.namedModules().find(([p]) => p === 'b2.dw')![1] as unknown as { weight: Tensor; wq: { forward(w: Tensor): Tensor } };
+    const q = F.noGrad(() => dw.wq.forward(dw.weight));
+    // Each output channel's kernel quantized on its own gives the same values: the ranges are per output channel.
+    for (let o = 0; o < 32; o++) {
+      const alone = F.noGrad(() => WEIGHT_QUANTIZERS.slice(3).forward(Tensor.from(dw.weight.data.slice(o * 9, o * 9 + 9), [1, 1, 3, 3])));
+      assertBitEqual(q.data.subarray(o * 9, o * 9 + 9), alone.data, `channel ${o}`);
+      assert.ok(new Set(alone.data).size > 1, `channel ${o} is quantized to more than one level`);
     }
   });
 });

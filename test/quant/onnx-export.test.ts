@@ -13,10 +13,11 @@ import { decodeModel, encodeModel, floatTensorProto, int64TensorProto, makeNode,
 import { loadModel } from '../../src/models/load.js';
 import { graphFromProto } from '../../src/models/onnx-import.js';
 import type { Module } from '../../src/nn/module.js';
-import { exportOnnx, preparePtq } from '../../src/quant/index.js';
+import { exportOnnx, preparePtq, quantizeModel } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../kit/compare.js';
+import { MOBILENET_INPUT, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
 
 async function runOrt(model: Module, input: [number, number, number], x: Tensor): Promise<Float32Array> {
@@ -56,6 +57,26 @@ describe('ONNX export vs onnxruntime', () => {
     const x = Tensor.randn([3, 3, 9, 9], new Rng(4));
     const ours = F.noGrad(() => g.forward(x)).data;
     assert.ok(maxAbsDiff(await runOrt(g, [3, 9, 9], x), ours) < 1e-5);
+  });
+
+  test('a MobileNetV2-style graph (depthwise Conv, Clip(0, 6)), FP and W4A4: Conv keeps its group, ReLU6 is a Clip', async () => {
+    const g = graphFromProto(decodeModel(mobileNetV2Onnx(), 'mbv2.onnx'), 'mbv2.onnx').eval();
+    const x = Tensor.randn([2, ...MOBILENET_INPUT], new Rng(6));
+    const ex = exportOnnx(g, { input: MOBILENET_INPUT });
+    const convs = (ex.model as { graph: { node: { opType: string; attribute: { name: string; i: number }[] }[] } }).graph.node.filter((n) => n.opType === 'Conv');
+    assert.deepEqual(convs.map((n) => n.attribute.find((a) => a.name === 'group')?.i ?? 1), [1, 24, 1, 1, 16, 1]);
+    assert.equal(ex.ops['Clip'], 4);
+    assert.ok(maxAbsDiff(await runOrt(g, MOBILENET_INPUT, x), F.noGrad(() => g.forward(x)).data) < 1e-4);
+    // The exported graph imports again and gives the same logits.
+    const again = graphFromProto(decodeModel(encodeModel(ex.model), 'again.onnx'), 'again.onnx').eval();
+    assert.ok(maxAbsDiff(F.noGrad(() => again.forward(x)).data, F.noGrad(() => g.forward(x)).data) < 1e-5);
+    const { student } = quantizeModel(g, { wbits: 4, abits: 4, act: 'granq', weight: 'slice' }, { warn: () => {} });
+    const q = exportOnnx(student, { input: MOBILENET_INPUT });
+    assert.equal(q.weights.length, 7);
+    const ours = F.noGrad(() => student.forward(x)).data;
+    const theirs = await runOrt(student, MOBILENET_INPUT, x);
+    process.stderr.write(`# mbv2 W4A4 export: max |granq - onnxruntime| ${maxAbsDiff(ours, theirs)}\n`);
+    assert.ok(maxAbsDiff(ours, theirs) < 1e-3, `W4A4: ${maxAbsDiff(ours, theirs)}`);
   });
 
   test('a full-precision model with BatchNorm (the .bn.onnx graph) exports as standard operators and gives its logits', { skip: noShared }, async () => {

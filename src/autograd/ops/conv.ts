@@ -1,4 +1,4 @@
-/** 2-D convolution (NCHW, square stride and padding) and the dense layer on the same GEMM backend. */
+/** 2-D convolution (NCHW, square stride and padding, grouped/depthwise) and the dense layer on the same GEMM backend. */
 import { backend, type Conv2dShape } from '../../backend/index.js';
 import { check } from '../../errors.js';
 import { allocFloats, Tensor } from '../../tensor/tensor.js';
@@ -8,20 +8,24 @@ import { defineOp } from '../tape.js';
 export interface Conv2dAttrs {
   stride: number;
   padding: number;
+  /** Channel groups (1: dense; ic: depthwise); the weight is [OC, IC/groups, KH, KW]. */
+  groups: number;
 }
 
-function convShape(x: Tensor, w: Tensor, { stride, padding }: Conv2dAttrs): Conv2dShape {
+function convShape(x: Tensor, w: Tensor, { stride, padding, groups }: Conv2dAttrs): Conv2dShape {
   check(x.ndim === 4, () => `conv2d: input must be [N,C,H,W], got ${shapeStr(x.shape)}`);
   check(w.ndim === 4, () => `conv2d: weight must be [OC,IC,KH,KW], got ${shapeStr(w.shape)}`);
   const [n, ic, ih, iw] = x.shape as [number, number, number, number];
   const [oc, wic, kh, kw] = w.shape as [number, number, number, number];
-  check(wic === ic, () => `conv2d: input has ${ic} channels, weight ${shapeStr(w.shape)} expects ${wic}`);
+  check(Number.isInteger(groups) && groups >= 1 && ic % groups === 0 && oc % groups === 0,
+    () => `conv2d: groups must be a positive integer dividing the input (${ic}) and output (${oc}) channels, got ${groups}`);
+  check(wic * groups === ic, () => `conv2d: input has ${ic} channels, weight ${shapeStr(w.shape)} with groups ${groups} expects ${wic * groups}`);
   check(Number.isInteger(stride) && stride >= 1, () => `conv2d: stride must be a positive integer, got ${stride}`);
   check(Number.isInteger(padding) && padding >= 0, () => `conv2d: padding must be a non-negative integer, got ${padding}`);
   const oh = Math.floor((ih + 2 * padding - kh) / stride) + 1;
   const ow = Math.floor((iw + 2 * padding - kw) / stride) + 1;
   check(oh >= 1 && ow >= 1, () => `conv2d: kernel ${kh}x${kw} does not fit input ${ih}x${iw} with padding ${padding}`);
-  return { n, ic, ih, iw, oc, kh, kw, stride, pad: padding, oh, ow };
+  return { n, ic, ih, iw, oc, kh, kw, stride, pad: padding, oh, ow, groups };
 }
 
 const conv2dOp = defineOp<[Tensor, Tensor, Tensor | null], Conv2dAttrs, Conv2dShape>({
@@ -52,7 +56,7 @@ const conv2dOp = defineOp<[Tensor, Tensor, Tensor | null], Conv2dAttrs, Conv2dSh
 });
 
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, attrs: Partial<Conv2dAttrs> = {}): Tensor {
-  return conv2dOp([x, w, b], { stride: attrs.stride ?? 1, padding: attrs.padding ?? 0 });
+  return conv2dOp([x, w, b], { stride: attrs.stride ?? 1, padding: attrs.padding ?? 0, groups: attrs.groups ?? 1 });
 }
 
 /** y = x . W^T + b for x [N,in], W [out,in], b [out]. */

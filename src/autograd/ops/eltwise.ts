@@ -34,6 +34,7 @@ const expOp = unaryOp('exp');
 const logOp = unaryOp('log');
 const sqrtOp = unaryOp('sqrt');
 const affineOp = unaryOp('affine');
+const hardtanhOp = unaryOp('hardtanh');
 
 export const relu = (x: Tensor) => reluOp([x], { alpha: 0, beta: 0 });
 export const leakyRelu = (x: Tensor, slope = 0.01) => leakyReluOp([x], { alpha: slope, beta: 0 });
@@ -41,6 +42,13 @@ export const tanh = (x: Tensor) => tanhOp([x], { alpha: 0, beta: 0 });
 export const exp = (x: Tensor) => expOp([x], { alpha: 0, beta: 0 });
 export const log = (x: Tensor) => logOp([x], { alpha: 0, beta: 0 });
 export const sqrt = (x: Tensor) => sqrtOp([x], { alpha: 0, beta: 0 });
+/** min(max(x, minVal), maxVal); gradient 1 strictly between the bounds, 0 elsewhere (torch.nn.functional.hardtanh). */
+export function hardtanh(x: Tensor, minVal = -1, maxVal = 1): Tensor {
+  check(minVal <= maxVal, () => `hardtanh: min ${minVal} exceeds max ${maxVal}`);
+  return hardtanhOp([x], { alpha: minVal, beta: maxVal });
+}
+/** min(max(x, 0), 6) (MobileNetV2's activation, ONNX Clip(0, 6)). */
+export const relu6 = (x: Tensor) => hardtanh(x, 0, 6);
 /** alpha * x + beta. */
 export const affine = (x: Tensor, alpha: number, beta = 0) => affineOp([x], { alpha, beta });
 export const scale = (x: Tensor, alpha: number) => affine(x, alpha, 0);

@@ -1,7 +1,7 @@
 /** Scalar reference twins of native/eltwise.cc: unary ops and their derivatives, broadcasting binary ops, copies. */
 import { BINARY, UNARY, type Backend, type Quad } from '../backend.js';
 
-/** f(x) for each UNARY code; alpha is leakyRelu's slope or affine's scale, beta affine's shift. */
+/** f(x) for each UNARY code; alpha is leakyRelu's slope, affine's scale or hardtanh's min, beta affine's shift or hardtanh's max. */
 function unary(op: number, v: number, alpha: number, beta: number): number {
   switch (op) {
     case UNARY.relu: return v < 0 ? 0 : v; // NaN passes through, as torch.relu
@@ -11,12 +11,13 @@ function unary(op: number, v: number, alpha: number, beta: number): number {
     case UNARY.log: return Math.log(v);
     case UNARY.affine: return alpha * v + beta;
     case UNARY.sqrt: return Math.sqrt(v);
+    case UNARY.hardtanh: return v < alpha ? alpha : v > beta ? beta : v; // NaN passes through, as torch
     default: throw new Error(`ref unary: unknown op ${op}`);
   }
 }
 
 /** dy * f'(x), from x or from y = f(x), whichever is cheaper (as torch's backward formulas). */
-function unaryGrad(op: number, x: number, y: number, g: number, alpha: number): number {
+function unaryGrad(op: number, x: number, y: number, g: number, alpha: number, beta: number): number {
   switch (op) {
     case UNARY.relu: return x > 0 ? g : 0;
     case UNARY.leakyRelu: return x > 0 ? g : g * alpha; // torch: slope alpha at x == 0
@@ -25,6 +26,7 @@ function unaryGrad(op: number, x: number, y: number, g: number, alpha: number): 
     case UNARY.log: return g / x;
     case UNARY.affine: return g * alpha;
     case UNARY.sqrt: return g / (2 * y);
+    case UNARY.hardtanh: return x > alpha && x < beta ? g : 0; // torch's hardtanh_backward: 0 at both ends
     default: throw new Error(`ref unaryGrad: unknown op ${op}`);
   }
 }
@@ -57,8 +59,8 @@ export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | '
     for (let i = 0; i < len; i++) y[i] = unary(op, x[i]!, alpha, beta);
   },
 
-  unaryBwd({ op, len, x, y, dy, dx, alpha }) {
-    for (let i = 0; i < len; i++) dx[i] = unaryGrad(op, x[i]!, y[i]!, dy[i]!, alpha);
+  unaryBwd({ op, len, x, y, dy, dx, alpha, beta }) {
+    for (let i = 0; i < len; i++) dx[i] = unaryGrad(op, x[i]!, y[i]!, dy[i]!, alpha, beta);
   },
 
   binaryFwd({ op, shape, aStride, bStride, a, b, y }) {
