@@ -367,7 +367,8 @@ def main():
             t0 = time.perf_counter()
             b.iteration(batch, a.released, a.teacher_twice)
             times.append(time.perf_counter() - t0)
-        b.bns.handles and [h.remove() for h in b.bns.handles]
+        for h in b.bns.handles:
+            h.remove()
         med = sorted(times)[len(times) // 2]  # the same median as granq's timeIt (upper middle for even runs)
         row = {'batch': batch, 'ms': round(med * 1000, 1), 'min_ms': round(min(times) * 1000, 1),
                'it_per_s': round(1 / med, 3)}

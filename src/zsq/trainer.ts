@@ -66,11 +66,12 @@ export class ZsqTrainer {
   }
 
   /**
-   * One iteration. The released code runs teacher and student forward twice, once per step, on the same images with
-   * the same frozen teacher and the same (not yet updated) student, so both passes give identical outputs; here each
-   * runs once and the one graph serves two backward passes: the generator loss into the generator (the student's
-   * weights switched off, as PyTorch discards their gradients), then the student loss into the student's weights
-   * (the images switched off, as the released images.detach()). Same numbers, two fewer forward passes.
+   * One iteration. The released trainer runs the teacher once and the student twice: again for the student step, on
+   * images.detach() with the teacher's output detached; the (not yet updated) student gives the same output on the
+   * same images. Here the student runs once and the one graph serves two backward passes: the generator loss into
+   * the generator (the student's weights switched off, as PyTorch's zero_grad discards their gradients), then the
+   * student loss into the student's weights (the images switched off, as images.detach()). Same numbers, one
+   * student forward fewer.
    */
   iteration(): IterationLosses {
     const c = this.cfg;
