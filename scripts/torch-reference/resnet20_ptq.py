@@ -8,11 +8,13 @@ granq. Needs Debian's PyTorch 1.13 (`apt-get install python3-torch`, then run wi
   /usr/bin/python3 scripts/torch-reference/resnet20_ptq.py --bits 3 [--weight slice|channel] [--linear-fp]
       [--float64] [--no-mkldnn] [--limit N] [--save logits.npy]
 """
-import argparse, json, os, struct
+import argparse, json, os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from released_quant import load_safetensors, per_out_channel, rows
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--model', default='../shared/models/resnet20_cifar10_akamaster.safetensors')
@@ -33,56 +35,18 @@ dt = torch.float64 if a.float64 else torch.float32
 K = a.bits
 
 
-def load_safetensors(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        blob = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == '__metadata__':
-            continue
-        lo, hi = v['data_offsets']
-        out[k] = torch.from_numpy(np.frombuffer(blob[lo:hi], dtype=np.float32).reshape(v['shape']).copy()).to(dt)
-    return out
-
-
-def qparams(mn, mx):
-    # ZeroQ/GDFQ asymmetric_linear_quantization_params, as in the released code.
-    n = 2 ** K - 1
-    s = n / torch.clamp(mx - mn, min=1e-8)
-    return s, torch.round(s * mn) + 2 ** (K - 1)
-
-
-def rows(x):
-    """The released AsymmetricQuantFunction: one (min, max) per (sample, channel) row of a 4-D tensor (per (out, in)
-    kernel slice of a conv weight), per row of a 2-D tensor; no clamp."""
-    v = x.reshape(x.shape[0], x.shape[1], -1) if x.dim() == 4 else x
-    shape = (x.shape[0], x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[0], 1)
-    s, z = qparams(v.min(dim=-1)[0].reshape(shape), v.max(dim=-1)[0].reshape(shape))
-    return (torch.round(s * x - z) + z) / s
-
-
-def per_out_channel(w):
-    """GDFQ's weight quantizer: one range per output channel, codes clamped to the signed k-bit grid."""
-    v = w.reshape(w.shape[0], -1)
-    shape = [-1] + [1] * (w.dim() - 1)
-    s, z = qparams(v.min(dim=1)[0].reshape(shape), v.max(dim=1)[0].reshape(shape))
-    return (torch.clamp(torch.round(s * w - z), -2 ** (K - 1), 2 ** (K - 1) - 1) + z) / s
-
-
-W = load_safetensors(a.model)
+W = load_safetensors(a.model, dt)
 QW = dict(W)
 if K:
     for k, v in W.items():
         is_conv = k.endswith('weight') and v.dim() == 4
         is_linear = k == 'linear.weight'
         if is_conv or (is_linear and not a.linear_fp):
-            QW[k] = rows(v) if a.weight == 'slice' else per_out_channel(v)
+            QW[k] = rows(v, K) if a.weight == 'slice' else per_out_channel(v, K)
 
 
 def act(x):
-    return rows(x) if K else x
+    return rows(x, K) if K else x
 
 
 def bn(x, p):

@@ -28,12 +28,13 @@ The numbers are the same in all variants (the student is not updated until after
   /usr/bin/python3 scripts/torch-reference/zsq_iter_bench.py [--batch 16,200] [--warmup 3] [--runs 10]
       [--released [--teacher-twice]] [--bits 4] [--threads 2] [--json] [--check]
 """
-import argparse, copy, json, math, os, statistics, struct, sys, time
+import argparse, copy, json, math, os, statistics, sys, time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from released_quant import load_safetensors, rows
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--batch', default='16,200', help='comma-separated batch sizes')
@@ -62,28 +63,12 @@ LATENT = 100
 
 # ---- the released row quantizer (as resnet20_ptq.py), identity STE --------------------------------------------------
 
-def qparams(mn, mx):
-    # ZeroQ/GDFQ asymmetric_linear_quantization_params, as in the released code.
-    n = 2 ** K - 1
-    s = n / torch.clamp(mx - mn, min=1e-8)
-    return s, torch.round(s * mn) + 2 ** (K - 1)
-
-
-def rows(x):
-    """The released AsymmetricQuantFunction: one (min, max) per (sample, channel) row of a 4-D tensor (per (out, in)
-    kernel slice of a conv weight), per row of a 2-D tensor; no clamp."""
-    v = x.reshape(x.shape[0], x.shape[1], -1) if x.dim() == 4 else x
-    shape = (x.shape[0], x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[0], 1)
-    s, z = qparams(v.min(dim=-1)[0].reshape(shape), v.max(dim=-1)[0].reshape(shape))
-    return (torch.round(s * x - z) + z) / s
-
-
 class RowsSTE(torch.autograd.Function):
     """Forward: the row quantizer; backward: the gradient unchanged (released STE: no clipping mask)."""
 
     @staticmethod
     def forward(ctx, x):
-        return rows(x)
+        return rows(x, K)
 
     @staticmethod
     def backward(ctx, g):
@@ -200,20 +185,6 @@ class Generator(nn.Module):
         img = self.conv_blocks0(out.view(out.shape[0], 128, self.init_size, self.init_size))
         img = self.conv_blocks1(F.interpolate(img, scale_factor=2))
         return self.conv_blocks2(F.interpolate(img, scale_factor=2))
-
-
-def load_safetensors(path):
-    with open(path, 'rb') as f:
-        n = struct.unpack('<Q', f.read(8))[0]
-        header = json.loads(f.read(n))
-        blob = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == '__metadata__':
-            continue
-        lo, hi = v['data_offsets']
-        out[k] = torch.from_numpy(np.frombuffer(blob[lo:hi], dtype=np.float32).reshape(v['shape']).copy())
-    return out
 
 
 # ---- losses (zsq-report A.6) --------------------------------------------------------------------------------------------
