@@ -11,6 +11,7 @@ import { bitWidth, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
 import { addDataCommand } from './data-fetch.js';
+import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
 import { addQuantizeCommand } from './quantize.js';
@@ -32,7 +33,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   program
     .command('eval')
     .description('evaluate a model (safetensors + sidecar JSON) on its test set: top-1 and top-5')
-    .requiredOption('--model <file>', 'weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them')
+    .option('--model <file>', `weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
@@ -45,7 +46,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
       '(data_batch_1.bin...; the test split when there is none)').argParser(positiveInt).default(4))
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction (overshoots early) instead of the correct one")
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
-    .action((opts) => runEval(opts));
+    .action((opts) => runEval({ ...opts, model: resolveModelArg(opts.model) }));
 
   addQuantizeCommand(program, setExit);
   addTrainCommand(program, setExit);
@@ -91,13 +92,13 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .command('error')
     .description('relative error ||x - Q(x)||2 / ||x||2 of each activation quantizer on the FP activations of the first ' +
       '--batch test images, each layer alone: layer (per-tensor range = one EMA step on that batch, i.e. its min/max) vs granq')
-    .requiredOption('--model <file>', 'weights (.safetensors) with a <name>.json sidecar beside them')
+    .option('--model <file>', `weights (.safetensors) with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
     .addOption(new Option('--bits <k>', 'bit width').argParser(bitWidth).default(3))
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
     .addOption(new Option('--batch <n>', 'number of test images').argParser(positiveInt).default(256))
     .option('--synthetic <run-dir>', "inputs: --batch images of this granq quantize run's saved generator instead of test images")
     .option('--json', 'print {"bits", "inputs", "images", "layers": [...]} as the last line of stdout')
-    .action((opts) => runAnalyzeError(opts));
+    .action((opts) => runAnalyzeError({ ...opts, model: resolveModelArg(opts.model) }));
 
   addReportCommand(program);
 

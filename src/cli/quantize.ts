@@ -8,6 +8,7 @@ import { ACT_KINDS, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
 
@@ -42,7 +43,7 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .command('quantize')
     .description('zero-shot QAT (GranQ / AdaDFQ recipe): generator + quantized student trained from the teacher alone; ' +
       'writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), DIR/student.safetensors + .json, DIR/result.json')
-    .requiredOption('--model <file>', 'teacher weights (.safetensors) or ONNX model (.onnx) with a <name>.json sidecar beside them')
+    .option('--model <file>', `teacher weights (.safetensors) or ONNX model (.onnx) with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
     .addOption(new Option('--wbits <k>', 'weight bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))
@@ -80,7 +81,8 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .addOption(num('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split', positiveInt).default(4))
     .addOption(num('--agree-images <n>', 'held-out synthetic images for the agreement with the teacher', positiveInt).default(512))
     .option('--json', 'print result.json as one line, last on stdout')
-    .action(async (opts: QuantizeCliOptions) => setExit(await runQuantizeCli(opts)));
+    .action(async (opts: Omit<QuantizeCliOptions, 'model'> & { model?: string }) =>
+      setExit(await runQuantizeCli({ ...opts, model: resolveModelArg(opts.model) })));
 }
 
 const f4 = (x: number | null) => (x === null ? '-' : x.toFixed(4));
