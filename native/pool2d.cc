@@ -15,18 +15,9 @@ inline int64_t plane_grain(int64_t per_plane) { return std::max<int64_t>(1, 3276
 
 // k == 1 is subsampling, x[:, :, ::s, ::s] (option-A shortcuts): a strided copy (sum 0 + v and v / 1 are exact).
 void subsample_fwd(const Pool2dShape& s, const float* x, float* y) {
-  const int64_t isz = s.ih * s.iw, osz = s.oh * s.ow, st = s.stride;
-  parallel_for(
-      s.n * s.c,
-      [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p)
-          for (int64_t oy = 0; oy < s.oh; ++oy) {
-            const float* __restrict xr = x + p * isz + oy * st * s.iw;
-            float* __restrict yr = y + p * osz + oy * s.ow;
-            for (int64_t ox = 0; ox < s.ow; ++ox) yr[ox] = xr[ox * st];
-          }
-      },
-      plane_grain(isz));
+  const int64_t shape[4] = {1, s.n * s.c, s.oh, s.ow};
+  const int64_t stride[4] = {0, s.ih * s.iw, s.stride * s.iw, s.stride};
+  copy_strided(shape, stride, x, y);
 }
 
 void subsample_bwd(const Pool2dShape& s, const float* dy, float* dx) {

@@ -2,7 +2,8 @@
  * `granq bench iter`: the cost of one full zero-shot QAT training iteration on ResNet-20 (option A): generator step
  * (generator, teacher and student forward, backward into the generator, Adam step) then student step (backward
  * into the student, SGD step; the forward is shared, see ZsqTrainer.iteration), with granq activations and slice
- * weights at the given bits, warm-up over (the student is updated). Median of --runs iterations after --warmup untimed ones, per batch size.
+ * weights at the given bits, warm-up over (the student is updated). Median of --runs iterations after --warmup
+ * untimed ones, per batch size.
  * Weights are the registry's random initialisation: the work per iteration does not depend on their values.
  */
 import { profileOps, type OpTime } from '../autograd/index.js';

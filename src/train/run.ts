@@ -183,7 +183,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     });
   };
 
-  const aug = { padding: cfg.cropPadding, flip: cfg.flip, cutout: cfg.cutout ?? 0 };
+  const aug = { padding: cfg.cropPadding, flip: cfg.flip, cutout: cfg.cutout };
   const itersPerEpoch = Math.ceil(train.n / cfg.batch);
   while (epoch < cfg.epochs) {
     opt.lr = scheduledLr(cfg, epoch);
