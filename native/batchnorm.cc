@@ -3,23 +3,42 @@
 // reductions are split by channel, elementwise passes by (n, c) plane.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
 namespace granq {
 namespace {
 
-constexpr int kLanes = 8;  // independent double accumulators: vectorizable, and a fixed order
+constexpr int kLanes = 8;  // independent double accumulators, lane l taking elements i = l mod 8: a fixed order
+
+// Eight lanes as GCC vector types: written this way the loops below use full-width SIMD (GCC's auto-vectorizer left
+// the float-to-double reductions scalar, and the ReLU-masked one branching per element).
+typedef float F8 __attribute__((vector_size(32)));
+typedef double D8 __attribute__((vector_size(64)));
+inline D8 load_d8(const float* p) {
+  F8 v;
+  std::memcpy(&v, p, sizeof v);
+  return __builtin_convertvector(v, D8);
+}
+inline D8 load_acc(const double* acc) {
+  D8 v;
+  std::memcpy(&v, acc, sizeof v);
+  return v;
+}
+inline void store_acc(double* acc, D8 v) { std::memcpy(acc, &v, sizeof v); }
 
 // sum(x[i]) and sum(x[i]^2) over one run.
 inline void sum_sq_run(const float* __restrict x, int64_t len, double* __restrict acc, double* __restrict acc2) {
+  D8 a = load_acc(acc), a2 = load_acc(acc2);
   int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const double v = double(x[i + l]);
-      acc[l] += v;
-      acc2[l] += v * v;
-    }
+  for (; i + kLanes <= len; i += kLanes) {
+    const D8 v = load_d8(x + i);
+    a += v;
+    a2 += v * v;
+  }
+  store_acc(acc, a);
+  store_acc(acc2, a2);
   for (; i < len; ++i) {
     const double v = double(x[i]);
     acc[i % kLanes] += v;
@@ -39,13 +58,23 @@ inline float masked(const float* __restrict dy, const float* __restrict y, int64
 template <bool kRelu>
 inline void grad_run(const float* __restrict dy, const float* __restrict y, const float* __restrict x, int64_t len,
                      double mean, double* __restrict sdy, double* __restrict sdot) {
+  D8 s = load_acc(sdy), t = load_acc(sdot);
+  const D8 m = D8{} + mean;
   int64_t i = 0;
-  for (; i + kLanes <= len; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      double g = double(masked<kRelu>(dy, y, i + l));
-      sdy[l] += g;
-      sdot[l] += g * (double(x[i + l]) - mean);
+  for (; i + kLanes <= len; i += kLanes) {
+    F8 gf;
+    std::memcpy(&gf, dy + i, sizeof gf);
+    if constexpr (kRelu) {
+      F8 yf;
+      std::memcpy(&yf, y + i, sizeof yf);
+      gf = yf > 0.f ? gf : F8{};
     }
+    const D8 g = __builtin_convertvector(gf, D8);
+    s += g;
+    t += g * (load_d8(x + i) - m);
+  }
+  store_acc(sdy, s);
+  store_acc(sdot, t);
   for (; i < len; ++i) {
     double g = double(masked<kRelu>(dy, y, i));
     sdy[i % kLanes] += g;
@@ -88,25 +117,41 @@ inline Moments channel_moments(const BatchNormShape& s, const float* x, int64_t 
 // Grain in channels / planes so that a thread gets at least ~32K elements.
 inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
 
-// y = x * scale[c] + shift[c] over every plane, then relu(y) = (y < 0 ? 0 : y) when fused (NaN passes, as relu).
+// y = x * a + t over one plane at offset off, then relu(y) = (y < 0 ? 0 : y) when fused (NaN passes, as relu).
+inline void affine_plane(const float* x, float a, float t, bool relu, float* y, int64_t off, int64_t len) {
+  const float* __restrict xp = x + off;
+  float* __restrict yp = y + off;
+  if (relu) {
+    for (int64_t i = 0; i < len; ++i) {
+      const float v = xp[i] * a + t;
+      yp[i] = v < 0.f ? 0.f : v;
+    }
+  } else {
+    for (int64_t i = 0; i < len; ++i) yp[i] = xp[i] * a + t;
+  }
+}
+
+// Training-mode dx over one plane: (g - mdy - (x - mean) * k) * a, g = dy masked by the fused ReLU's output y when
+// y is given. In place (kInPlace), d holds dy on entry and dy is unused: each element is read, then overwritten.
+template <bool kInPlace>
+inline void dx_plane_train(const float* __restrict x, const float* __restrict y, const float* __restrict dy,
+                           float* __restrict d, int64_t len, float mean, float mdy, float k, float a) {
+  if (y) {
+    for (int64_t i = 0; i < len; ++i) {
+      const float g = kInPlace ? d[i] : dy[i];
+      d[i] = ((y[i] > 0.f ? g : 0.f) - mdy - (x[i] - mean) * k) * a;
+    }
+  } else {
+    for (int64_t i = 0; i < len; ++i) d[i] = ((kInPlace ? d[i] : dy[i]) - mdy - (x[i] - mean) * k) * a;
+  }
+}
+
+// affine_plane over every plane with channel c's scale[c] and shift[c].
 void affine_planes(const BatchNormShape& s, const float* x, const float* scale, const float* shift, bool relu, float* y) {
   parallel_for(
       s.n * s.c,
       [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p) {
-          const int64_t c = p % s.c;
-          const float a = scale[c], t = shift[c];
-          const float* __restrict xp = x + p * s.hw;
-          float* __restrict yp = y + p * s.hw;
-          if (relu) {
-            for (int64_t i = 0; i < s.hw; ++i) {
-              const float v = xp[i] * a + t;
-              yp[i] = v < 0.f ? 0.f : v;
-            }
-          } else {
-            for (int64_t i = 0; i < s.hw; ++i) yp[i] = xp[i] * a + t;
-          }
-        }
+        for (int64_t p = b; p < e; ++p) affine_plane(x, scale[p % s.c], shift[p % s.c], relu, y, p * s.hw, s.hw);
       },
       grain_for(s.hw));
 }
@@ -117,9 +162,8 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
                          float momentum, float* running_mean, float* running_var, bool relu, float* y,
                          float* save_mean, float* save_invstd) {
   const int64_t m = s.n * s.hw;
-  // scale/shift live in thread_scratch of the calling thread; workers only read them.
-  float* scale = thread_scratch(0, size_t(2 * s.c));
-  float* shift = scale + s.c;
+  // A thread takes whole channels: statistics, then the affine pass over the same planes while they are still in
+  // cache (a second sweep over the whole tensor would read it from memory again).
   parallel_for(
       s.c,
       [&](int64_t b, int64_t e) {
@@ -138,12 +182,11 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
           }
           const double g = gamma ? double(gamma[c]) : 1.0;
           const double bt = beta ? double(beta[c]) : 0.0;
-          scale[c] = float(invstd * g);
-          shift[c] = float(bt - mean * invstd * g);
+          const float scale = float(invstd * g), shift = float(bt - mean * invstd * g);
+          for (int64_t n = 0; n < s.n; ++n) affine_plane(x, scale, shift, relu, y, (n * s.c + c) * s.hw, s.hw);
         }
       },
       grain_for(m));
-  affine_planes(s, x, scale, shift, relu, y);
 }
 
 void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
@@ -165,47 +208,33 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
                          float* dbeta) {
   const int64_t m = s.n * s.hw;
   // Per channel: dx = (dy - mean(dy) - (x - mean) * k) * invstd * gamma, k = dot * invstd^2 / m (torch's form).
-  float* coef = thread_scratch(0, size_t(3 * s.c));  // [a, b, k]: dx = (dy - b - (x - mean) * k) * a
+  // A thread takes whole channels: the sums, then dx over the same planes while they are still in cache. dx may be
+  // dy: channel c's dx is written only after channel c's sums, and no other channel reads it.
   parallel_for(
       s.c,
       [&](int64_t b, int64_t e) {
         for (int64_t c = b; c < e; ++c) {
-          const double mean = double(save_mean[c]), invstd = double(save_invstd[c]);
+          const double dmean = double(save_mean[c]), invstd = double(save_invstd[c]);
           double sdy[kLanes] = {0}, sdot[kLanes] = {0};
-          channel_grad(s, dy, y, x, c, mean, sdy, sdot);
+          channel_grad(s, dy, y, x, c, dmean, sdy, sdot);
           const double sum_dy = lanes_total(sdy), dot = lanes_total(sdot);
           if (dgamma) dgamma[c] = float(dot * invstd);
           if (dbeta) dbeta[c] = float(sum_dy);
+          if (!dx) continue;
           const double g = gamma ? double(gamma[c]) : 1.0;
-          coef[c] = float(invstd * g);
-          coef[s.c + c] = float(sum_dy / double(m));
-          coef[2 * s.c + c] = float(dot * invstd * invstd / double(m));
-        }
-      },
-      grain_for(m));
-  if (!dx) return;
-  parallel_for(
-      s.n * s.c,
-      [&](int64_t b, int64_t e) {
-        for (int64_t p = b; p < e; ++p) {
-          const int64_t c = p % s.c;
-          const float a = coef[c], mdy = coef[s.c + c], k = coef[2 * s.c + c], mean = save_mean[c];
-          const float* __restrict xp = x + p * s.hw;
-          float* __restrict dp = dx + p * s.hw;
-          if (y) {  // fused ReLU; dx may be dy (each element is read, then overwritten), so no __restrict here
-            const float* yp = y + p * s.hw;
-            const float* gp = dy + p * s.hw;
-            float* dq = dx + p * s.hw;
-            for (int64_t i = 0; i < s.hw; ++i) dq[i] = ((yp[i] > 0.f ? gp[i] : 0.f) - mdy - (xp[i] - mean) * k) * a;
-          } else if (dx == dy) {  // in place: each dy element is read, then overwritten by its dx
-            for (int64_t i = 0; i < s.hw; ++i) dp[i] = (dp[i] - mdy - (xp[i] - mean) * k) * a;
-          } else {
-            const float* __restrict gp = dy + p * s.hw;
-            for (int64_t i = 0; i < s.hw; ++i) dp[i] = (gp[i] - mdy - (xp[i] - mean) * k) * a;
+          const float a = float(invstd * g), mdy = float(sum_dy / double(m)),
+                      k = float(dot * invstd * invstd / double(m)), mean = save_mean[c];
+          for (int64_t n = 0; n < s.n; ++n) {
+            const int64_t off = (n * s.c + c) * s.hw;
+            const float* yp = y ? y + off : nullptr;
+            if (dx == dy)
+              dx_plane_train<true>(x + off, yp, nullptr, dx + off, s.hw, mean, mdy, k, a);
+            else
+              dx_plane_train<false>(x + off, yp, dy + off, dx + off, s.hw, mean, mdy, k, a);
           }
         }
       },
-      grain_for(s.hw));
+      grain_for(m));
 }
 
 void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* y, const float* x,
