@@ -1,6 +1,7 @@
 // BatchNorm2d over [n, c, hw]: training statistics, eval transform and both backward passes (PyTorch 1.13 CPU).
 // Statistics are per channel, summed in double in a fixed order, so results do not depend on the thread count:
-// reductions are split by channel, elementwise passes by (n, c) plane.
+// training-mode passes are split by channel (a thread reduces a channel, then transforms it while it is in cache),
+// eval-mode ones by (n, c) plane.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
