@@ -15,7 +15,7 @@ export interface TrainCliOptions {
   model: string; out: string; resume?: boolean; data?: string; epochs: number; batch: number; lr: number; momentum: number;
   nesterov: boolean; weightDecay: number; schedule: Schedule; milestones: number[]; lrGamma: number; labelSmoothing: number;
   cropPadding: number; flip: boolean; cutout: number; seed: number; evalEvery: number; evalBatch: number; trainLimit?: number; testLimit?: number;
-  json?: boolean;
+  init?: string; json?: boolean;
 }
 
 export function trainConfigFromOptions(o: TrainCliOptions): TrainConfig {
@@ -37,6 +37,8 @@ export function addTrainCommand(program: Command, setExit: (code: number) => voi
     .addOption(new Option('--model <name>', 'architecture').choices(Object.keys(MODEL_REGISTRY)).default(d.model))
     .requiredOption('--out <dir>', 'output directory')
     .option('--resume', 'continue from DIR/checkpoint.safetensors (same flags)')
+    .option('--init <file>', 'start from these weights (.safetensors + sidecar, same --model) instead of a random init; ' +
+      'optimizer and schedule start fresh (fine-tuning, a warm restart)')
     .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data, else the data/ of granq data fetch)')
     .addOption(num('--epochs <n>', 'epochs', positiveInt, d.epochs))
     .addOption(num('--batch <n>', 'batch size', positiveInt, d.batch))
@@ -70,7 +72,7 @@ export async function runTrainCli(o: TrainCliOptions): Promise<number> {
   try {
     const outcome = await runTrain({
       config, out: o.out, resume: o.resume ?? false, data: o.data, trainLimit: o.trainLimit, testLimit: o.testLimit,
-      evalEvery: o.evalEvery, evalBatch: o.evalBatch,
+      evalEvery: o.evalEvery, evalBatch: o.evalBatch, init: o.init,
     }, {
       log: err,
       epochStart(e, done, perEpoch, cfg) {

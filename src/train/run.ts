@@ -7,7 +7,7 @@
  * checkpoint needs no RNG state and a resume mid-epoch rebuilds the same batches.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as F from '../autograd/index.js';
 import { epochPlan, planBatch } from '../data/augment.js';
@@ -18,6 +18,7 @@ import { CHECKPOINT_FILE, appendLog, loadStateCheckpoint, saveStateCheckpoint, w
 import { writeSafetensors } from '../io/safetensors.js';
 import { normalizeArchitecture, sidecarPathFor, writeSidecar } from '../io/sidecar.js';
 import { evaluate } from '../models/evaluate.js';
+import { loadModel } from '../models/load.js';
 import { createModel } from '../models/registry.js';
 import { manualSeed } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
@@ -35,6 +36,11 @@ export interface TrainOptions {
   testLimit?: number;
   evalEvery: number;
   evalBatch: number;
+  /**
+   * Start from these weights (a .safetensors with its sidecar, the same architecture) instead of a random init; the
+   * optimizer and the schedule start fresh (fine-tuning, or a warm restart of a finished run).
+   */
+  init?: string;
 }
 
 export interface TrainHooks {
@@ -57,9 +63,11 @@ export interface TrainEpochRecord {
   wall_s: number;
 }
 
-/** What shapes the weights, compared on resume: the recipe and the exact training images. */
+/** What shapes the weights, compared on resume: the recipe, the starting weights and the exact training images. */
 interface TrainSettings {
   config: TrainConfig;
+  /** --init: the file and the sha256 of its bytes (null: random init from the seed). */
+  init: { file: string; sha256: string } | null;
   train: { images: number; sha256: string };
   test: { images: number; limit: number | null };
 }
@@ -117,6 +125,18 @@ function locateCifarTrainFiles(dir: string): string[] {
   }
 }
 
+/** --init's weights (loaded and checked as `granq eval --model` does) for architecture `arch`, and the file's sha256. */
+function loadInit(file: string, arch: string): { state: Map<string, Tensor>; sha256: string } {
+  if (!existsSync(file)) throw new GranqError(`--init: no such file ${file}`);
+  if (file.endsWith('.onnx')) throw new GranqError(`--init: ${file}: an ONNX graph; --init takes a .safetensors with its sidecar`);
+  const loaded = loadModel(file);
+  if (loaded.sidecar.architecture !== arch) {
+    throw new GranqError(`--init: ${file} is a ${loaded.sidecar.architecture}, not the --model ${arch}`);
+  }
+  if (loaded.sidecar.numClasses !== 10) throw new GranqError(`--init: ${file} has ${loaded.sidecar.numClasses} classes; CIFAR-10 has 10`);
+  return { state: loaded.model.stateDict(), sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+}
+
 export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<TrainOutcome> {
   const cfg = validateTrainConfig(structuredClone(o.config));
   const t0 = performance.now();
@@ -131,12 +151,18 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
   const trainFiles = locateCifarSplit(dir, 'cifar10', 'train');
   const train = loadCifarSplit(dir, { format: 'cifar10', split: 'train', limit: o.trainLimit });
   const test = loadCifarSplit(dir, { format: 'cifar10', split: 'test', limit: o.testLimit });
+  const init = o.init === undefined ? null : loadInit(o.init, cfg.model);
   const settings: TrainSettings = {
-    config: cfg, train: { images: train.n, sha256: dataSha256(train) }, test: { images: test.n, limit: o.testLimit ?? null },
+    config: cfg, init: init && { file: path.resolve(o.init!), sha256: init.sha256 },
+    train: { images: train.n, sha256: dataSha256(train) }, test: { images: test.n, limit: o.testLimit ?? null },
   };
   if (saved) {
     const s = saved.state.settings;
     const diff = trainConfigDiff(s.config, cfg);
+    // A checkpoint written before --init existed started from a random init.
+    if ((s.init?.sha256 ?? null) !== (settings.init?.sha256 ?? null)) {
+      diff.push(`--init: ${s.init ? `${s.init.file} (sha256 ${s.init.sha256.slice(0, 12)})` : 'none'} -> ${settings.init ? `${settings.init.file} (sha256 ${settings.init.sha256.slice(0, 12)})` : 'none'}`);
+    }
     if (s.train.sha256 !== settings.train.sha256) diff.push(`training images: ${s.train.images} (sha256 ${s.train.sha256.slice(0, 12)}) -> ${train.n} (${settings.train.sha256.slice(0, 12)})`);
     if (JSON.stringify(s.test) !== JSON.stringify(settings.test)) diff.push(`test: ${JSON.stringify(s.test)} -> ${JSON.stringify(settings.test)}`);
     if (diff.length) {
@@ -152,6 +178,10 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
 
   manualSeed(cfg.seed);
   const model = createModel(cfg.model, 10);
+  if (init) {
+    model.loadStateDict(init.state);
+    hooks.log(`starting from ${o.init} (sha256 ${init.sha256.slice(0, 12)}) instead of a random init`);
+  }
   model.train();
   const params = model.parameters();
   const opt = new SGD(params, { lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov });
@@ -238,7 +268,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
   const modelPath = path.join(o.out, MODEL_FILE);
   writeSafetensors(modelPath, model.stateDict());
   const training = {
-    command: 'granq train', config: cfg, train_images: train.n, train_sha256: settings.train.sha256, test_images: test.n,
+    command: 'granq train', config: cfg, init: settings.init, train_images: train.n, train_sha256: settings.train.sha256, test_images: test.n,
     epochs_logged: history.length, wall_seconds: Number(wallBefore.toFixed(3)),
   };
   writeSidecar(sidecarPathFor(modelPath), {
@@ -253,7 +283,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
   const result = {
     model: name, architecture: cfg.model, final_top1: finalTop1, final_epoch: cfg.epochs,
     best_epoch: best ? { epoch: best.epoch, top1: best.test_top1, note: 'test-set selection, for comparison only; the weights written are the final epoch\'s' } : null,
-    test: { dataset: 'cifar10-test', images: test.n, dir }, train: settings.train, config: cfg, wall_seconds: training.wall_seconds,
+    test: { dataset: 'cifar10-test', images: test.n, dir }, train: settings.train, config: cfg, init: settings.init, wall_seconds: training.wall_seconds,
   };
   const resultPath = writeResult(o.out, result);
   return { status: 'done', result, files: [modelPath, sidecarPathFor(modelPath), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };

@@ -105,6 +105,33 @@ describe('granq train (in process)', () => {
     await assert.rejects(runTrain(options(out, { resume: true, config: { ...small, epochs: 5 } }), quiet), /epochs: 3 -> 5/);
     await assert.rejects(runTrain(options(out, { resume: true, trainLimit: 64 }), quiet), /training images: 96 .* -> 64/);
   });
+
+  test('--init starts from given weights, not the seed\'s random init; resume and architecture checks', async () => {
+    const src = path.join(outDir('straight'), 'model.safetensors'); // trained 3 epochs by the resume test
+    const trained = loadModel(src).model;
+    // A learning rate far below the weights' precision: training leaves every parameter where --init put it.
+    const still: TrainConfig = { ...small, epochs: 1, lr: 1e-30, weightDecay: 0 };
+    const out = outDir('init');
+    const r = await runTrain(options(out, { config: still, init: src }), quiet);
+    assert.equal(r.status, 'done');
+    const got = loadModel(path.join(out, 'model.safetensors')).model;
+    const fresh = outDir('no-init');
+    assert.equal((await runTrain(options(fresh, { config: still }), quiet)).status, 'done');
+    const random = loadModel(path.join(fresh, 'model.safetensors')).model;
+    const want = new Map(trained.namedParameters());
+    const seedInit = new Map(random.namedParameters());
+    for (const [k, p] of got.namedParameters()) {
+      assertBitEqual(p.data, want.get(k)!.data, k);
+      assert.notDeepEqual(p.data, seedInit.get(k)!.data, `${k} equals the random init`);
+    }
+    const res = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
+    assert.equal(res.init.file, path.resolve(src));
+    assert.match(res.init.sha256, /^[0-9a-f]{64}$/);
+    // Resuming with other starting weights (or none) is refused, as any changed setting.
+    await assert.rejects(runTrain(options(out, { config: still, resume: true }), quiet), /settings differ .*--init: .*model\.safetensors .* -> none/);
+    await assert.rejects(runTrain(options(outDir('init-a'), { config: { ...still, model: 'resnet20-a' }, init: src }), quiet),
+      (e: unknown) => e instanceof GranqError && /--init: .* is a resnet20-b, not the --model resnet20-a/.test(e.message));
+  });
 });
 
 describe('augmentation', () => {
