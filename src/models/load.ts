@@ -35,12 +35,15 @@ export function loadOnnxModel(file: string): LoadedModel {
   return { model, sidecar: { ...sidecar, raw: { ...sidecar.raw, graph: nodePath.resolve(file) } }, path: file };
 }
 
-/** Builds the sidecar's architecture and loads the weights strictly (PyTorch's integer counters are ignored). */
-export function loadModel(path: string): LoadedModel {
-  if (!existsSync(path)) throw new GranqError(`--model: no such file ${path}`);
+/**
+ * Builds the sidecar's architecture and loads the weights strictly (PyTorch's integer counters are ignored). `flag`
+ * names the option the path came from in errors.
+ */
+export function loadModel(path: string, flag = '--model'): LoadedModel {
+  if (!existsSync(path)) throw new GranqError(`${flag}: no such file ${path}`);
   if (path.endsWith('.onnx')) return loadOnnxModel(path);
   if (!path.endsWith('.safetensors')) {
-    throw new GranqError(`--model: expected a .safetensors weights file or an .onnx model, got ${path}`);
+    throw new GranqError(`${flag}: expected a .safetensors weights file or an .onnx model, got ${path}`);
   }
   const sidecar = readSidecarFor(path);
   const model = createModel(sidecar.architecture, sidecar.numClasses);

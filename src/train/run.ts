@@ -127,9 +127,9 @@ function locateCifarTrainFiles(dir: string): string[] {
 
 /** --init's weights (loaded and checked as `granq eval --model` does) for architecture `arch`, and the file's sha256. */
 function loadInit(file: string, arch: string): { state: Map<string, Tensor>; sha256: string } {
-  if (!existsSync(file)) throw new GranqError(`--init: no such file ${file}`);
+  // loadModel would import an ONNX graph, which is no registry architecture to train.
   if (file.endsWith('.onnx')) throw new GranqError(`--init: ${file}: an ONNX graph; --init takes a .safetensors with its sidecar`);
-  const loaded = loadModel(file);
+  const loaded = loadModel(file, '--init');
   if (loaded.sidecar.architecture !== arch) {
     throw new GranqError(`--init: ${file} is a ${loaded.sidecar.architecture}, not the --model ${arch}`);
   }
@@ -160,9 +160,8 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     const s = saved.state.settings;
     const diff = trainConfigDiff(s.config, cfg);
     // A checkpoint written before --init existed started from a random init.
-    if ((s.init?.sha256 ?? null) !== (settings.init?.sha256 ?? null)) {
-      diff.push(`--init: ${s.init ? `${s.init.file} (sha256 ${s.init.sha256.slice(0, 12)})` : 'none'} -> ${settings.init ? `${settings.init.file} (sha256 ${settings.init.sha256.slice(0, 12)})` : 'none'}`);
-    }
+    const initName = (i: TrainSettings['init'] | undefined) => (i ? `${i.file} (sha256 ${i.sha256.slice(0, 12)})` : 'none');
+    if ((s.init?.sha256 ?? null) !== (settings.init?.sha256 ?? null)) diff.push(`--init: ${initName(s.init)} -> ${initName(settings.init)}`);
     if (s.train.sha256 !== settings.train.sha256) diff.push(`training images: ${s.train.images} (sha256 ${s.train.sha256.slice(0, 12)}) -> ${train.n} (${settings.train.sha256.slice(0, 12)})`);
     if (JSON.stringify(s.test) !== JSON.stringify(settings.test)) diff.push(`test: ${JSON.stringify(s.test)} -> ${JSON.stringify(settings.test)}`);
     if (diff.length) {
