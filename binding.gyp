@@ -23,7 +23,9 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],
       "cflags!": ["-fno-exceptions", "-O2", "-O1", "-O0"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-O2", "-O1", "-O0"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-Wall", "-Wno-unused-parameter"],
+      # -Wno-psabi: batchnorm.cc passes 64-byte GCC vectors between its own inline functions (no ABI crosses a
+      # file), which GCC notes on builds without AVX-512 (GRANQ_PORTABLE=1, older CPUs).
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-Wall", "-Wno-unused-parameter", "-Wno-psabi"],
       "ldflags": ["-pthread"],
       "conditions": [
         ["granq_portable==1", { "cflags_cc": ["-march=x86-64-v2"] }, { "cflags_cc": ["-march=native"] }],
