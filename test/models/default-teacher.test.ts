@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TEACHER, resolveModelArg } from '../../src/models/default-teacher.js';
 import { GranqError } from '../../src/errors.js';
-import { assertOneLineError, granq, lastJson } from '../kit/cli.js';
+import { granq, lastJson } from '../kit/cli.js';
+import { CIFAR10_DIR, noShared } from '../kit/shared.js';
 
 test('resolveModelArg: the given --model, else the default teacher of the checkout, else an error naming both ways out', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-teacher-'));
@@ -23,13 +24,13 @@ test('resolveModelArg: the given --model, else the default teacher of the checko
   }
 });
 
-test('granq eval without --model uses the default teacher, or says how to give one', () => {
-  const hasDefault = fs.existsSync(path.resolve(DEFAULT_TEACHER));
-  if (hasDefault) {
-    const r = granq('eval', '--limit', '256', '--json');
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(lastJson(r.stdout).images, 256);
-  } else {
-    assertOneLineError(granq('eval', '--limit', '16'), 1, /--model: none given, and this checkout has no default teacher/);
-  }
+test('the committed default teacher: granq eval without --model gives its sidecar\'s measured top-1, at least 93.0%', { skip: noShared }, () => {
+  const sidecar = JSON.parse(fs.readFileSync(path.resolve(DEFAULT_TEACHER.replace(/\.safetensors$/, '.json')), 'utf8'));
+  assert.equal(sidecar.architecture, 'resnet20-b');
+  assert.ok(sidecar.measured_top1 >= 0.93, `measured_top1 ${sidecar.measured_top1}`);
+  const r = granq('eval', '--data', CIFAR10_DIR, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const out = lastJson(r.stdout);
+  assert.equal(out.images, 10_000);
+  assert.equal(out.top1, sidecar.measured_top1);
 });
