@@ -7,7 +7,7 @@ import path from 'node:path';
 import { DEFAULT_TEACHER, resolveModelArg } from '../../src/models/default-teacher.js';
 import { GranqError } from '../../src/errors.js';
 import { granq, lastJson } from '../kit/cli.js';
-import { CIFAR10_DIR, noShared } from '../kit/shared.js';
+import { resolveDataDir } from '../../src/data/data-dir.js';
 
 test('resolveModelArg: the given --model, else the default teacher of the checkout, else an error naming both ways out', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-teacher-'));
@@ -24,11 +24,21 @@ test('resolveModelArg: the given --model, else the default teacher of the checko
   }
 });
 
-test('the committed default teacher: granq eval without --model gives its sidecar\'s measured top-1, at least 93.0%', { skip: noShared }, () => {
+/** The CIFAR-10 data granq finds by itself (../shared's, or `granq data fetch`'s on a fresh clone), or why there is none. */
+const noData: false | string = (() => {
+  try {
+    resolveDataDir();
+    return false;
+  } catch (e) {
+    return (e as Error).message;
+  }
+})();
+
+test('the committed default teacher: granq eval without --model or --data gives its sidecar\'s measured top-1, at least 93.0%', { skip: noData }, () => {
   const sidecar = JSON.parse(fs.readFileSync(path.resolve(DEFAULT_TEACHER.replace(/\.safetensors$/, '.json')), 'utf8'));
   assert.equal(sidecar.architecture, 'resnet20-b');
   assert.ok(sidecar.measured_top1 >= 0.93, `measured_top1 ${sidecar.measured_top1}`);
-  const r = granq('eval', '--data', CIFAR10_DIR, '--json');
+  const r = granq('eval', '--json');
   assert.equal(r.code, 0, r.stderr);
   const out = lastJson(r.stdout);
   assert.equal(out.images, 10_000);
