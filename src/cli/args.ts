@@ -1,6 +1,9 @@
 /** Strict option parsers for commander: a bad value becomes a one-line error naming the option. */
 import { InvalidArgumentError } from 'commander';
 
+/** Where --data defaults to, in resolveDataDir's order (src/data/data-dir.ts), for every command's help. */
+export const DATA_DEFAULT_HELP = '$GRANQ_DATA, else ../shared/data, else the data/ of granq data fetch';
+
 export function positiveInt(value: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {

@@ -7,7 +7,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
 import { ACT_KINDS, WEIGHT_KINDS } from '../quant/index.js';
 import { runAnalyzeError } from './analyze-error.js';
-import { bitWidth, positiveInt, positiveIntList } from './args.js';
+import { bitWidth, DATA_DEFAULT_HELP, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
 import { addDataCommand } from './data-fetch.js';
@@ -34,7 +34,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .command('eval')
     .description('evaluate a model (safetensors + sidecar JSON) on its test set: top-1 and top-5')
     .option('--model <file>', `weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
-    .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
+    .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
     .option('--json', 'print one JSON object as the last line of stdout (with --wbits: also policy and calibration)')
@@ -94,7 +94,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
       '--batch test images, each layer alone: layer (per-tensor range = one EMA step on that batch, i.e. its min/max) vs granq')
     .option('--model <file>', `weights (.safetensors) with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
     .addOption(new Option('--bits <k>', 'bit width').argParser(bitWidth).default(3))
-    .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
+    .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .addOption(new Option('--batch <n>', 'number of test images').argParser(positiveInt).default(256))
     .option('--synthetic <run-dir>', "inputs: --batch images of this granq quantize run's saved generator instead of test images")
     .option('--json', 'print {"bits", "inputs", "images", "layers": [...]} as the last line of stdout')

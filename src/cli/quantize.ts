@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { ACT_KINDS, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
-import { bitWidth, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { bitWidth, DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
 import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
@@ -73,7 +73,7 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .addOption(num('--alpha-as <x>', 'weight of L_as', nonNegativeNumber))
     .addOption(num('--beta <x>', 'weight of (alpha_ds L_ds + alpha_as L_as)', nonNegativeNumber))
     .addOption(num('--gamma <x>', 'weight of the BNS loss', nonNegativeNumber))
-    .option('--data <dir>', 'data directory for test accuracy and calibration (default: $GRANQ_DATA, else ../shared/data; none found: no test set)')
+    .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
     .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))
     .addOption(num('--eval-every <n>', 'test accuracy every N epochs (and always after the last)', positiveInt).default(1))

@@ -2,13 +2,13 @@
  * `granq report RUN_DIR...`: one self-contained HTML page of the results (src/report builds it), optional PNG files
  * of each figure. `--demo` first makes every input in seconds in a temporary folder, with the same code as the real
  * commands: a `--preset tiny` quantize run (W3A3 granq, 256 test images), a short `bench quant` and `analyze error`
- * on real and on the tiny run's synthetic images; only the teacher and the CIFAR test set come from ../shared.
+ * on real and on the tiny run's synthetic images; the teacher is --model or the default teacher (models/).
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { findShared } from '../data/data-dir.js';
+import { resolveModelArg } from '../models/default-teacher.js';
 import { GranqError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { buildReport, type ReportOptions } from '../report/build.js';
@@ -16,15 +16,13 @@ import { svgToPng } from '../report/charts.js';
 import { presetConfig } from '../zsq/config.js';
 import { runQuantize } from '../zsq/run.js';
 import { analyzeError } from './analyze-error.js';
-import { bitWidth, nonNegativeIntList, positiveInt } from './args.js';
+import { bitWidth, DATA_DEFAULT_HELP, nonNegativeIntList, positiveInt } from './args.js';
 import { benchQuant } from './bench-quant.js';
 
 export interface ReportCliOptions {
   out: string; png?: string; bench?: string; analyze?: string[]; model?: string; data?: string; published?: string;
   bits: number; images: number; channels: number[]; pixelImages: number; demo?: boolean;
 }
-
-export const DEMO_TEACHER = 'models/resnet20_cifar10_akamaster.safetensors';
 
 export function addReportCommand(program: Command): void {
   program
@@ -38,7 +36,7 @@ export function addReportCommand(program: Command): void {
     .option('--bench <file>', 'granq bench quant --json output (its stdout, or just its last line)')
     .option('--analyze <files...>', 'granq analyze error --json outputs: one on real images, one with --synthetic RUN_DIR')
     .option('--model <file>', "FP teacher for the activation maps (default: the first run's teacher)")
-    .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data)')
+    .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .option('--published <file>', 'research report whose section C has the published accuracies (default ../shared/research/zsq-report.md)')
     .addOption(new Option('--bits <k>', 'activation maps: bit width').argParser(bitWidth).default(3))
     .addOption(new Option('--images <n>', 'activation maps: the first N test images').argParser(positiveInt).default(3))
@@ -50,8 +48,7 @@ export function addReportCommand(program: Command): void {
 
 /** The demo's inputs, made in `dir` by the real code paths at toy sizes. */
 export async function makeDemoInputs(dir: string, o: { model?: string; data?: string }, log: (s: string) => void): Promise<Pick<ReportOptions, 'runs' | 'bench' | 'analyze' | 'model'>> {
-  const model = o.model ?? findShared(DEMO_TEACHER);
-  if (model === null) throw new GranqError(`--demo: the teacher ../shared/${DEMO_TEACHER} was not found; pass --model FILE`);
+  const model = resolveModelArg(o.model);
   const run = path.join(dir, 'run-w3a3-granq-tiny');
   log(`demo: granq quantize --preset tiny --wbits 3 --abits 3 --test-limit 256 --out ${run}`);
   const q = await runQuantize({

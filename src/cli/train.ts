@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { MODEL_REGISTRY } from '../models/registry.js';
 import { DEFAULT_TRAIN_CONFIG, SCHEDULES, type Schedule, type TrainConfig } from '../train/config.js';
 import { runTrain, type TrainEpochRecord } from '../train/run.js';
-import { nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
+import { DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
 
@@ -39,7 +39,7 @@ export function addTrainCommand(program: Command, setExit: (code: number) => voi
     .option('--resume', 'continue from DIR/checkpoint.safetensors (same flags)')
     .option('--init <file>', 'start from these weights (.safetensors + sidecar, same --model) instead of a random init; ' +
       'optimizer and schedule start fresh (fine-tuning, a warm restart)')
-    .option('--data <dir>', 'data directory (default: $GRANQ_DATA, else ../shared/data, else the data/ of granq data fetch)')
+    .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .addOption(num('--epochs <n>', 'epochs', positiveInt, d.epochs))
     .addOption(num('--batch <n>', 'batch size', positiveInt, d.batch))
     .addOption(num('--lr <x>', 'initial learning rate', positiveNumber, d.lr))
