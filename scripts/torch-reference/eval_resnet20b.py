@@ -1,24 +1,13 @@
 """Independent check of a granq-trained resnet20-b (the pytorchcv CIFAR ResNet-20 layout, 1x1-conv+BN projection
-shortcuts) in PyTorch: loads the .safetensors by name (strict) and its sidecar's mean/std, and prints the CIFAR-10
-test top-1. Usage: /usr/bin/python3 scripts/torch-reference/eval_resnet20b.py MODEL.safetensors DATA_DIR"""
-import json, struct, sys
+shortcuts) in PyTorch: loads the .safetensors by name (every key, nothing left over) and its sidecar's mean/std, and
+prints the CIFAR-10 test top-1. Usage: /usr/bin/python3 scripts/torch-reference/eval_resnet20b.py MODEL.safetensors DATA_DIR"""
+import json, sys
+
 import numpy as np
 import torch
 import torch.nn as nn
 
-
-def read_safetensors(path):
-    raw = open(path, 'rb').read()
-    n = struct.unpack('<Q', raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
-    out = {}
-    for name, t in header.items():
-        if name == '__metadata__':
-            continue
-        assert t['dtype'] == 'F32', (name, t['dtype'])
-        a, b = t['data_offsets']
-        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + a:8 + n + b], dtype='<f4').reshape(t['shape']).copy())
-    return out
+from released_quant import load_safetensors
 
 
 class ConvBlock(nn.Module):
@@ -77,7 +66,7 @@ class ResNet20b(nn.Module):
 
 
 def main(model_path, data_dir):
-    state = read_safetensors(model_path)
+    state = load_safetensors(model_path)
     sidecar = json.load(open(model_path[:-len('.safetensors')] + '.json'))
     net = ResNet20b(sidecar['num_classes'])
     wanted = {k: v for k, v in net.state_dict().items() if not k.endswith('num_batches_tracked')}

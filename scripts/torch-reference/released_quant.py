@@ -1,6 +1,6 @@
 """What the PyTorch reference scripts share: the released quantizer functions (zsq-report A.2/A.3) with the bit width
-as an argument, and a safetensors reader (float32 tensors only, as our model files). Imported by resnet20_ptq.py and
-zsq_iter_bench.py, which sit next to it."""
+as an argument, and a safetensors reader (float32 tensors only, as our model files). Imported by resnet20_ptq.py,
+zsq_iter_bench.py and eval_resnet20b.py, which sit next to it."""
 import json, struct
 
 import numpy as np
