@@ -8,6 +8,7 @@ import { DEFAULT_TEACHER, resolveModelArg } from '../../src/models/default-teach
 import { GranqError } from '../../src/errors.js';
 import { granq, lastJson } from '../kit/cli.js';
 import { resolveDataDir } from '../../src/data/data-dir.js';
+import { readSidecarFor } from '../../src/io/sidecar.js';
 
 test('resolveModelArg: the given --model, else the default teacher of the checkout, else an error naming both ways out', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-teacher-'));
@@ -35,12 +36,12 @@ const noData: false | string = (() => {
 })();
 
 test('the committed default teacher: granq eval without --model or --data gives its sidecar\'s measured top-1, at least 93.0%', { skip: noData }, () => {
-  const sidecar = JSON.parse(fs.readFileSync(path.resolve(DEFAULT_TEACHER.replace(/\.safetensors$/, '.json')), 'utf8'));
+  const sidecar = readSidecarFor(path.resolve(DEFAULT_TEACHER));
   assert.equal(sidecar.architecture, 'resnet20-b');
-  assert.ok(sidecar.measured_top1 >= 0.93, `measured_top1 ${sidecar.measured_top1}`);
+  assert.ok(sidecar.measuredTop1 !== undefined && sidecar.measuredTop1 >= 0.93, `measured_top1 ${sidecar.measuredTop1}`);
   const r = granq('eval', '--json');
   assert.equal(r.code, 0, r.stderr);
   const out = lastJson(r.stdout);
   assert.equal(out.images, 10_000);
-  assert.equal(out.top1, sidecar.measured_top1);
+  assert.equal(out.top1, sidecar.measuredTop1);
 });
