@@ -1,11 +1,12 @@
 /**
  * One `granq train` step (forward, cross-entropy, backward, SGD Nesterov with weight decay) of a CIFAR ResNet on a
  * fixed random batch: milliseconds per step after warm-up, then the same steps op by op (profileOps: forward and
- * backward milliseconds per step for each op, and the time outside all ops).
+ * backward milliseconds per step for each op, and the time outside all ops, as `granq bench iter --profile`).
  * Run: node --single-threaded-gc dist/bench/train-step.js [model resnet20-b] [batch 128] [steps 10]
  */
 import * as F from '../src/autograd/index.js';
 import { nativeBackend } from '../src/backend/native.js';
+import { iterProfile } from '../src/cli/bench-iter.js';
 import { createModel } from '../src/models/registry.js';
 import { SGD } from '../src/optim/index.js';
 import { Rng } from '../src/tensor/rng.js';
@@ -37,11 +38,8 @@ const profile = F.profileOps(() => {
   for (let i = 0; i < steps; i++) step();
 });
 const profiledMs = (performance.now() - t1) / steps;
-let inOps = 0;
 console.log(`op by op (ms per step; ${profiledMs.toFixed(1)} ms per profiled step):`);
-for (const p of profile) {
-  inOps += (p.forwardMs + p.backwardMs) / steps;
-  console.log(`  ${p.op.padEnd(14)} x${String(p.calls / steps).padStart(3)}  forward ${(p.forwardMs / steps).toFixed(2).padStart(7)}` +
-    `  backward ${(p.backwardMs / steps).toFixed(2).padStart(7)}`);
+for (const p of iterProfile(profile, profiledMs, steps)) {
+  console.log(`  ${p.op.padEnd(24)} x${String(p.calls).padStart(3)}  forward ${p.forward_ms.toFixed(2).padStart(7)}` +
+    `  backward ${p.backward_ms.toFixed(2).padStart(7)}`);
 }
-console.log(`  outside ops          ${(profiledMs - inOps).toFixed(2).padStart(7)}`);

@@ -56,7 +56,8 @@ export function benchIter(o: BenchIterOptions, log: (s: string) => void): { rows
   return { rows };
 }
 
-function iterProfile(ops: OpTime[], msPerIter: number, runs: number): IterProfileRow[] {
+/** profileOps' totals over `runs` runs as per-run rows, plus one for the time outside all ops (msPerIter minus theirs). */
+export function iterProfile(ops: OpTime[], msPerIter: number, runs: number): IterProfileRow[] {
   const rows = ops.map((t) => ({
     op: t.op, calls: Math.round(t.calls / runs), forward_ms: t.forwardMs / runs, backward_ms: t.backwardMs / runs,
   }));
