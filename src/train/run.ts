@@ -7,22 +7,23 @@
  * checkpoint needs no RNG state and a resume mid-epoch rebuilds the same batches.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as F from '../autograd/index.js';
 import { epochPlan, planBatch } from '../data/augment.js';
 import { batches, loadCifarSplit, locateCifarSplit, type CifarData } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
-import { CHECKPOINT_FILE, appendLog, loadStateCheckpoint, saveStateCheckpoint, writeLog, writeResult } from '../io/run-dir.js';
+import { loadStateCheckpoint, saveStateCheckpoint, writeResult } from '../io/run-dir.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { normalizeArchitecture, sidecarPathFor, writeSidecar } from '../io/sidecar.js';
-import { evaluate } from '../models/evaluate.js';
+import { countHits, evaluate, type EvalCounts } from '../models/evaluate.js';
 import { loadModel } from '../models/load.js';
 import { createModel } from '../models/registry.js';
 import { manualSeed } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
 import { cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
+import { bestEpoch, runCheckpointPath, runEpochs, type RunSpec } from '../run/loop.js';
 import { Tensor } from '../tensor/tensor.js';
 import { CIFAR10_MEAN, CIFAR10_STD, trainConfigDiff, validateTrainConfig, type TrainConfig } from './config.js';
 
@@ -91,7 +92,6 @@ export type TrainOutcome =
 const STATE_KEY = 'granq_train_state';
 export const MODEL_FILE = 'model.safetensors';
 const emptyPartial = (): Partial => ({ loss: 0, correct: 0, count: 0, iters: 0, wall: 0 });
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export function scheduledLr(c: TrainConfig, epoch: number): number {
   return c.schedule === 'cosine' ? cosineLr(c.lr, epoch, c.epochs) : multiStepLr(c.lr, epoch, c.milestones, c.lrGamma);
@@ -99,17 +99,6 @@ export function scheduledLr(c: TrainConfig, epoch: number): number {
 
 function dataSha256(d: CifarData): string {
   return createHash('sha256').update(d.images).update(new Uint8Array(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength)).digest('hex');
-}
-
-function correctCount(logits: Tensor, y: Int32Array): number {
-  const [n, c] = logits.shape as [number, number];
-  let hits = 0;
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (logits.data[i * c + j]! > logits.data[i * c + best]!) best = j;
-    if (best === y[i]) hits++;
-  }
-  return hits;
 }
 
 function testTop1(model: Module, test: CifarData, batch: number): number {
@@ -140,11 +129,8 @@ function loadInit(file: string, arch: string): { state: Map<string, Tensor>; sha
 export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<TrainOutcome> {
   const cfg = validateTrainConfig(structuredClone(o.config));
   const t0 = performance.now();
-  const ckPath = path.join(o.out, CHECKPOINT_FILE);
+  const ckPath = runCheckpointPath(o.out, o.resume);
   const saved = o.resume ? loadStateCheckpoint<TrainState>(ckPath, STATE_KEY) : null;
-  if (!o.resume && existsSync(ckPath)) {
-    throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
-  }
 
   // Without --data, a folder with all five training batches (granq data fetch) wins over ../shared's first batch.
   const { dir, source } = resolveDataDir({ data: o.data, prefer: (d) => locateCifarTrainFiles(d).length === 5 });
@@ -197,71 +183,63 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     ({ epoch, iter } = saved.state);
     hooks.log(`resuming ${ckPath} at epoch ${epoch + 1}${iter ? `, iteration ${iter + 1}` : ''}`);
   }
-  writeLog(o.out, history);
-  const checkpoint = () => {
-    const tensors = new Map<string, Float32Array>();
-    for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v.data);
-    const os = optimizerState(opt);
-    for (const [k, v] of os.tensors) tensors.set(`opt.${k}`, v);
-    saveStateCheckpoint<TrainState>(ckPath, STATE_KEY, {
-      tensors,
-      state: {
-        epoch, iter, opt: os.scalars, settings, history, partial: iter ? partial : null,
-        wallSeconds: wallBefore + (performance.now() - t0) / 1000,
-      },
-    });
-  };
-
   const aug = { padding: cfg.cropPadding, flip: cfg.flip, cutout: cfg.cutout };
-  const itersPerEpoch = Math.ceil(train.n / cfg.batch);
-  while (epoch < cfg.epochs) {
-    opt.lr = scheduledLr(cfg, epoch);
-    const plan = epochPlan(train.n, cfg.seed, epoch, aug);
-    const tEpoch = performance.now() - partial.wall * 1000;
-    hooks.epochStart?.(epoch, iter, itersPerEpoch, cfg);
-    while (iter < itersPerEpoch) {
-      const b = planBatch(train, plan, iter, cfg.batch, aug, CIFAR10_MEAN, CIFAR10_STD);
+  let plan = epochPlan(train.n, cfg.seed, epoch, aug);
+  const spec: RunSpec<TrainEpochRecord> = {
+    epochs: cfg.epochs, itersPerEpoch: Math.ceil(train.n / cfg.batch),
+    beginEpoch(e, done) {
+      opt.lr = scheduledLr(cfg, e);
+      plan = epochPlan(train.n, cfg.seed, e, aug);
+      hooks.epochStart?.(e, done, spec.itersPerEpoch, cfg);
+    },
+    iteration(e, i) {
+      const b = planBatch(train, plan, i, cfg.batch, aug, CIFAR10_MEAN, CIFAR10_STD);
       const logits = model.forward(b.x);
       const loss = F.crossEntropy(logits, b.y, cfg.labelSmoothing);
       opt.zeroGrad();
       loss.backward();
       opt.step();
       const l = loss.item();
-      if (!Number.isFinite(l)) throw new GranqError(`training diverged: loss ${l} at epoch ${epoch + 1}, iteration ${iter + 1} (lr ${opt.lr}); lower --lr`);
+      if (!Number.isFinite(l)) throw new GranqError(`training diverged: loss ${l} at epoch ${e + 1}, iteration ${i + 1} (lr ${opt.lr}); lower --lr`);
       partial.loss += l * b.y.length;
-      partial.correct += correctCount(logits, b.y);
+      const hits: EvalCounts = { images: 0, correct: 0, correct5: 0 };
+      countHits(logits, b.y, hits);
+      partial.correct += hits.correct;
       partial.count += b.y.length;
       partial.iters++;
       F.releaseGraph([loss]);
-      iter++;
-      hooks.iteration?.(epoch, iter, l);
-      partial.wall = (performance.now() - tEpoch) / 1000;
-      await yieldToEventLoop();
-      if (iter < itersPerEpoch && hooks.interrupted?.()) {
-        checkpoint();
-        return { status: 'interrupted', epoch, iter, checkpoint: ckPath };
-      }
-    }
-    const evalNow = (epoch + 1) % o.evalEvery === 0 || epoch + 1 === cfg.epochs;
-    const rec: TrainEpochRecord = {
-      epoch: epoch + 1, iters: partial.iters, lr: opt.lr, loss: partial.loss / partial.count, train_top1: partial.correct / partial.count,
-      ...(evalNow ? { test_top1: testTop1(model, test, o.evalBatch) } : {}),
-      wall_s: Number(((performance.now() - tEpoch) / 1000).toFixed(3)),
-    };
-    history.push(rec);
-    epoch++;
-    iter = 0;
-    partial = emptyPartial();
-    appendLog(o.out, rec);
-    checkpoint();
-    hooks.epochEnd?.(rec);
-    if (epoch < cfg.epochs && hooks.interrupted?.()) return { status: 'interrupted', epoch, iter: 0, checkpoint: ckPath };
-  }
+      hooks.iteration?.(e, i + 1, l);
+    },
+    endEpoch(e) {
+      const evalNow = (e + 1) % o.evalEvery === 0 || e + 1 === cfg.epochs;
+      const rec = {
+        epoch: e + 1, iters: partial.iters, lr: opt.lr, loss: partial.loss / partial.count, train_top1: partial.correct / partial.count,
+        ...(evalNow ? { test_top1: testTop1(model, test, o.evalBatch) } : {}),
+      };
+      partial = emptyPartial();
+      return rec;
+    },
+    checkpoint(pos, epochWall) {
+      partial.wall = epochWall;
+      const tensors = new Map<string, Float32Array>();
+      for (const [k, v] of model.stateDict()) tensors.set(`model.${k}`, v.data);
+      const os = optimizerState(opt);
+      for (const [k, v] of os.tensors) tensors.set(`opt.${k}`, v);
+      saveStateCheckpoint<TrainState>(ckPath, STATE_KEY, {
+        tensors,
+        state: {
+          epoch: pos.epoch, iter: pos.iter, opt: os.scalars, settings, history, partial: pos.iter ? partial : null,
+          wallSeconds: wallBefore + (performance.now() - t0) / 1000,
+        },
+      });
+    },
+  };
+  const loop = await runEpochs(spec, { epoch, iter, epochWall: partial.wall }, history, o.out, hooks);
+  if (loop.status === 'interrupted') return loop;
 
   const last = history[history.length - 1]!;
   const finalTop1 = last.test_top1 ?? testTop1(model, test, o.evalBatch);
-  const evaluated = history.filter((r) => r.test_top1 !== undefined);
-  const best = evaluated.reduce<TrainEpochRecord | null>((b, r) => (b === null || r.test_top1! > b.test_top1! ? r : b), null);
+  const best = bestEpoch(history);
   wallBefore += (performance.now() - t0) / 1000;
   const name = `${cfg.model.replace('-', '')}_cifar10_granq`;
   const modelPath = path.join(o.out, MODEL_FILE);

@@ -5,15 +5,16 @@
  * any iteration writes a checkpoint too, and `resume` continues from it bit for bit.
  * The CLI (cli/quantize.ts) supplies progress display and the Ctrl-C flag through QuantizeHooks.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
-import { appendLog, writeLog, writeResult } from '../io/run-dir.js';
+import { writeResult } from '../io/run-dir.js';
 import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
 import { calibrate, cloneModule, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { bestEpoch, runCheckpointPath, runEpochs, type RunSpec } from '../run/loop.js';
 import { Rng } from '../tensor/rng.js';
-import { CHECKPOINT_FILE, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testTop1 } from './measure.js';
@@ -84,7 +85,6 @@ export type QuantizeOutcome =
 
 const LOSS_KEYS = ['generator', 'margin', 'ds', 'as', 'bns', 'student'] as const;
 const emptyPartial = (): Partial => ({ sums: { generator: 0, margin: 0, ds: 0, as: 0, bns: 0, student: 0 }, count: 0, studentCount: 0, wall: 0 });
-const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
 /** The PTQ student: quantized, and calibrated on real data when available, else on an untrained generator's images. */
 function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, found: FoundTestSet | null, numClasses: number,
@@ -104,11 +104,8 @@ function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, fo
 export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Promise<QuantizeOutcome> {
   const cfg = validateConfig(structuredClone(o.config));
   const t0 = performance.now();
-  const ckPath = path.join(o.out, CHECKPOINT_FILE);
+  const ckPath = runCheckpointPath(o.out, o.resume);
   const saved = o.resume ? loadCheckpoint<CheckpointExtra>(ckPath) : null;
-  if (!o.resume && existsSync(ckPath)) {
-    throw new GranqError(`--out: ${o.out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);
-  }
   mkdirSync(o.out, { recursive: true });
   const { model: teacher, sidecar } = loadModel(o.model);
   const found = o.test ? findTestSet(o.data, sidecar.numClasses, o.testLimit) : null;
@@ -156,52 +153,47 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     loadActRangeStates(student, saved.extra.ranges, ckPath);
     hooks.log(`resuming ${ckPath} at epoch ${tr.epoch + 1}${tr.iter ? `, iteration ${tr.iter + 1}` : ''}`);
   }
-  writeLog(o.out, history); // on resume: exactly the checkpoint's epochs
-  const checkpoint = () => saveCheckpoint<CheckpointExtra>(ckPath, {
-    ...tr.state(),
-    extra: {
-      settings, history, ranges: actRangeStates(student), ptqRanges: actRangeStates(ptq), fpTop1, ptqTop1, calibration,
-      wallSeconds: wallBefore + (performance.now() - t0) / 1000, partial: tr.iter ? partial : null,
+  const spec: RunSpec<EpochRecord> = {
+    epochs: cfg.epochs, itersPerEpoch: cfg.itersPerEpoch,
+    beginEpoch(e, done) {
+      tr.beginEpoch();
+      hooks.epochStart?.(e, done, cfg);
     },
-  });
-
-  try {
-    while (tr.epoch < cfg.epochs) {
-      const e = tr.epoch;
-      const tEpoch = performance.now() - partial.wall * 1000;
-      hooks.epochStart?.(e, tr.iter, cfg);
-      while (tr.epoch === e) {
-        // One iteration per call (shouldStop = true), so Ctrl-C gets a turn between iterations.
-        tr.runEpoch((i, l) => {
-          for (const k of LOSS_KEYS) partial.sums[k] += l[k] ?? 0;
-          partial.count++;
-          if (l.student !== null) partial.studentCount++;
-          hooks.iteration?.(e, i, l);
-        }, () => true);
-        partial.wall = (performance.now() - tEpoch) / 1000;
-        await yieldToEventLoop();
-        if (tr.epoch === e && hooks.interrupted?.()) {
-          checkpoint();
-          return { status: 'interrupted', epoch: e, iter: tr.iter, checkpoint: ckPath };
-        }
-      }
+    iteration(e, i) {
+      const l = tr.step();
+      for (const k of LOSS_KEYS) partial.sums[k] += l[k] ?? 0;
+      partial.count++;
+      if (l.student !== null) partial.studentCount++;
+      hooks.iteration?.(e, i + 1, l);
+    },
+    endEpoch(e) {
       const evalNow = test !== null && ((e + 1) % o.evalEvery === 0 || e + 1 === cfg.epochs);
-      const rec: EpochRecord = {
+      const rec = {
         epoch: e + 1, iters: partial.count, student_trains: partial.studentCount > 0,
         loss: Object.fromEntries(LOSS_KEYS.map((k) => [k, k === 'student'
           ? (partial.studentCount ? partial.sums[k] / partial.studentCount : null)
           : partial.sums[k] / partial.count])) as unknown as LossMeans,
         lr_s: tr.optS.lr, lr_g: tr.optG.lr,
         ...(evalNow ? { test_top1: testTop1(student, test!) } : {}),
-        wall_s: Number(((performance.now() - tEpoch) / 1000).toFixed(3)),
       };
-      history.push(rec);
       partial = emptyPartial();
-      appendLog(o.out, rec);
-      checkpoint();
-      hooks.epochEnd?.(rec);
-      if (tr.epoch < cfg.epochs && hooks.interrupted?.()) return { status: 'interrupted', epoch: tr.epoch, iter: 0, checkpoint: ckPath };
-    }
+      return rec;
+    },
+    checkpoint(pos, epochWall) {
+      if (pos.epoch !== tr.epoch || pos.iter !== tr.iter) throw new Error(`run loop at ${pos.epoch}:${pos.iter}, trainer at ${tr.epoch}:${tr.iter}`);
+      partial.wall = epochWall;
+      saveCheckpoint<CheckpointExtra>(ckPath, {
+        ...tr.state(),
+        extra: {
+          settings, history, ranges: actRangeStates(student), ptqRanges: actRangeStates(ptq), fpTop1, ptqTop1, calibration,
+          wallSeconds: wallBefore + (performance.now() - t0) / 1000, partial: pos.iter ? partial : null,
+        },
+      });
+    },
+  };
+  try {
+    const loop = await runEpochs(spec, { epoch: tr.epoch, iter: tr.iter, epochWall: partial.wall }, history, o.out, hooks);
+    if (loop.status === 'interrupted') return loop;
   } finally {
     tr.dispose();
   }
@@ -212,8 +204,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
   const held = heldOutImages(tr.generator, o.agreeImages, o.evalBatch, cfg.seed + HELD_OUT_SEED_OFFSET);
   const teacherPreds = predictions(teacher, held);
   const agree = { ptq: agreement(ptq, held, teacherPreds), final: agreement(student, held, teacherPreds) };
-  const evaluated = history.filter((r) => r.test_top1 !== undefined);
-  const best = evaluated.reduce<EpochRecord | null>((b, r) => (b === null || r.test_top1! > b.test_top1! ? r : b), null);
+  const best = bestEpoch(history);
   wallBefore += (performance.now() - t0) / 1000;
   const label = `${sidecar.model}_zsq_W${o.policy.wbits}A${o.policy.abits}_${o.policy.act}_${o.policy.weight}`;
   const studentPath = path.join(o.out, 'student.safetensors');

@@ -138,22 +138,30 @@ export class ZsqTrainer {
     this.iter = meta.iter;
   }
 
+  /** One iteration at the current position; the position moves on (to the next epoch after an epoch's last one). */
+  step(): IterationLosses {
+    const l = this.iteration();
+    if (++this.iter === this.cfg.itersPerEpoch) {
+      this.epoch++;
+      this.iter = 0;
+    }
+    return l;
+  }
+
   /**
    * Runs the remaining iterations of the current epoch and advances to the next one. When `shouldStop` returns
    * true after an iteration, returns early with the position kept in `iter` (the epoch is not finished).
    */
   runEpoch(onIteration?: (i: number, losses: IterationLosses) => void, shouldStop?: () => boolean): IterationLosses[] {
     this.beginEpoch();
+    const e = this.epoch;
     const out: IterationLosses[] = [];
-    while (this.iter < this.cfg.itersPerEpoch) {
-      const l = this.iteration();
+    while (this.epoch === e) {
+      const l = this.step();
       out.push(l);
-      this.iter++;
-      onIteration?.(this.iter, l);
-      if (shouldStop?.() && this.iter < this.cfg.itersPerEpoch) return out;
+      onIteration?.(this.epoch === e ? this.iter : this.cfg.itersPerEpoch, l);
+      if (this.epoch === e && shouldStop?.()) return out;
     }
-    this.epoch++;
-    this.iter = 0;
     return out;
   }
 

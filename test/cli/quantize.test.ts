@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
-import { granq, lastJson, assertOneLineError, interruptAfterFirstEpoch } from '../kit/cli.js';
+import { granq, lastJson, assertOneLineError, interruptAt } from '../kit/cli.js';
 
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-quantize-'));
@@ -69,13 +69,13 @@ describe('granq quantize', { skip: noShared }, () => {
 
   test('SIGINT during epoch 2: checkpoint, resume hint, exit 130; resuming ends bit-identical', async () => {
     const out = tmp();
-    // Epoch 1 is logged (then checkpointed) before epoch 2 starts; a short wait puts the signal inside epoch 2.
-    const { code, stderr } = await interruptAfterFirstEpoch([...RUN, '--out', out], out, 300);
+    const { code, stderr } = await interruptAt([...RUN, '--out', out], 2, 3);
     assert.equal(code, 130, stderr);
-    assert.match(stderr, /interrupted at epoch 2, iteration \d\/6; checkpoint /);
+    assert.match(stderr, /interrupted at epoch 2, iteration 3\/6; checkpoint /);
     assert.match(stderr, /resume with: granq quantize .* --resume/);
     const r = granq(...RUN, '--out', out, '--resume');
     assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /resuming .* at epoch 2, iteration 4/);
     assert.ok(fs.readFileSync(path.join(out, 'student.safetensors')).equals(fs.readFileSync(path.join(straight, 'student.safetensors'))));
   });
 

@@ -1,7 +1,6 @@
 /** Running the built `granq` command from tests: one spawn helper, one-line error checks, a real SIGINT mid-run. */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 
 export const CLI = path.resolve('dist/src/cli/main.js');
@@ -28,19 +27,25 @@ export function assertOneLineError(r: CliResult, code: number, pattern: RegExp):
 }
 
 /**
- * Starts `granq ARGS` and sends SIGINT `afterMs` after the run's first epoch is logged (DIR/log.jsonl non-empty),
- * i.e. inside or at the end of epoch 2; resolves with the exit code and stderr.
+ * Starts `granq ARGS` with GRANQ_PAUSE_AT=EPOCH:ITER (run/loop.ts), so the run stops after that iteration and waits;
+ * sends SIGINT when it says so on stderr (no timing involved: the run cannot move on before the signal); resolves with
+ * the exit code and the output.
  */
-export async function interruptAfterFirstEpoch(args: string[], outDir: string, afterMs: number): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: CLI_ENV });
+export async function interruptAt(args: string[], epoch: number, iter: number): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...CLI_ENV, GRANQ_PAUSE_AT: `${epoch}:${iter}` } });
   let stderr = '';
   let stdout = '';
-  child.stderr.on('data', (d) => { stderr += String(d); });
+  let sent = false;
+  const marker = `paused at epoch ${epoch}, iteration ${iter} (GRANQ_PAUSE_AT)`;
+  child.stderr.on('data', (d) => {
+    stderr += String(d);
+    if (!sent && stderr.includes(marker)) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  });
   child.stdout.on('data', (d) => { stdout += String(d); });
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const log = path.join(outDir, 'log.jsonl');
-  while (!(fs.existsSync(log) && fs.readFileSync(log, 'utf8').length > 0)) await new Promise((r) => setTimeout(r, 20));
-  await new Promise((r) => setTimeout(r, afterMs));
-  child.kill('SIGINT');
-  return { code: await exited, stdout, stderr };
+  const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+  assert.ok(sent, `the run never reached ${marker}; stderr:\n${stderr}`);
+  return { code, stdout, stderr };
 }
