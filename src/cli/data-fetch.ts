@@ -2,8 +2,9 @@
 import path from 'node:path';
 import { Command } from 'commander';
 import { fetchedDataDir } from '../data/data-dir.js';
-import { fetchCifar10 } from '../data/fetch-cifar10.js';
+import { CIFAR10_DIR, fetchCifar10 } from '../data/fetch-cifar10.js';
 import { GranqError } from '../errors.js';
+import { checkDirTarget } from '../io/atomic.js';
 import { progressBar, type Progress } from './progress.js';
 
 export function addDataCommand(program: Command): void {
@@ -22,10 +23,12 @@ export async function runDataFetch(dataset: string, opts: { to?: string }): Prom
   if (dataset !== 'cifar10') {
     throw new GranqError(`dataset: expected cifar10 (the only one granq can fetch), got '${dataset}'`);
   }
+  const to = path.resolve(opts.to ?? fetchedDataDir());
+  checkDirTarget(path.join(to, CIFAR10_DIR), '--to'); // before a 139 MB download
   const err = (s: string) => process.stderr.write(`${s}\n`);
   let bar: Progress | null = null;
   let step = '';
-  const r = await fetchCifar10({ to: path.resolve(opts.to ?? fetchedDataDir()) }, {
+  const r = await fetchCifar10({ to }, {
     log: err,
     progress(name, done, total) {
       if (total === null) {

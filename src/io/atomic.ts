@@ -3,6 +3,7 @@
  * half-way) never sees a truncated weights file or sidecar.
  */
 import fs from 'node:fs';
+import nodePath from 'node:path';
 import { GranqError } from '../errors.js';
 
 /** Writes `chunks` in order to `path` atomically; on failure the temporary file is removed. */
@@ -24,5 +25,32 @@ export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): vo
     fs.rmSync(tmp, { force: true });
     if (e instanceof GranqError) throw e;
     throw new GranqError(`${path}: could not write the file (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Checks that `dir` is, or can be created as, a directory: it and its nearest existing ancestor must be directories.
+ * A one-line error naming `flag` otherwise, before any work is done (the directory itself is created later).
+ */
+export function checkDirTarget(dir: string, flag: string): void {
+  let at = dir;
+  for (;;) {
+    let st: fs.Stats | null = null;
+    try {
+      st = fs.statSync(at);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new GranqError(`${flag}: ${dir}: ${(e as Error).message}`);
+    }
+    if (st) {
+      if (!st.isDirectory()) {
+        throw new GranqError(at === dir ? `${flag}: ${dir} is a file, expected a directory`
+          : `${flag}: ${dir} cannot be a directory: ${at} is a file`);
+      }
+      return;
+    }
+    const up = nodePath.dirname(at);
+    if (up === at) return;
+    at = up;
   }
 }

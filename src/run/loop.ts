@@ -13,6 +13,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
+import { checkDirTarget } from '../io/atomic.js';
 import { appendLog, CHECKPOINT_FILE, writeLog } from '../io/run-dir.js';
 
 /** A position in a run: 0-based epoch, and the iterations of it already done. */
@@ -49,8 +50,9 @@ export interface RunLoopHooks<R> {
 
 export type LoopOutcome = { status: 'done' } | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string };
 
-/** The checkpoint path of a run folder; refuses a folder that holds one unless resuming. */
+/** The checkpoint path of a run folder; refuses a file, and a folder that holds a checkpoint unless resuming. */
 export function runCheckpointPath(out: string, resume: boolean): string {
+  checkDirTarget(out, '--out');
   const ck = path.join(out, CHECKPOINT_FILE);
   if (!resume && existsSync(ck)) {
     throw new GranqError(`--out: ${out} already holds a checkpoint; pass --resume to continue it, or choose another --out`);

@@ -87,6 +87,10 @@ describe('granq quantize', { skip: noShared }, () => {
     assertOneLineError(granq(...base, '--out', straight), 1, /^granq: --out: .* already holds a checkpoint; pass --resume/);
     assertOneLineError(granq(...RUN, '--out', straight, '--resume', '--batch', '4'), 1, /^granq: --resume: settings differ .*batch: 8 -> 4/);
     assertOneLineError(granq(...base, '--out', tmp(), '--lr-s', '-1'), 2, /--lr-s.*positive number/);
+    const file = path.join(tmp(), 'a-file');
+    fs.writeFileSync(file, 'x');
+    assertOneLineError(granq(...base, '--out', file), 1, /^granq: --out: .*a-file is a file, expected a directory$/);
+    assertOneLineError(granq(...base, '--out', path.join(file, 'run')), 1, /^granq: --out: .* cannot be a directory: .*a-file is a file$/);
   });
 });
 

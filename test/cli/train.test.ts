@@ -66,6 +66,9 @@ describe('granq train', () => {
     assertOneLineError(granq('train', '--out', tmp(), '--data', path.join(data, 'missing')), 1, /^granq: --data: expected an existing directory/);
     assertOneLineError(granq('train', '--out', tmp(), '--schedule', 'step'), 2, /--schedule.*Allowed choices are cosine, multistep/);
     assertOneLineError(granq('train', '--out', tmp(), '--lr', '0'), 2, /--lr.*positive number/);
+    const file = path.join(tmp(), 'a-file');
+    fs.writeFileSync(file, 'x');
+    assertOneLineError(granq('train', '--out', file, '--data', data), 1, /^granq: --out: .*a-file is a file, expected a directory$/);
     assertOneLineError(granq(...RUN, '--out', straight), 1, /^granq: --out: .* already holds a checkpoint; pass --resume/);
     assertOneLineError(granq(...RUN, '--out', straight, '--resume', '--batch', '8'), 1, /^granq: --resume: settings differ .*batch: 16 -> 8/);
   });
@@ -74,6 +77,11 @@ describe('granq train', () => {
 describe('granq data fetch', () => {
   test('an unknown dataset, or no npm on PATH: one line, exit 1', () => {
     assertOneLineError(granq('data', 'fetch', 'cifar100', '--to', tmp()), 1, /^granq: dataset: expected cifar10 .*got 'cifar100'/);
+    // --to a file: refused before anything is downloaded (PATH without npm would fail later, at the download).
+    const file = path.join(tmp(), 'a-file');
+    fs.writeFileSync(file, 'x');
+    const r0 = spawnSync(process.execPath, [CLI, 'data', 'fetch', 'cifar10', '--to', file], { encoding: 'utf8', env: { ...CLI_ENV, PATH: tmp() } });
+    assertOneLineError({ code: r0.status, stdout: r0.stdout, stderr: r0.stderr }, 1, /^granq: --to: .*cifar-10-batches-bin cannot be a directory: .*a-file is a file$/);
     const r = spawnSync(process.execPath, [CLI, 'data', 'fetch', 'cifar10', '--to', tmp()], { encoding: 'utf8', env: { ...CLI_ENV, PATH: tmp() } });
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr.trim().split('\n').pop()!, /^granq: npm: not found on PATH/);
