@@ -6,7 +6,7 @@ export { noGrad } from './autograd/index.js';
 export { backend, setBackend, withBackend, nativeBackend, refBackend } from './backend/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
-export { createModel, MODEL_REGISTRY, type ModelName } from './models/registry.js';
+export { createModel, isModelName, MODEL_NAMES } from './models/registry.js';
 export { loadModel, type LoadedModel } from './models/load.js';
 export { evaluate, type EvalCounts } from './models/evaluate.js';
 export { ResNetCifarA, ResNetCifarB } from './models/resnet-cifar.js';

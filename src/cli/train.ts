@@ -3,8 +3,8 @@
  * flags into a TrainConfig, draws the per-epoch progress bar on stderr and handles Ctrl-C (interrupt.ts), as
  * `granq quantize` does.
  */
-import { Command, Option } from 'commander';
-import { MODEL_REGISTRY } from '../models/registry.js';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { isModelName, MODEL_NAMES } from '../models/registry.js';
 import { DEFAULT_TRAIN_CONFIG, SCHEDULES, type Schedule, type TrainConfig } from '../train/config.js';
 import { runTrain, type TrainEpochRecord } from '../train/run.js';
 import { DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -34,7 +34,11 @@ export function addTrainCommand(program: Command, setExit: (code: number) => voi
     .description('train a full-precision CIFAR-10 classifier from scratch (SGD Nesterov, weight decay, cosine or multistep ' +
       'schedule, random crop + flip, optional Cutout); writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), ' +
       'DIR/model.safetensors + model.json (a teacher for eval/quantize) and DIR/result.json')
-    .addOption(new Option('--model <name>', 'architecture').choices(Object.keys(MODEL_REGISTRY)).default(d.model))
+    .addOption(new Option('--model <name>', `architecture: resnet<6n+2>-a (option-A shortcuts) or -b (projection), e.g. ${MODEL_NAMES.join(', ')}`)
+      .argParser((v: string) => {
+        if (!isModelName(v)) throw new InvalidArgumentError(`expected resnet<6n+2>-a|b (e.g. resnet20-b, resnet56-a), got '${v}'`);
+        return v;
+      }).default(d.model))
     .requiredOption('--out <dir>', 'output directory')
     .option('--resume', 'continue from DIR/checkpoint.safetensors (same flags)')
     .option('--init <file>', 'start from these weights (.safetensors + sidecar, same --model) instead of a random init; ' +

@@ -12,7 +12,7 @@ export type Rgb = [number, number, number];
 
 export interface ModelSidecar {
   model: string;
-  /** Our registry name (see ARCHITECTURES), whatever spelling the file used. */
+  /** Our registry name (see registryArchitecture), whatever spelling the file used. */
   architecture: string;
   numClasses: number;
   mean: Rgb;
@@ -22,20 +22,26 @@ export interface ModelSidecar {
   raw: Record<string, unknown>;
 }
 
-/** Architecture spellings found in sidecars → our model registry names (which are accepted as themselves). */
-export const ARCHITECTURES: Readonly<Record<string, string>> = {
-  'resnet20-a': 'resnet20-a',
-  'resnet20-optionA': 'resnet20-a',
-  'resnet20-b': 'resnet20-b',
-  'resnet20-optionB': 'resnet20-b',
-};
+/**
+ * Architecture spellings found in sidecars: a CIFAR ResNet of depth 6n+2 with option-A (`-a`, `-optionA`) or
+ * projection (`-b`, `-optionB`) shortcuts, e.g. `resnet56-optionA`. The registry name is `resnet<depth>-a|b`.
+ */
+const ARCH_PATTERN = /^resnet(\d+)-(a|b|optionA|optionB)$/;
+export const ARCHITECTURE_SPELLINGS = 'resnet<6n+2>-a|b|optionA|optionB (e.g. resnet20-a, resnet56-optionA, resnet110-b)';
+
+/** The registry name of an architecture spelling, or undefined when it names no architecture granq builds. */
+export function registryArchitecture(arch: string): string | undefined {
+  const m = ARCH_PATTERN.exec(arch);
+  if (!m) return undefined;
+  const depth = Number(m[1]);
+  if (depth < 8 || (depth - 2) % 6 !== 0 || String(depth) !== m[1]) return undefined;
+  return `resnet${depth}-${m[2]!.slice(-1).toLowerCase()}`;
+}
 
 /** The registry name of an architecture string, or a GranqError naming `where` and the accepted spellings. */
 export function normalizeArchitecture(arch: unknown, where = 'architecture'): string {
-  const name = typeof arch === 'string' ? ARCHITECTURES[arch] : undefined;
-  if (name === undefined) {
-    throw new GranqError(`${where}: expected one of ${Object.keys(ARCHITECTURES).join(', ')}, got ${JSON.stringify(arch)}`);
-  }
+  const name = typeof arch === 'string' ? registryArchitecture(arch) : undefined;
+  if (name === undefined) throw new GranqError(`${where}: expected ${ARCHITECTURE_SPELLINGS}, got ${JSON.stringify(arch)}`);
   return name;
 }
 
@@ -74,7 +80,7 @@ export function parseSidecar(json: unknown, name: string, opts: { graph?: boolea
   const arch = json['architecture'];
   const graph = opts.graph === true || typeof json['graph'] === 'string';
   const architecture = !graph ? normalizeArchitecture(arch, `${name}: architecture`)
-    : typeof arch === 'string' ? (ARCHITECTURES[arch] ?? arch) : GRAPH_ARCHITECTURE;
+    : typeof arch === 'string' ? (registryArchitecture(arch) ?? arch) : GRAPH_ARCHITECTURE;
   const nc = json['num_classes'];
   if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1) {
     throw new GranqError(`${name}: num_classes: expected a positive integer, got ${JSON.stringify(nc)}`);
@@ -132,7 +138,7 @@ export function readSidecarFor(weightsPath: string): ModelSidecar {
 export function writeSidecar(file: string, sc: ModelSidecar): void {
   const raw = sc.raw ?? {};
   const rawArch = raw['architecture'];
-  const arch = typeof rawArch === 'string' && (ARCHITECTURES[rawArch] ?? rawArch) === sc.architecture ? rawArch : sc.architecture;
+  const arch = typeof rawArch === 'string' && (registryArchitecture(rawArch) ?? rawArch) === sc.architecture ? rawArch : sc.architecture;
   const json: Record<string, unknown> = {
     ...raw,
     model: sc.model,

@@ -5,7 +5,7 @@
  * PyTorch's SGD does), cosine schedule, 4-pixel-padded random crop + horizontal flip.
  */
 import { GranqError } from '../errors.js';
-import { MODEL_REGISTRY } from '../models/registry.js';
+import { isModelName, MODEL_NAMES } from '../models/registry.js';
 
 export const SCHEDULES = ['cosine', 'multistep'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
@@ -43,7 +43,7 @@ export const CIFAR10_STD: readonly number[] = [0.24703233, 0.24348505, 0.2615876
 
 export function validateTrainConfig(c: TrainConfig): TrainConfig {
   const bad = (k: string, want: string) => new GranqError(`config: ${k} must be ${want}, got ${JSON.stringify((c as unknown as Record<string, unknown>)[k])}`);
-  if (!(c.model in MODEL_REGISTRY)) throw bad('model', `one of ${Object.keys(MODEL_REGISTRY).join(', ')}`);
+  if (!isModelName(c.model)) throw bad('model', `resnet<6n+2>-a|b, e.g. ${MODEL_NAMES.join(', ')}`);
   for (const k of ['epochs', 'batch'] as const) if (!(Number.isInteger(c[k]) && c[k] >= 1)) throw bad(k, 'a positive integer');
   if (!(Number.isInteger(c.seed) && c.seed >= 0)) throw bad('seed', 'a non-negative integer');
   if (!(c.lr > 0 && Number.isFinite(c.lr))) throw bad('lr', 'a positive number');
