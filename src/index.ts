@@ -15,7 +15,7 @@ export { readSidecar, readSidecarFor, writeSidecar, type ModelSidecar } from './
 export { readCifar, loadCifarSplit, batches, normalizeImages } from './data/cifar.js';
 export { resolveDataDir } from './data/data-dir.js';
 export {
-  quantizeModel, validatePolicy, calibrate, cloneModule, formatSummary, actQuantizers, quantizers, runPtq, preparePtq,
+  quantizeModel, validatePolicy, calibrate, formatSummary, actQuantizers, quantizers, runPtq, preparePtq,
   fakeQuantRows, fakeQuantChannelLoop, fakeQuantGroups, MinMaxEstimator, EmaEstimator, StaticChannelEstimator, RowsEstimator,
   GranqActQuantizer, ChannelLoopActQuantizer, LayerActQuantizer, ChannelStaticActQuantizer,
   SliceWeightQuantizer, ChannelWeightQuantizer, TensorWeightQuantizer, QuantConv2d, QuantLinear, ACT_KINDS, WEIGHT_KINDS,
@@ -25,7 +25,8 @@ export { PRESETS, presetConfig, type ZsqConfig } from './zsq/config.js';
 export { Generator } from './zsq/generator.js';
 export { ZsqTrainer, type IterationLosses, type TrainerHooks } from './zsq/trainer.js';
 export { runQuantize, type QuantizeOptions, type QuantizeHooks, type QuantizeOutcome, type EpochRecord } from './zsq/run.js';
-export { loadQuantizedModel, saveQuantizedModel } from './zsq/student-io.js';
+export { loadQuantizedModel, saveQuantizedModel } from './quant/index.js';
+export { cloneModule } from './nn/clone.js';
 export { loadRunGenerator, runSyntheticImages } from './zsq/checkpoint.js';
 export { probeActivations, relError, type ActivationProbe } from './quant/index.js';
 export { buildReport, type ReportOptions, type BuiltReport } from './report/build.js';

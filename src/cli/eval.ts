@@ -1,13 +1,10 @@
 /** `granq eval`: top-1 / top-5 of a model on its test set, full precision or post-training quantized (PTQ). */
-import { existsSync } from 'node:fs';
 import { batches, loadCifarSplit } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
 import { evaluate, type EvalCounts } from '../models/evaluate.js';
-import { readSidecarFor, sidecarPathFor } from '../io/sidecar.js';
-import { loadModel } from '../models/load.js';
 import { formatSummary, policyLabel, preparePtq, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
-import { loadQuantizedModel, sidecarPolicy } from '../zsq/student-io.js';
+import { loadAnyModel } from '../quant/index.js';
 import { progressBar } from './progress.js';
 
 export interface EvalOptions {
@@ -43,19 +40,11 @@ export function policyFromOptions(o: EvalOptions): QuantPolicy | null {
   });
 }
 
-/** A model whose sidecar carries `quantization` (a `granq quantize` student) is rebuilt quantized, ranges included. */
-function loadForEval(opts: EvalOptions, policy: QuantPolicy | null) {
-  const saved = opts.model.endsWith('.safetensors') && existsSync(sidecarPathFor(opts.model))
-    ? sidecarPolicy(readSidecarFor(opts.model), sidecarPathFor(opts.model)) : null;
-  if (!saved) return { ...loadModel(opts.model), saved: null };
-  if (policy) throw new GranqError(`--wbits/--abits: ${opts.model} is already quantized (${policyLabel(saved)}); evaluate it without them`);
-  const q = loadQuantizedModel(opts.model);
-  return { model: q.model, sidecar: q.sidecar, saved: q.policy };
-}
-
 export function runEval(opts: EvalOptions): void {
   const policy = policyFromOptions(opts);
-  const { model: teacher, sidecar, saved } = loadForEval(opts, policy);
+  // A model whose sidecar carries `quantization` (a `granq quantize` student) comes back quantized, ranges included.
+  const { model: teacher, sidecar, policy: saved } = loadAnyModel(opts.model);
+  if (saved && policy) throw new GranqError(`--wbits/--abits: ${opts.model} is already quantized (${policyLabel(saved)}); evaluate it without them`);
   const { dir } = resolveDataDir({ data: opts.data });
   const format = sidecar.numClasses === 100 ? 'cifar100' : 'cifar10';
   let model = teacher;

@@ -10,7 +10,7 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { encodeModel } from '../io/onnx-proto.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { EXPORT_OPSET, exportOnnx, policyLabel } from '../quant/index.js';
-import { loadQuantizedModel } from '../zsq/student-io.js';
+import { loadQuantizedModel } from '../quant/index.js';
 
 export interface ExportCliOptions {
   onnx: string;

@@ -35,17 +35,16 @@ export function loadOnnxModel(file: string): LoadedModel {
   return { model, sidecar: { ...sidecar, raw: { ...sidecar.raw, graph: nodePath.resolve(file) } }, path: file };
 }
 
-/**
- * Builds the sidecar's architecture and loads the weights strictly (PyTorch's integer counters are ignored). `flag`
- * names the option the path came from in errors.
- */
-export function loadModel(path: string, flag = '--model'): LoadedModel {
+/** Checks a model path (exists; .safetensors or .onnx); `flag` names the option it came from in errors. */
+export function checkModelPath(path: string, flag = '--model'): void {
   if (!existsSync(path)) throw new GranqError(`${flag}: no such file ${path}`);
-  if (path.endsWith('.onnx')) return loadOnnxModel(path);
-  if (!path.endsWith('.safetensors')) {
+  if (!path.endsWith('.onnx') && !path.endsWith('.safetensors')) {
     throw new GranqError(`${flag}: expected a .safetensors weights file or an .onnx model, got ${path}`);
   }
-  const sidecar = readSidecarFor(path);
+}
+
+/** A full-precision .safetensors model whose sidecar has been read: the sidecar's architecture, weights loaded strictly. */
+export function loadWeightsWithSidecar(path: string, sidecar: ModelSidecar): LoadedModel {
   const model = createModel(sidecar.architecture, sidecar.numClasses);
   const sd = loadStateDictFile(path, { integers: 'skip' });
   try {
@@ -56,4 +55,14 @@ export function loadModel(path: string, flag = '--model'): LoadedModel {
   }
   model.eval();
   return { model, sidecar, path };
+}
+
+/**
+ * Builds the sidecar's architecture and loads the weights strictly (PyTorch's integer counters are ignored). `flag`
+ * names the option the path came from in errors.
+ */
+export function loadModel(path: string, flag = '--model'): LoadedModel {
+  checkModelPath(path, flag);
+  if (path.endsWith('.onnx')) return loadOnnxModel(path);
+  return loadWeightsWithSidecar(path, readSidecarFor(path));
 }

@@ -12,7 +12,7 @@ import { ChannelLoopActQuantizer } from './act/channel-loop.js';
 import { ChannelStaticActQuantizer } from './act/channel-static.js';
 import { GranqActQuantizer } from './act/granq.js';
 import { LayerActQuantizer } from './act/layer.js';
-import { cloneModule } from './clone.js';
+import { cloneModule } from '../nn/clone.js';
 import { QuantConv2d, QuantLinear } from './modules.js';
 import { validatePolicy, type QuantPolicy } from './policy.js';
 import { ActQuantizer, Quantizer, WeightQuantizer, type ActKind, type WeightKind } from './quantizer.js';

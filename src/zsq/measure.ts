@@ -10,7 +10,7 @@ import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Generator } from './generator.js';
-import { withObserversOff } from './quant-state.js';
+import { withObserversOff } from '../quant/index.js';
 
 /** Seed offset of the held-out synthetic set: a stream the training RNG (seeded `seed`) never draws. */
 export const HELD_OUT_SEED_OFFSET = 1_000_003;

@@ -13,7 +13,7 @@ import { noGrad } from '../../src/autograd/index.js';
 import { batches, loadCifarSplit } from '../../src/data/cifar.js';
 import { decodeModel, encodeModel, tensorFromProto } from '../../src/io/onnx-proto.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { loadQuantizedModel } from '../../src/zsq/student-io.js';
+import { loadQuantizedModel } from '../../src/quant/index.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
 import { ptqRunDir } from '../kit/run-dir.js';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';

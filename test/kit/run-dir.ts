@@ -12,7 +12,7 @@ import { quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { CHECKPOINT_FILE, saveCheckpoint } from '../../src/zsq/checkpoint.js';
 import { Generator } from '../../src/zsq/generator.js';
-import { saveQuantizedModel } from '../../src/zsq/student-io.js';
+import { saveQuantizedModel } from '../../src/quant/index.js';
 
 export function ptqRunDir(teacherPath: string, policy: QuantPolicy): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-run-'));

@@ -11,7 +11,7 @@ import { presetConfig } from '../../src/zsq/config.js';
 import { CHECKPOINT_FILE, loadCheckpoint } from '../../src/zsq/checkpoint.js';
 import { runQuantize, type QuantizeOptions } from '../../src/zsq/run.js';
 import { settingsDiff, type ZsqSettings } from '../../src/zsq/settings.js';
-import { loadQuantizedModel } from '../../src/zsq/student-io.js';
+import { loadQuantizedModel } from '../../src/quant/index.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { noShared, SHARED_MODEL } from '../kit/shared.js';
 

@@ -4,7 +4,7 @@
  * tensors get fresh data and no graph. Functions (hooks) are shared.
  */
 import { Tensor } from '../tensor/tensor.js';
-import type { Module } from '../nn/module.js';
+import type { Module } from './module.js';
 
 function copy(v: unknown, memo: Map<object, unknown>): unknown {
   if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return v;

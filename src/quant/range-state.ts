@@ -6,7 +6,8 @@
  */
 import { GranqError } from '../errors.js';
 import type { Module } from '../nn/module.js';
-import { actQuantizers, type EstimatorState } from '../quant/index.js';
+import type { EstimatorState } from './estimators.js';
+import { actQuantizers } from './quantize-model.js';
 
 export type { EstimatorState };
 

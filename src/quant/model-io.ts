@@ -3,7 +3,7 @@
  * quantized model keeps them) plus, in the metadata, the ranges of static activation quantizers; the sidecar
  * `<name>.json` is the teacher's with `quantization: <policy>` added (and `zsq: <settings>` for trained students).
  * loadQuantizedModel rebuilds it: FP architecture from the sidecar (or, for an ONNX teacher, from the copy of its graph
- * named by the sidecar's `graph`), quantizeModel with the policy, then the weights.
+ * named by the sidecar's `graph`), quantizeModel with the policy, then the weights. loadAnyModel reads either kind.
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import nodePath from 'node:path';
@@ -11,10 +11,12 @@ import { GranqError } from '../errors.js';
 import { loadStateDictFile, readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { readSidecarFor, sidecarPathFor, writeSidecar, type ModelSidecar } from '../io/sidecar.js';
 import { importOnnx } from '../models/onnx-import.js';
+import { checkModelPath, loadOnnxModel, loadWeightsWithSidecar, type LoadedModel } from '../models/load.js';
 import { createModel } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
-import { quantizeModel, validatePolicy, type QuantPolicy } from '../quant/index.js';
-import { actRangeStates, loadActRangeStates, type EstimatorState } from './quant-state.js';
+import { validatePolicy, type QuantPolicy } from './policy.js';
+import { quantizeModel } from './quantize-model.js';
+import { actRangeStates, loadActRangeStates, type EstimatorState } from './range-state.js';
 
 const RANGES_KEY = 'granq_act_ranges';
 // Fields that describe the teacher's own files or accuracy; they move under `teacher` in a student's sidecar.
@@ -60,6 +62,23 @@ export function loadQuantizedModel(path: string): { model: Module; sidecar: Mode
   const sidecar = readSidecarFor(path);
   const policy = sidecarPolicy(sidecar, sidecarPathFor(path));
   if (!policy) throw new GranqError(`${sidecarPathFor(path)}: no 'quantization' policy; not a quantized model`);
+  return { model: buildQuantized(path, sidecar, policy), sidecar, policy };
+}
+
+/**
+ * Any model file granq reads, its sidecar read once: a full-precision model (.safetensors + sidecar, or ONNX), or a
+ * quantized student (a sidecar with `quantization`), rebuilt quantized with its ranges; `policy` says which.
+ */
+export function loadAnyModel(path: string, flag = '--model'): LoadedModel & { policy: QuantPolicy | null } {
+  checkModelPath(path, flag);
+  if (path.endsWith('.onnx')) return { ...loadOnnxModel(path), policy: null };
+  const sidecar = readSidecarFor(path);
+  const policy = sidecarPolicy(sidecar, sidecarPathFor(path));
+  if (!policy) return { ...loadWeightsWithSidecar(path, sidecar), policy: null };
+  return { model: buildQuantized(path, sidecar, policy), sidecar, path, policy };
+}
+
+function buildQuantized(path: string, sidecar: ModelSidecar, policy: QuantPolicy): Module {
   const graph = sidecar.raw['graph'];
   const fp = typeof graph === 'string' ? importOnnx(nodePath.resolve(nodePath.dirname(path), graph)) : createModel(sidecar.architecture, sidecar.numClasses);
   const { student } = quantizeModel(fp, policy, { warn: () => {} });
@@ -80,5 +99,5 @@ export function loadQuantizedModel(path: string): { model: Module; sidecar: Mode
   }
   loadActRangeStates(student, states, path);
   student.eval();
-  return { model: student, sidecar, policy };
+  return student;
 }
