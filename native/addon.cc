@@ -351,7 +351,7 @@ Napi::Value ChannelStatsBwd(const Napi::CallbackInfo& info) {
 }
 
 // ---------- eltwise ----------
-UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, 7)); }
+UnaryOp unary_op(Args& a) { return static_cast<UnaryOp>(a.dim("op", 0, kUnaryOpCount - 1)); }
 
 Napi::Value UnaryFwd(const Napi::CallbackInfo& info) {
   Args a(info, "unaryFwd");
@@ -384,7 +384,7 @@ int64_t strided_extent(const int64_t shape[4], const int64_t stride[4]) {
 
 Napi::Value BinaryFwd(const Napi::CallbackInfo& info) {
   Args a(info, "binaryFwd");
-  auto op = static_cast<BinaryOp>(a.dim("op", 0, 3));
+  auto op = static_cast<BinaryOp>(a.dim("op", 0, kBinaryOpCount - 1));
   Strided4 s;
   a.ints4("shape", s.shape, 1);
   a.ints4("aStride", s.a_stride, 0);
@@ -430,7 +430,7 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
 // ---------- reduce ----------
 Napi::Value ReduceFwd(const Napi::CallbackInfo& info) {
   Args a(info, "reduceFwd");
-  auto op = static_cast<ReduceOp>(a.dim("op", 0, 2));
+  auto op = static_cast<ReduceOp>(a.dim("op", 0, kReduceOpCount - 1));
   int64_t shape[4];
   bool mask[4];
   a.ints4("shape", shape, 1);
@@ -678,6 +678,15 @@ Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// {unary, binary, reduce}: the op enums' sizes, which the TypeScript backend checks its own tables against.
+Napi::Value EnumCounts(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("unary", kUnaryOpCount);
+  o.Set("binary", kBinaryOpCount);
+  o.Set("reduce", kReduceOpCount);
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   keep_large_allocations_on_heap();
   struct Entry {
@@ -685,6 +694,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     Napi::Value (*fn)(const Napi::CallbackInfo&);
   };
   static const Entry table[] = {
+      {"enumCounts", EnumCounts},
       {"setThreads", SetThreads},
       {"numThreads", NumThreads},
       {"gemm", Gemm},

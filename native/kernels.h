@@ -68,11 +68,17 @@ enum class UnaryOp : int32_t {
   sqrt = 6,
   hardtanh = 7,  // y = min(max(x, alpha), beta); dy/dx = 1 for alpha < x < beta, else 0 (relu6: alpha 0, beta 6)
 };
+// The number of values of each op enum: addon.cc range-checks `op` against it and exports it (enumCounts), and the
+// TypeScript backend checks its own tables against those counts when the addon loads.
+constexpr int32_t kUnaryOpCount = 8;
+static_assert(static_cast<int32_t>(UnaryOp::hardtanh) + 1 == kUnaryOpCount, "kUnaryOpCount");
 void unary_fwd(UnaryOp op, int64_t len, const float* x, float* y, float alpha, float beta);
 // dx = dy * f'(x); x or y is used, whichever the derivative needs (both are given).
 void unary_bwd(UnaryOp op, int64_t len, const float* x, const float* y, const float* dy, float* dx, float alpha,
                float beta);
 enum class BinaryOp : int32_t { add = 0, sub = 1, mul = 2, div = 3 };
+constexpr int32_t kBinaryOpCount = 4;
+static_assert(static_cast<int32_t>(BinaryOp::div) + 1 == kBinaryOpCount, "kBinaryOpCount");
 // Broadcasting in up to 4 dims: y is contiguous with `shape`; a and b are read through strides (0 = broadcast).
 struct Strided4 {
   int64_t shape[4];
@@ -89,6 +95,8 @@ void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* 
 
 // ---------- reduce.cc ----------
 enum class ReduceOp : int32_t { sum = 0, max = 1, min = 2 };
+constexpr int32_t kReduceOpCount = 3;
+static_assert(static_cast<int32_t>(ReduceOp::min) + 1 == kReduceOpCount, "kReduceOpCount");
 // x has `shape` (4 dims, contiguous); axes with mask[i] = true are reduced; y has those axes of size 1.
 void reduce_fwd(ReduceOp op, const int64_t shape[4], const bool mask[4], const float* x, float* y);
 // max/min backward: dx = dy where x equals the result, split evenly between ties (as torch's full reduction).

@@ -72,3 +72,31 @@ test('src imports only downward and has no cycles', () => {
   for (const f of graph.keys()) visit(f, []);
   assert.deepEqual(cycles, [], `import cycles:\n${cycles.join('\n')}`);
 });
+
+/**
+ * The op table: every op registered at run time (OP_REGISTRY, filled by defineOp) is declared in an `interface OpAttrs`
+ * block of the op table (the compile-time list that types defineOp, the tracer and the ONNX emitters), and every
+ * declared op is registered. An op registered without a table entry (an untyped registration) fails here.
+ */
+test('op table: OP_REGISTRY equals the ops declared in OpAttrs blocks; defineOp calls name their op type', async () => {
+  const declared = new Set<string>();
+  const untyped: string[] = [];
+  for (const file of files(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/interface OpAttrs \{((?:[^{}]|\{[^{}]*\})*)\}/g)) {
+      for (const k of m[1]!.matchAll(/^\s*([a-z0-9_]+)\s*:/gm)) declared.add(k[1]!);
+    }
+    // defineOp's first type argument is the op name (or names); a call without type arguments is flagged.
+    if (relative(SRC, file) === 'autograd/tape.ts') continue; // where defineOp is defined (and documented)
+    for (const m of text.matchAll(/defineOp(<[^(]*>)?\(/g)) if (!m[1]) untyped.push(relative(SRC, file));
+  }
+  await import('../src/index.js');
+  await import('../src/quant/index.js');
+  const { OP_REGISTRY } = await import('../src/autograd/index.js');
+  const registered = new Set<string>(OP_REGISTRY.keys());
+  assert.deepEqual(untyped, [], `defineOp without its op-name type argument in: ${untyped.join(', ')}`);
+  assert.deepEqual([...registered].filter((k) => !declared.has(k)), [], 'registered but not in the op table');
+  assert.deepEqual([...declared].filter((k) => !registered.has(k)), [], 'in the op table but never registered');
+  assert.ok(registered.size >= 30, `${registered.size} ops`);
+  for (const k of registered) assert.match(k, /^[a-z][a-z0-9_]*$/, `op names are snake_case: ${k}`);
+});

@@ -38,19 +38,32 @@ export interface BackwardArgs<I, A, S> {
   out: Tensor;
 }
 
-export interface OpSpec<I extends readonly (Tensor | null)[], A, S> {
-  name: string;
-  forward(inputs: I, attrs: A): { out: Tensor; saved: S };
-  backward(args: BackwardArgs<I, A, S>): (Float32Array | null)[];
+/**
+ * The op table: every primitive op's name and the type of its attrs. Each op family declares its own entries where
+ * it defines the ops (`declare module '.../tape.js' { interface OpAttrs { conv2d: Conv2dAttrs } }`), so OpName is the
+ * union of all of them; defineOp accepts only these names, and tables keyed by OpName (the ONNX emitters) must list
+ * every op. Names are snake_case, PyTorch's where one exists.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface OpAttrs {}
+export type OpName = keyof OpAttrs;
+
+export interface OpSpec<K extends OpName, I extends readonly (Tensor | null)[], S> {
+  name: K;
+  forward(inputs: I, attrs: OpAttrs[K]): { out: Tensor; saved: S };
+  backward(args: BackwardArgs<I, OpAttrs[K], S>): (Float32Array | null)[];
 }
 
-export type Op<I extends readonly (Tensor | null)[], A> = (inputs: I, attrs: A) => Tensor;
+export type Op<K extends OpName, I extends readonly (Tensor | null)[]> = (inputs: I, attrs: OpAttrs[K]) => Tensor;
 
 /** Every op defined so far, by name (the meta-test checks each has a reference case and a gradient check). */
-export const OP_REGISTRY = new Map<string, OpSpec<never, never, never>>();
+export const OP_REGISTRY = new Map<OpName, OpSpec<OpName, never, never>>();
+
+/** One primitive op call as a tracer sees it: the name, and the attrs of that op's type. */
+export type OpCall = { [K in OpName]: { op: K; inputs: readonly (Tensor | null)[]; attrs: OpAttrs[K]; out: Tensor } }[OpName];
 
 /** Sees every primitive op call with its attrs (graph export records a forward pass through it). */
-export type OpTracer = (op: string, inputs: readonly (Tensor | null)[], attrs: unknown, out: Tensor) => void;
+export type OpTracer = (call: OpCall) => void;
 let tracer: OpTracer | null = null;
 
 /** Runs fn with `onOp` called after each primitive op (composites show up as their primitives). */
@@ -87,10 +100,10 @@ function opTime(op: string): OpTime {
   return t;
 }
 
-export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpec<I, A, S>): Op<I, A> {
+export function defineOp<K extends OpName, I extends readonly (Tensor | null)[], S>(spec: OpSpec<K, I, S>): Op<K, I> {
   check(!OP_REGISTRY.has(spec.name), `defineOp: '${spec.name}' is defined twice`);
-  OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<never, never, never>);
-  return (inputs: I, attrs: A): Tensor => {
+  OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<OpName, never, never>);
+  return (inputs: I, attrs: OpAttrs[K]): Tensor => {
     const t0 = profile ? performance.now() : 0;
     const { out, saved } = spec.forward(inputs, attrs);
     if (profile) {
@@ -98,7 +111,7 @@ export function defineOp<I extends readonly (Tensor | null)[], A, S>(spec: OpSpe
       t.calls++;
       t.forwardMs += performance.now() - t0;
     }
-    if (tracer) tracer(spec.name, inputs, attrs, out);
+    if (tracer) tracer({ op: spec.name, inputs, attrs, out } as OpCall);
     if (!gradEnabled) return out;
     if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {

@@ -8,6 +8,14 @@ import { backend } from '../backend/index.js';
 import { check } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 
+declare module '../autograd/tape.js' {
+  interface OpAttrs {
+    fake_quant_rows: RowsAttrs;
+    fake_quant_channel_loop: ChannelLoopAttrs;
+    fake_quant_groups: GroupsAttrs;
+  }
+}
+
 export interface RowsAttrs { rows: number; cols: number; bits: number; clamp: boolean }
 export interface ChannelLoopAttrs { n: number; c: number; hw: number; bits: number }
 export interface GroupsAttrs { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Float32Array; maxs: Float32Array }
@@ -22,7 +30,7 @@ function checkSize(op: string, x: Tensor, want: number, what: string): void {
 /** The identity STE, shared by every fake-quant op. */
 const ste = ({ gy }: { gy: Float32Array }) => [gy];
 
-export const fakeQuantRowsOp = defineOp<[Tensor], RowsAttrs, null>({
+export const fakeQuantRowsOp = defineOp<'fake_quant_rows', [Tensor], null>({
   name: 'fake_quant_rows',
   forward([x], a) {
     checkBits('fakeQuantRows', a.bits);
@@ -34,7 +42,7 @@ export const fakeQuantRowsOp = defineOp<[Tensor], RowsAttrs, null>({
   backward: ste,
 });
 
-export const fakeQuantChannelLoopOp = defineOp<[Tensor], ChannelLoopAttrs, null>({
+export const fakeQuantChannelLoopOp = defineOp<'fake_quant_channel_loop', [Tensor], null>({
   name: 'fake_quant_channel_loop',
   forward([x], a) {
     checkBits('fakeQuantChannelLoop', a.bits);
@@ -46,7 +54,7 @@ export const fakeQuantChannelLoopOp = defineOp<[Tensor], ChannelLoopAttrs, null>
   backward: ste,
 });
 
-export const fakeQuantGroupsOp = defineOp<[Tensor], GroupsAttrs, null>({
+export const fakeQuantGroupsOp = defineOp<'fake_quant_groups', [Tensor], null>({
   name: 'fake_quant_groups',
   forward([x], a) {
     checkBits('fakeQuantGroups', a.bits);

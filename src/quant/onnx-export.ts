@@ -14,7 +14,7 @@ import type { StoredTensor } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { GroupsAttrs, RowsAttrs } from './fake-quant.js';
+import type { RowsAttrs } from './fake-quant.js';
 import { rowView } from './fake-quant.js';
 
 export const EXPORT_OPSET = 13;
@@ -46,7 +46,7 @@ export interface ExportOptions {
   docString?: string;
 }
 
-interface EmitCtx {
+interface EmitCtx<K extends F.OpName = F.OpName> {
   /** ONNX value name of input i (constants become initializers on first use). */
   in(i: number): string;
   /** A new int64 or float initializer holding these values. */
@@ -56,10 +56,13 @@ interface EmitCtx {
   /** Adds a node; returns its output name (the op's result when `last`). */
   node(op: string, inputs: string[], attrs?: Record<string, AttrValue>, last?: boolean): string;
   inputs: readonly (Tensor | null)[];
-  attrs: unknown;
+  attrs: F.OpAttrs[K];
   out: Tensor;
-  op: string;
+  op: K;
 }
+
+/** An op's ONNX form, or null: the op has none (training-only ops: losses, statistics, the generator's upsampling). */
+type Emit<K extends F.OpName> = ((e: EmitCtx<K>) => string) | null;
 
 const fail = (e: EmitCtx, msg: string): never => {
   throw new GranqError(`ONNX export: op '${e.op}': ${msg}`);
@@ -77,15 +80,32 @@ function emitFakeQuant(e: EmitCtx, x: string, m: string, M: string, bits: number
 
 const unary = (op: string) => (e: EmitCtx) => e.node(op, [e.in(0)], {}, true);
 const binary = (op: string) => (e: EmitCtx) => e.node(op, [e.in(0), e.in(1)], {}, true);
-const reduceAxes = (e: EmitCtx) => {
-  const a = e.attrs as { axes: number[] | null; keepDims: boolean };
+const reduceAxes = (e: EmitCtx<'reduce_sum' | 'reduce_max' | 'reduce_min'>) => {
+  const a = e.attrs;
   return { axes: a.axes ?? e.inputs[0]!.shape.map((_, i) => i), keepdims: a.keepDims ? 1 : 0 };
 };
 
-/** Primitive op -> ONNX nodes. */
-const EMIT: Record<string, (e: EmitCtx) => string> = {
+/** Dynamic per-(sample, channel) rows: ReduceMin/ReduceMax over the spatial axes, then the fake-quant arithmetic. */
+function emitRows(e: EmitCtx<'fake_quant_rows'>): string {
+  const a = e.attrs;
+  const x = e.inputs[0]!;
+  const [rows] = rowView(x.shape);
+  if (a.rows !== rows) fail(e, `only the (sample, channel) row view is exportable for activations, got ${a.rows} rows of ${a.cols}`);
+  const axes = x.ndim === 2 ? [1] : x.shape.slice(2).map((_, i) => i + 2);
+  const m = e.node('ReduceMin', [e.in(0)], { axes, keepdims: 1 });
+  const M = e.node('ReduceMax', [e.in(0)], { axes, keepdims: 1 });
+  return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp);
+}
+
+/** Primitive op -> ONNX nodes: every op of the table (OpName) has an entry, so a new op without one does not compile. */
+const EMIT: { [K in F.OpName]: Emit<K> } = {
+  softmax: null,
+  log_softmax: null,
+  embedding: null,
+  channel_stats: null,
+  upsample_nearest: null,
   conv2d(e) {
-    const { stride, padding, groups } = e.attrs as { stride: number; padding: number; groups: number };
+    const { stride, padding, groups } = e.attrs;
     const w = e.inputs[1]!;
     return e.node('Conv', [e.in(0), e.in(1), ...(e.inputs[2] ? [e.in(2)] : [])], {
       kernel_shape: [w.shape[2]!, w.shape[3]!], strides: [stride, stride], pads: [padding, padding, padding, padding],
@@ -96,10 +116,13 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
   matmul: binary('MatMul'),
   relu: unary('Relu'),
   add_relu: (e) => e.node('Relu', [e.node('Add', [e.in(0), e.in(1)])], {}, true),
-  leakyRelu: (e) => e.node('LeakyRelu', [e.in(0)], { alpha: { float: (e.attrs as { alpha: number }).alpha } }, true),
+  leaky_relu: (e) => e.node('LeakyRelu', [e.in(0)], { alpha: { float: e.attrs.alpha } }, true),
   tanh: unary('Tanh'),
+  exp: null,
+  log: null,
+  sqrt: null,
   hardtanh(e) {
-    const { alpha, beta } = e.attrs as { alpha: number; beta: number }; // min, max
+    const { alpha, beta } = e.attrs; // min, max
     return e.node('Clip', [e.in(0), e.float(alpha), e.float(beta)], {}, true);
   },
   add: binary('Add'),
@@ -107,7 +130,7 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
   mul: binary('Mul'),
   div: binary('Div'),
   affine(e) {
-    const { alpha, beta } = e.attrs as { alpha: number; beta: number };
+    const { alpha, beta } = e.attrs;
     const y = e.node('Mul', [e.in(0), e.float(alpha)], {}, beta === 0);
     return beta === 0 ? y : e.node('Add', [y, e.float(beta)], {}, true);
   },
@@ -118,11 +141,11 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
     return e.node('Reshape', [e.in(0), e.ints(shape)], {}, true);
   },
   avg_pool2d(e) {
-    const { k, stride } = e.attrs as { k: number; stride: number };
+    const { k, stride } = e.attrs;
     return e.node('AveragePool', [e.in(0)], { kernel_shape: [k, k], strides: [stride, stride] }, true);
   },
   pad_channels(e) {
-    const { before, after } = e.attrs as { before: number; after: number };
+    const { before, after } = e.attrs;
     return e.node('Pad', [e.in(0), e.ints([0, before, 0, 0, 0, after, 0, 0])], { mode: 'constant' }, true);
   },
   reduce_max: (e) => e.node('ReduceMax', [e.in(0)], reduceAxes(e), true),
@@ -132,7 +155,7 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
     return e.node('ReduceSum', [e.in(0), e.ints(axes)], { keepdims }, true); // opset 13: axes is an input
   },
   batch_norm(e) {
-    const a = e.attrs as { training: boolean; eps: number; runningMean: Float32Array | null; runningVar: Float32Array | null; relu?: boolean };
+    const a = e.attrs;
     if (a.training || !a.runningMean || !a.runningVar) fail(e, 'BatchNorm in training mode cannot be exported (call model.eval())');
     const c = a.runningMean!.length;
     const gamma = e.inputs[1] ? e.in(1) : e.floats([c], new Float32Array(c).fill(1));
@@ -140,21 +163,15 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
     const bn = e.node('BatchNormalization', [e.in(0), gamma, beta, e.floats([c], a.runningMean!), e.floats([c], a.runningVar!)], { epsilon: { float: a.eps } }, !a.relu);
     return a.relu ? e.node('Relu', [bn], {}, true) : bn; // the fused BatchNorm + ReLU
   },
-  fake_quant_rows(e) {
-    const a = e.attrs as RowsAttrs;
-    const x = e.inputs[0]!;
-    const [rows] = rowView(x.shape);
-    if (a.rows !== rows) fail(e, `only the (sample, channel) row view is exportable for activations, got ${a.rows} rows of ${a.cols}`);
-    const axes = x.ndim === 2 ? [1] : x.shape.slice(2).map((_, i) => i + 2);
-    const m = e.node('ReduceMin', [e.in(0)], { axes, keepdims: 1 });
-    const M = e.node('ReduceMax', [e.in(0)], { axes, keepdims: 1 });
-    return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp);
-  },
+  fake_quant_rows: (e) => emitRows(e),
   fake_quant_channel_loop(e) {
-    return EMIT['fake_quant_rows']!({ ...e, attrs: { ...(e.attrs as object), rows: rowView(e.inputs[0]!.shape)[0], clamp: false } });
+    // The per-channel loop quantizes each (sample, channel) row: the rows form of the same ranges, unclamped.
+    const x = e.inputs[0]!;
+    const [rows, cols] = rowView(x.shape);
+    return emitRows({ ...e, op: 'fake_quant_rows', attrs: { bits: e.attrs.bits, rows, cols, clamp: false } });
   },
   fake_quant_groups(e) {
-    const a = e.attrs as GroupsAttrs;
+    const a = e.attrs;
     const x = e.inputs[0]!;
     // Static ranges per group: scalars for one group, [1,C,1,1] constants for per-channel groups.
     const perChannel = a.groups > 1;
@@ -165,6 +182,8 @@ const EMIT: Record<string, (e: EmitCtx) => string> = {
     return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp);
   },
 };
+
+const EXPORTABLE = Object.entries(EMIT).filter(([, e]) => e !== null).map(([k]) => k);
 
 /** Integer codes, scales and zero points of a weight fake-quantized by rows (the same arithmetic as the kernels). */
 function weightCodes(w: Tensor, a: RowsAttrs): { codes: Int16Array; scale: Float32Array; zero: Float32Array } {
@@ -223,12 +242,13 @@ export function exportOnnx(model: Module, opts: ExportOptions): OnnxExport {
     return addInit(name, floatTensorProto(name, t.shape, t.data));
   };
 
-  const onOp: F.OpTracer = (op, inputs, attrs, out) => {
+  const onOp: F.OpTracer = (call) => {
+    const { op, inputs, out } = call;
     if (!inputs.some((t) => t !== null && dynamic.has(t))) {
       // Folded: a weight quantizer's output keeps its parameter's name, and its integer form goes to the sidecar.
       const src = inputs[0] ? paramNames.get(inputs[0]) : undefined;
-      if (op === 'fake_quant_rows' && src) {
-        const a = attrs as RowsAttrs;
+      if (call.op === 'fake_quant_rows' && src) {
+        const a = call.attrs;
         const c = weightCodes(inputs[0]!, a);
         const fits8 = c.codes.every((v) => v >= -128 && v <= 127);
         codes.set(`${src}.codes`, fits8 ? { dtype: 'I8', shape: [...out.shape], data: Int8Array.from(c.codes) } : { dtype: 'I16', shape: [...out.shape], data: c.codes });
@@ -239,12 +259,13 @@ export function exportOnnx(model: Module, opts: ExportOptions): OnnxExport {
       }
       return;
     }
-    const emit = EMIT[op];
-    if (!emit) throw new GranqError(`ONNX export: op '${op}' has no ONNX form; exportable: ${Object.keys(EMIT).join(', ')}`);
+    // The one cast: TypeScript cannot correlate EMIT[op] with call.attrs through the union of calls.
+    const emit = EMIT[op] as Emit<F.OpName>;
+    if (!emit) throw new GranqError(`ONNX export: op '${op}' has no ONNX form; exportable: ${EXPORTABLE.join(', ')}`);
     dynamic.add(out);
     let resultName = '';
     const ctx: EmitCtx = {
-      inputs, attrs, out, op,
+      inputs, attrs: call.attrs, out, op,
       in: (i) => {
         const t = inputs[i]!;
         return dynamic.has(t) ? names.get(t)! : constName(t);

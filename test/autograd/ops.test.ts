@@ -49,7 +49,7 @@ const bnEval = bnRunning(5);
 
 const CASES: Case[] = [
   { op: 'relu', name: 'relu [2,3,5,7]', f: (x) => F.relu(x), inputs: [randn([2, 3, 5, 7], 0.05)] },
-  { op: 'leakyRelu', name: 'leakyRelu 0.2', f: (x) => F.leakyRelu(x, 0.2), inputs: [randn([3, 17], 0.05)] },
+  { op: 'leaky_relu', name: 'leakyRelu 0.2', f: (x) => F.leakyRelu(x, 0.2), inputs: [randn([3, 17], 0.05)] },
   { op: 'tanh', name: 'tanh', f: (x) => F.tanh(x), inputs: [randn([33])] },
   { op: 'exp', name: 'exp', f: (x) => F.exp(x), inputs: [randn([7, 3])] },
   { op: 'log', name: 'log', f: (x) => F.log(x), inputs: [positive([17])] },

@@ -5,6 +5,14 @@ import { allocFloats, Tensor } from '../../tensor/tensor.js';
 import { shapeStr } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 
+declare module '../tape.js' {
+  interface OpAttrs {
+    conv2d: Conv2dAttrs;
+    linear: null;
+    matmul: null;
+  }
+}
+
 export interface Conv2dAttrs {
   stride: number;
   padding: number;
@@ -28,7 +36,7 @@ function convShape(x: Tensor, w: Tensor, { stride, padding, groups }: Conv2dAttr
   return { n, ic, ih, iw, oc, kh, kw, stride, pad: padding, oh, ow, groups };
 }
 
-const conv2dOp = defineOp<[Tensor, Tensor, Tensor | null], Conv2dAttrs, Conv2dShape>({
+const conv2dOp = defineOp<'conv2d', [Tensor, Tensor, Tensor | null], Conv2dShape>({
   name: 'conv2d',
   forward([x, w, b], attrs) {
     const s = convShape(x, w, attrs);
@@ -60,7 +68,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, attrs: Par
 }
 
 /** y = x . W^T + b for x [N,in], W [out,in], b [out]. */
-const linearOp = defineOp<[Tensor, Tensor, Tensor | null], null, { m: number; k: number; n: number }>({
+const linearOp = defineOp<'linear', [Tensor, Tensor, Tensor | null], { m: number; k: number; n: number }>({
   name: 'linear',
   forward([x, w, b]) {
     check(x.ndim === 2 && w.ndim === 2, () => `linear: expected x [N,in] and weight [out,in], got ${shapeStr(x.shape)} and ${shapeStr(w.shape)}`);
@@ -100,7 +108,7 @@ const linearOp = defineOp<[Tensor, Tensor, Tensor | null], null, { m: number; k:
 export const linear = (x: Tensor, w: Tensor, b: Tensor | null = null) => linearOp([x, w, b], null);
 
 /** Plain matrix product a [m,k] . b [k,n]. */
-const matmulOp = defineOp<[Tensor, Tensor], null, { m: number; k: number; n: number }>({
+const matmulOp = defineOp<'matmul', [Tensor, Tensor], { m: number; k: number; n: number }>({
   name: 'matmul',
   forward([a, b]) {
     check(a.ndim === 2 && b.ndim === 2 && a.shape[1] === b.shape[0],

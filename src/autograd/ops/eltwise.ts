@@ -5,15 +5,38 @@ import { allocFloats, Tensor } from '../../tensor/tensor.js';
 import { broadcastShapes, sameShape, shapeStr, type Shape } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 
+declare module '../tape.js' {
+  interface OpAttrs {
+    relu: UnaryAttrs;
+    leaky_relu: UnaryAttrs;
+    tanh: UnaryAttrs;
+    exp: UnaryAttrs;
+    log: UnaryAttrs;
+    sqrt: UnaryAttrs;
+    affine: UnaryAttrs;
+    hardtanh: UnaryAttrs;
+    add: null;
+    sub: null;
+    mul: null;
+    div: null;
+    add_relu: null;
+  }
+}
+
 interface UnaryAttrs {
   alpha: number;
   beta: number;
 }
 
-function unaryOp(name: UnaryName) {
-  const code = UNARY[name];
-  return defineOp<[Tensor], UnaryAttrs, null>({
-    name,
+/** Op names of the backend's unary kernels (the kernel enum keeps its own, camelCase, names). */
+const UNARY_OP = {
+  relu: 'relu', leakyRelu: 'leaky_relu', tanh: 'tanh', exp: 'exp', log: 'log', sqrt: 'sqrt', affine: 'affine', hardtanh: 'hardtanh',
+} as const satisfies Record<UnaryName, string>;
+
+function unaryOp(kernel: UnaryName) {
+  const code = UNARY[kernel];
+  return defineOp<(typeof UNARY_OP)[UnaryName], [Tensor], null>({
+    name: UNARY_OP[kernel],
     forward([x], { alpha, beta }) {
       const out = Tensor.empty(x.shape);
       backend().unaryFwd({ op: code, len: x.size, x: x.data, y: out.data, alpha, beta });
@@ -117,7 +140,7 @@ function sumToOperand(g: Float32Array, bc: Broadcast4, stride: Quad, size: numbe
 
 function binaryOp(name: BinaryName) {
   const code = BINARY[name];
-  return defineOp<[Tensor, Tensor], null, Broadcast4>({
+  return defineOp<BinaryName, [Tensor, Tensor], Broadcast4>({
     name,
     forward([a, b]) {
       const bc = broadcast4(a.shape, b.shape, name);
@@ -167,7 +190,7 @@ function binaryOp(name: BinaryName) {
 const addOp = binaryOp('add');
 
 /** relu(a + b) for same-shape a, b: a residual sum and its ReLU in one pass, forward and backward. */
-const addReluOp = defineOp<[Tensor, Tensor], null, null>({
+const addReluOp = defineOp<'add_relu', [Tensor, Tensor], null>({
   name: 'add_relu',
   forward([a, b]) {
     check(sameShape(a.shape, b.shape), () => `addRelu: shapes must be equal, got ${shapeStr(a.shape)} and ${shapeStr(b.shape)}`);

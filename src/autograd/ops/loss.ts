@@ -10,8 +10,16 @@ import { defineOp } from '../tape.js';
 import { exp, mul, neg, sub } from './eltwise.js';
 import { mean, sum } from './reduce.js';
 
+declare module '../tape.js' {
+  interface OpAttrs {
+    softmax: null;
+    log_softmax: null;
+    embedding: { idx: Int32Array };
+  }
+}
+
 function softmaxOp(log: boolean) {
-  return defineOp<[Tensor], null, null>({
+  return defineOp<'softmax' | 'log_softmax', [Tensor], null>({
     name: log ? 'log_softmax' : 'softmax',
     forward([x]) {
       check(x.ndim === 2, () => `${log ? 'logSoftmax' : 'softmax'}: expected [rows, classes], got ${shapeStr(x.shape)}`);
@@ -34,7 +42,7 @@ const logSoftmaxPrim = softmaxOp(true);
 export const softmax = (x: Tensor) => softmaxPrim([x], null);
 export const logSoftmax = (x: Tensor) => logSoftmaxPrim([x], null);
 
-const embeddingOp = defineOp<[Tensor], { idx: Int32Array }, null>({
+const embeddingOp = defineOp<'embedding', [Tensor], null>({
   name: 'embedding',
   forward([w], { idx }) {
     check(w.ndim === 2, () => `embedding: weight must be [num, dim], got ${shapeStr(w.shape)}`);

@@ -5,6 +5,13 @@ import { allocFloats, Tensor } from '../../tensor/tensor.js';
 import { shapeStr } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 
+declare module '../tape.js' {
+  interface OpAttrs {
+    batch_norm: BatchNormAttrs;
+    channel_stats: null;
+  }
+}
+
 export interface BatchNormAttrs {
   training: boolean;
   eps: number;
@@ -24,7 +31,7 @@ interface Saved {
   saveInvstd: Float32Array | null;
 }
 
-const batchNormOp = defineOp<[Tensor, Tensor | null, Tensor | null], BatchNormAttrs, Saved>({
+const batchNormOp = defineOp<'batch_norm', [Tensor, Tensor | null, Tensor | null], Saved>({
   name: 'batch_norm',
   forward([x, gamma, beta], a) {
     check(x.ndim === 4 || x.ndim === 2, () => `batchNorm: expected [N,C,H,W] or [N,C], got ${shapeStr(x.shape)}`);
@@ -79,7 +86,7 @@ export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, 
   return batchNormOp([x, gamma, beta], attrs);
 }
 
-const channelStatsOp = defineOp<[Tensor], null, { n: number; c: number; hw: number }>({
+const channelStatsOp = defineOp<'channel_stats', [Tensor], { n: number; c: number; hw: number }>({
   name: 'channel_stats',
   forward([x]) {
     check(x.ndim === 4, () => `channelStats: expected [N,C,H,W], got ${shapeStr(x.shape)}`);

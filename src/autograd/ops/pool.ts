@@ -5,7 +5,14 @@ import { allocFloats, Tensor } from '../../tensor/tensor.js';
 import { shapeStr } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 
-const avgPool2dOp = defineOp<[Tensor], { k: number; stride: number }, Pool2dShape>({
+declare module '../tape.js' {
+  interface OpAttrs {
+    avg_pool2d: { k: number; stride: number };
+    upsample_nearest: { scale: number };
+  }
+}
+
+const avgPool2dOp = defineOp<'avg_pool2d', [Tensor], Pool2dShape>({
   name: 'avg_pool2d',
   forward([x], { k, stride }) {
     check(x.ndim === 4, () => `avgPool2d: expected [N,C,H,W], got ${shapeStr(x.shape)}`);
@@ -33,7 +40,7 @@ export function globalAvgPool(x: Tensor): Tensor {
 /** x[:, :, ::s, ::s] (the option-A shortcut's subsampling): a 1x1 average pool with stride s. */
 export const subsample = (x: Tensor, s: number) => avgPool2d(x, 1, s);
 
-const upsampleOp = defineOp<[Tensor], { scale: number }, null>({
+const upsampleOp = defineOp<'upsample_nearest', [Tensor], null>({
   name: 'upsample_nearest',
   forward([x], { scale }) {
     check(x.ndim === 4, () => `upsampleNearest: expected [N,C,H,W], got ${shapeStr(x.shape)}`);

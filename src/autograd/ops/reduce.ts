@@ -6,6 +6,14 @@ import { normAxis, shapeStr, type Shape } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 import { scale } from './eltwise.js';
 
+declare module '../tape.js' {
+  interface OpAttrs {
+    reduce_sum: ReduceAttrs;
+    reduce_max: ReduceAttrs;
+    reduce_min: ReduceAttrs;
+  }
+}
+
 interface ReduceAttrs {
   axes: number[] | null; // null = all
   keepDims: boolean;
@@ -41,7 +49,7 @@ function reduce4(shape: Shape, axes: number[] | null, keepDims: boolean, op: str
 
 function reduceOp(name: ReduceName) {
   const code = REDUCE[name];
-  return defineOp<[Tensor], ReduceAttrs, Reduce4>({
+  return defineOp<`reduce_${ReduceName}`, [Tensor], Reduce4>({
     name: `reduce_${name}`,
     forward([x], { axes, keepDims }) {
       check(x.size > 0, () => `${name}: cannot reduce an empty tensor`);

@@ -5,7 +5,14 @@ import { allocFloats, Tensor } from '../../tensor/tensor.js';
 import { numel, shapeStr, type Shape } from '../../tensor/shape.js';
 import { defineOp } from '../tape.js';
 
-const reshapeOp = defineOp<[Tensor], { shape: number[] }, null>({
+declare module '../tape.js' {
+  interface OpAttrs {
+    reshape: { shape: number[] };
+    pad_channels: { before: number; after: number };
+  }
+}
+
+const reshapeOp = defineOp<'reshape', [Tensor], null>({
   name: 'reshape',
   forward([x], { shape }) {
     return { out: new Tensor(x.data, shape), saved: null };
@@ -28,7 +35,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 
 export const flatten = (x: Tensor) => reshape(x, [x.shape[0]!, -1]);
 
-const padChannelsOp = defineOp<[Tensor], { before: number; after: number }, null>({
+const padChannelsOp = defineOp<'pad_channels', [Tensor], null>({
   name: 'pad_channels',
   forward([x], { before, after }) {
     const [n, c, h, w] = x.shape as [number, number, number, number];
