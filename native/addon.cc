@@ -639,7 +639,7 @@ Napi::Value QuantRowsFwd(const Napi::CallbackInfo& info) {
   QuantRowsParams p;
   p.rows = a.dim("rows");
   p.cols = a.dim("cols");
-  p.bits = int32_t(a.dim("bits", 2, 8));
+  p.bits = int32_t(a.dim("bits", kMinBits, kMaxBits));
   p.clamp = a.flag("clamp");
   int64_t len = a.prod({p.rows, p.cols});
   const float* x = a.f32("x", len);
@@ -653,7 +653,7 @@ Napi::Value QuantRowsFwd(const Napi::CallbackInfo& info) {
 Napi::Value QuantChannelLoopFwd(const Napi::CallbackInfo& info) {
   Args a(info, "quantChannelLoopFwd");
   int64_t n = a.dim("n"), c = a.dim("c"), hw = a.dim("hw");
-  int32_t bits = int32_t(a.dim("bits", 2, 8));
+  int32_t bits = int32_t(a.dim("bits", kMinBits, kMaxBits));
   int64_t len = a.prod({n, c, hw});
   const float* x = a.f32("x", len);
   float* y = a.f32("y", len);
@@ -667,7 +667,7 @@ Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
   p.outer = a.dim("outer");
   p.groups = a.dim("groups");
   p.inner = a.dim("inner");
-  p.bits = int32_t(a.dim("bits", 2, 8));
+  p.bits = int32_t(a.dim("bits", kMinBits, kMaxBits));
   p.clamp = a.flag("clamp");
   int64_t len = a.prod({p.outer, p.groups, p.inner});
   const float* mins = a.f32("mins", p.groups);

@@ -141,6 +141,9 @@ struct AdamParams {
 void adam_step(const AdamParams& p, float* param, const float* grad, float* exp_avg, float* exp_avg_sq);
 
 // ---------- quant.cc ----------
+// The bit widths every quantizer accepts (src/quant/fake-quant.ts MIN_BITS..MAX_BITS; addon.cc checks `bits` by them).
+constexpr int32_t kMinBits = 2;
+constexpr int32_t kMaxBits = 8;
 // Asymmetric uniform fake quantization (ZeroQ/GDFQ formula, in torch's float32 operation order):
 //   n = 2^bits - 1, s = n / max(M - m, 1e-8), z = round(s * m) + 2^(bits-1),
 //   q = round(s * x - z), clamped to [-2^(bits-1), 2^(bits-1) - 1] when `clamp`, y = (q + z) / s,

@@ -1,5 +1,6 @@
 /** Strict option parsers for commander: a bad value becomes a one-line error naming the option. */
 import { InvalidArgumentError } from 'commander';
+import { isBitWidth, MAX_BITS, MIN_BITS } from '../quant/fake-quant.js';
 
 /** Where --data defaults to, in resolveDataDir's order (src/data/data-dir.ts), for every command's help. */
 export const DATA_DEFAULT_HELP = '$GRANQ_DATA, else ../shared/data, else the data/ of granq data fetch';
@@ -36,7 +37,7 @@ export function positiveIntList(value: string): number[] {
 /** A bit width in 2..8. */
 export function bitWidth(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < 2 || n > 8) throw new InvalidArgumentError(`expected a bit width in 2..8, got '${value}'`);
+  if (!/^\d+$/.test(value.trim()) || !isBitWidth(n)) throw new InvalidArgumentError(`expected a bit width in ${MIN_BITS}..${MAX_BITS}, got '${value}'`);
   return n;
 }
 

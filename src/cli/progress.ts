@@ -58,12 +58,12 @@ export function progressBar(total: number, label: string): Progress {
 
 /**
  * The bars of a multi-epoch run (`granq quantize`, `granq train`): one bar per epoch, each showing the whole run's
- * ETA from this process's own pace (so a resumed run is not judged by earlier sessions' speed).
+ * ETA from this process's own pace (so a resumed run is not judged by the speed of the process before it).
  */
 export class RunProgress {
   private bar: Progress | null = null;
   private readonly t0 = performance.now();
-  private itersThisSession = 0;
+  private itersThisProcess = 0;
   private itersLeft = 0;
 
   /** A new bar for an epoch of `perEpoch` iterations, `done` of them already run; `itersLeft` in the whole run. */
@@ -74,9 +74,9 @@ export class RunProgress {
   }
 
   iteration(i: number, payload: Record<string, string>): void {
-    this.itersThisSession++;
+    this.itersThisProcess++;
     this.itersLeft--;
-    const eta = ((performance.now() - this.t0) / 1000 / this.itersThisSession) * this.itersLeft;
+    const eta = ((performance.now() - this.t0) / 1000 / this.itersThisProcess) * this.itersLeft;
     this.bar?.update(i, { ...payload, 'run ETA': `${Math.round(eta)}s` });
   }
 

@@ -7,6 +7,7 @@ import { noGrad } from '../autograd/index.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { actQuantizers } from './quantize-model.js';
+import { ACT_CAPABILITIES, type ActKind } from './quantizer.js';
 
 export function calibrate(student: Module, batches: Iterable<{ x: Tensor }>): { batches: number; images: number } {
   const qs = actQuantizers(student).map(([, q]) => q);
@@ -35,4 +36,4 @@ export function calibrate(student: Module, batches: Iterable<{ x: Tensor }>): { 
 }
 
 /** Whether the act quantizers of this policy need calibration before use. */
-export const needsCalibration = (act: string) => act === 'layer' || act === 'channel-static';
+export const needsCalibration = (act: ActKind) => ACT_CAPABILITIES[act].needsCalibration;

@@ -20,8 +20,13 @@ export interface RowsAttrs { rows: number; cols: number; bits: number; clamp: bo
 export interface ChannelLoopAttrs { n: number; c: number; hw: number; bits: number }
 export interface GroupsAttrs { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Float32Array; maxs: Float32Array }
 
+/** The one bit-width range of every quantizer, policy, CLI flag and kernel (native/addon.cc checks the same 2..8). */
+export const MIN_BITS = 2;
+export const MAX_BITS = 8;
+export const isBitWidth = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= MIN_BITS && v <= MAX_BITS;
+
 function checkBits(op: string, bits: number): void {
-  check(Number.isInteger(bits) && bits >= 1 && bits <= 16, () => `${op}: bits must be an integer in 1..16, got ${bits}`);
+  check(isBitWidth(bits), () => `${op}: bits must be an integer in ${MIN_BITS}..${MAX_BITS}, got ${bits}`);
 }
 function checkSize(op: string, x: Tensor, want: number, what: string): void {
   check(x.size === want, () => `${op}: ${what} = ${want} elements, but the tensor has ${x.size}`);

@@ -3,6 +3,7 @@
  * validated once. The defaults of the released GranQ recipe are act 'granq', weight 'slice'.
  */
 import { GranqError } from '../errors.js';
+import { isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
 import { ACT_KINDS, WEIGHT_KINDS, type ActKind, type WeightKind } from './quantizer.js';
 
 export interface QuantPolicy {
@@ -16,11 +17,8 @@ export interface QuantPolicy {
   releasedEma?: boolean;
 }
 
-export const MIN_BITS = 2;
-export const MAX_BITS = 8;
-
 function checkBits(name: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < MIN_BITS || v > MAX_BITS) {
+  if (!isBitWidth(v)) {
     throw new GranqError(`policy: ${name} must be an integer in ${MIN_BITS}..${MAX_BITS}, got ${JSON.stringify(v)}`);
   }
   return v;

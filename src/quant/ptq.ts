@@ -8,6 +8,7 @@ import { GranqError } from '../errors.js';
 import { evaluate, type EvalCounts } from '../models/evaluate.js';
 import type { Module } from '../nn/module.js';
 import { calibrate, needsCalibration } from './calibrate.js';
+import { ACT_CAPABILITIES } from './quantizer.js';
 import { validatePolicy, type QuantPolicy } from './policy.js';
 import { quantizeModel, type QuantizeOptions, type QuantSummary } from './quantize-model.js';
 
@@ -66,7 +67,7 @@ export function preparePtq(teacher: Module, policy: QuantPolicy, o: Omit<PtqOpti
     calibration: {
       split, files: used, batches: done.batches, batchSize: o.batch, images: done.images,
       selection: `first ${done.images} images of the ${split} split, in file order (not shuffled), no augmentation`,
-      ema: p.act === 'layer' ? (p.releasedEma ? 'released' : 'correct') : null,
+      ema: ACT_CAPABILITIES[p.act].ema ? (p.releasedEma ? 'released' : 'correct') : null,
     },
   };
 }

@@ -7,11 +7,31 @@ import { check } from '../errors.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { RangeEstimator } from './estimators.js';
+import { isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
 export type ActKind = (typeof ACT_KINDS)[number];
 export type WeightKind = (typeof WEIGHT_KINDS)[number];
+
+/** What an activation quantizer kind can do, asked instead of switching on kind strings. */
+export interface ActCapabilities {
+  /** Its ranges are state (estimated, then kept; saved in checkpoints and students), not recomputed per forward. */
+  staticRange: boolean;
+  /** It must see data (calibration) before its ranges mean anything. */
+  needsCalibration: boolean;
+  /** Its ranges follow an EMA (the GDFQ/AdaDFQ `layer` rule; `--released-ema` picks the released bias correction). */
+  ema: boolean;
+  /** In zero-shot QAT its ranges update during the warm-up epochs only, then freeze (released GDFQ/AdaDFQ). */
+  observesInWarmupOnly: boolean;
+}
+
+export const ACT_CAPABILITIES: Readonly<Record<ActKind, ActCapabilities>> = {
+  'granq': { staticRange: false, needsCalibration: false, ema: false, observesInWarmupOnly: false },
+  'channel-loop': { staticRange: false, needsCalibration: false, ema: false, observesInWarmupOnly: false },
+  'layer': { staticRange: true, needsCalibration: true, ema: true, observesInWarmupOnly: true },
+  'channel-static': { staticRange: true, needsCalibration: true, ema: false, observesInWarmupOnly: false },
+};
 
 /** Called after every forward with the quantizer's input and output (error analysis, probes). */
 export type QuantHook = (x: Tensor, y: Tensor, q: Quantizer) => void;
@@ -26,7 +46,7 @@ export abstract class Quantizer extends Module {
 
   constructor(readonly bits: number) {
     super();
-    check(Number.isInteger(bits) && bits >= 2 && bits <= 8, () => `quantizer: bits must be an integer in 2..8, got ${bits}`);
+    check(isBitWidth(bits), () => `quantizer: bits must be an integer in ${MIN_BITS}..${MAX_BITS}, got ${bits}`);
   }
 
   get observing(): boolean {

@@ -8,6 +8,7 @@ import { GranqError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { EstimatorState } from './estimators.js';
 import { actQuantizers } from './quantize-model.js';
+import { ACT_CAPABILITIES } from './quantizer.js';
 
 export type { EstimatorState };
 
@@ -45,9 +46,9 @@ export function withObserversOff<T>(model: Module, fn: () => T): T {
   }
 }
 
-/** The `layer` baseline's schedule (released GDFQ/AdaDFQ): ranges update during the warm-up epochs only. */
-export function setLayerObserving(model: Module, epoch: number, warmupEpochs: number): void {
+/** The warm-up schedule of the quantizers that have one (`layer`, released GDFQ/AdaDFQ): ranges update in warm-up only. */
+export function setWarmupObserving(model: Module, epoch: number, warmupEpochs: number): void {
   for (const [, q] of actQuantizers(model)) {
-    if (q.kind === 'layer') q.observing = epoch < warmupEpochs;
+    if (ACT_CAPABILITIES[q.kind].observesInWarmupOnly) q.observing = epoch < warmupEpochs;
   }
 }

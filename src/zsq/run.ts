@@ -12,14 +12,14 @@ import { writeResult } from '../io/run-dir.js';
 import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
 import { cloneModule } from '../nn/clone.js';
-import { calibrate, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { ACT_CAPABILITIES, calibrate, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
 import { bestEpoch, runCheckpointPath, runEpochs, type RunSpec } from '../run/loop.js';
 import { Rng } from '../tensor/rng.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testTop1 } from './measure.js';
-import { actRangeStates, loadActRangeStates, setLayerObserving, type EstimatorState } from '../quant/index.js';
+import { actRangeStates, loadActRangeStates, setWarmupObserving, type EstimatorState } from '../quant/index.js';
 import { checkResumable, fileSha256, validateConfig, type ZsqSettings } from './settings.js';
 import { saveQuantizedModel } from '../quant/index.js';
 import { findTestSet, type FoundTestSet } from './test-set.js';
@@ -142,9 +142,9 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
   const ptqTop1 = saved ? saved.extra.ptqTop1 : test ? testTop1(ptq, test) : null;
   if (fpTop1 !== null) hooks.log(`FP top-1 ${(100 * fpTop1).toFixed(2)}%, PTQ start top-1 ${(100 * ptqTop1!).toFixed(2)}% (${found!.data.n} test images)`);
 
-  const layerSchedule = o.policy.act === 'layer';
+  const warmupSchedule = ACT_CAPABILITIES[o.policy.act].observesInWarmupOnly;
   const tr = new ZsqTrainer(teacher, student, sidecar.numClasses, cfg, {
-    onEpochStart: layerSchedule ? (epoch, s) => setLayerObserving(s, epoch, cfg.warmupEpochs) : undefined,
+    onEpochStart: warmupSchedule ? (epoch, s) => setWarmupObserving(s, epoch, cfg.warmupEpochs) : undefined,
   });
   const history: EpochRecord[] = saved ? [...saved.extra.history] : [];
   let partial = saved?.extra.partial ?? emptyPartial();
