@@ -7,7 +7,7 @@
  * separate safetensors map (w = (code + zero_point) / scale, row by row).
  */
 import * as F from '../autograd/index.js';
-import { qparams, roundHalfEven } from '../backend/ref/quant.js';
+import { qparams, quantCode, rowRange } from '../backend/ref/quant.js';
 import { GranqError } from '../errors.js';
 import { floatTensorProto, int64TensorProto, makeNode, valueInfo, type AttrValue, type NodeProto, type TensorProto } from '../io/onnx-proto.js';
 import type { StoredTensor } from '../io/safetensors.js';
@@ -185,27 +185,16 @@ const EMIT: { [K in F.OpName]: Emit<K> } = {
 
 const EXPORTABLE = Object.entries(EMIT).filter(([, e]) => e !== null).map(([k]) => k);
 
-/** Integer codes, scales and zero points of a weight fake-quantized by rows (the same arithmetic as the kernels). */
+/** Integer codes, scales and zero points of a weight fake-quantized by rows: the reference twin of the kernels (ref/quant.ts), not a copy. */
 function weightCodes(w: Tensor, a: RowsAttrs): { codes: Int16Array; scale: Float32Array; zero: Float32Array } {
   const codes = new Int16Array(w.size);
   const scale = new Float32Array(a.rows);
   const zero = new Float32Array(a.rows);
-  const lo = -(2 ** (a.bits - 1));
-  const hi = 2 ** (a.bits - 1) - 1;
   for (let r = 0; r < a.rows; r++) {
-    let m = Infinity;
-    let M = -Infinity;
-    for (let i = r * a.cols; i < (r + 1) * a.cols; i++) {
-      m = Math.min(m, w.data[i]!);
-      M = Math.max(M, w.data[i]!);
-    }
-    const { s, z } = qparams(m, M, a.bits);
+    const { s, z } = qparams(...rowRange(w.data, r * a.cols, a.cols), a.bits);
     scale[r] = s;
     zero[r] = z;
-    for (let i = r * a.cols; i < (r + 1) * a.cols; i++) {
-      const q = roundHalfEven(Math.fround(Math.fround(s * w.data[i]!) - z));
-      codes[i] = a.clamp ? Math.min(hi, Math.max(lo, q)) : q;
-    }
+    for (let i = r * a.cols; i < (r + 1) * a.cols; i++) codes[i] = quantCode(w.data[i]!, s, z, a.bits, a.clamp);
   }
   return { codes, scale, zero };
 }

@@ -24,18 +24,19 @@ export function qparams(m: number, M: number, bits: number): { s: number; z: num
   return { s, z };
 }
 
-/** y[i] = (round(s x[i] - z) [clamped] + z) / s over [from, to). */
-function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean): void {
-  const lo = -(2 ** (bits - 1));
-  const hi = 2 ** (bits - 1) - 1;
-  for (let i = from; i < to; i += step) {
-    let q = roundHalfEven(f(f(s * x[i]!) - z));
-    if (clamp) q = Math.min(hi, Math.max(lo, q));
-    y[i] = f(f(q + z) / s);
-  }
+/** The integer code of v: round(s v - z), clamped to [-2^(bits-1), 2^(bits-1) - 1] when `clamp`. */
+export function quantCode(v: number, s: number, z: number, bits: number, clamp: boolean): number {
+  const q = roundHalfEven(f(f(s * v) - z));
+  return clamp ? Math.min(2 ** (bits - 1) - 1, Math.max(-(2 ** (bits - 1)), q)) : q;
 }
 
-function rowRange(x: Buf, from: number, len: number): [number, number] {
+/** y[i] = (code(x[i]) + z) / s over [from, to). */
+function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean): void {
+  for (let i = from; i < to; i += step) y[i] = f(f(quantCode(x[i]!, s, z, bits, clamp) + z) / s);
+}
+
+/** [min, max] of x[from, from + len). */
+export function rowRange(x: Buf, from: number, len: number): [number, number] {
   let m = Infinity;
   let M = -Infinity;
   for (let i = from; i < from + len; i++) {
