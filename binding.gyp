@@ -8,9 +8,12 @@
       "target_name": "granq_native",
       "sources": [
         "native/addon.cc",
+        "native/alloc.cc",
         "native/pool.cc",
         "native/gemm.cc",
         "native/conv2d.cc",
+        "native/conv2d-direct.cc",
+        "native/conv2d-depthwise.cc",
         "native/batchnorm.cc",
         "native/eltwise.cc",
         "native/reduce.cc",

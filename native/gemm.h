@@ -1,4 +1,4 @@
-// Single-threaded gemm building blocks shared by gemm.cc and conv2d.cc (BLIS-style: packed panels + one microkernel).
+// Single-threaded gemm building blocks shared by gemm.cc and conv2d*.cc (BLIS-style: packed panels + one microkernel).
 // Packed A: MR-row panels, each kc x MR (column p holds rows i..i+MR). Packed B: one kc x NR micro-panel.
 // Every output element is summed over k in increasing order, in KC blocks fixed by k alone, so results never depend
 // on how callers split the work across threads.

@@ -1,4 +1,4 @@
-// Every kernel signature, one list. Arrays are float32, contiguous, NCHW; lengths were checked in addon.cc.
+// Every kernel signature, one list. Arrays are float32, contiguous, NCHW; lengths were checked in addon.cc (args.h).
 // Each family lives in its own file; each has a scalar TypeScript twin in src/backend/ref/.
 #pragma once
 #include "common.h"
@@ -17,7 +17,7 @@ struct GemmParams {
 };
 void gemm(const GemmParams& p);
 
-// ---------- conv2d.cc ----------
+// ---------- conv2d.cc (with conv2d-direct.cc, conv2d-depthwise.cc) ----------
 // Square stride and padding, no dilation. oh = (ih + 2 pad - kh) / stride + 1, same for ow.
 // groups (default 1) divides ic and oc: output channel o sees input channels [g*ic/groups, (g+1)*ic/groups) of its
 // group g = o / (oc/groups), and the weight is [oc, ic/groups, kh, kw]. Depthwise: groups == ic (oc/groups = multiplier).
