@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as F from '../autograd/index.js';
-import { epochPlan, planBatch } from '../data/augment.js';
+import { epochPlan, planBatch, type EpochPlan } from '../data/augment.js';
 import { batches, loadCifarSplit, locateCifarSplit, type CifarData } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
@@ -184,7 +184,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     hooks.log(`resuming ${ckPath} at epoch ${epoch + 1}${iter ? `, iteration ${iter + 1}` : ''}`);
   }
   const aug = { padding: cfg.cropPadding, flip: cfg.flip, cutout: cfg.cutout };
-  let plan = epochPlan(train.n, cfg.seed, epoch, aug);
+  let plan: EpochPlan | null = null; // set by beginEpoch
   const spec: RunSpec<TrainEpochRecord> = {
     epochs: cfg.epochs, itersPerEpoch: Math.ceil(train.n / cfg.batch),
     beginEpoch(e, done) {
@@ -193,7 +193,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
       hooks.epochStart?.(e, done, spec.itersPerEpoch, cfg);
     },
     iteration(e, i) {
-      const b = planBatch(train, plan, i, cfg.batch, aug, CIFAR10_MEAN, CIFAR10_STD);
+      const b = planBatch(train, plan!, i, cfg.batch, aug, CIFAR10_MEAN, CIFAR10_STD);
       const logits = model.forward(b.x);
       const loss = F.crossEntropy(logits, b.y, cfg.labelSmoothing);
       opt.zeroGrad();
