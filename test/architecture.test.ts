@@ -24,11 +24,12 @@ const RANK: Record<string, number> = {
   train: 7,
   run: 4,
   report: 8,
+  sweep: 8,
   cli: 9,
   'index.ts': 10,
 };
 // io and data may use only tensor (and errors), never autograd or above, whatever their rank.
-const ONLY: Record<string, string[]> = { run: ['errors.ts', 'io', 'run'], io: ['errors.ts', 'tensor', 'io'], data: ['errors.ts', 'tensor', 'data', 'io'] };
+const ONLY: Record<string, string[]> = { run: ['errors.ts', 'io', 'run'], sweep: ['errors.ts', 'io', 'sweep'], io: ['errors.ts', 'tensor', 'io'], data: ['errors.ts', 'tensor', 'data', 'io'] };
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((f) => {

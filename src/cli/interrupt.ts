@@ -1,7 +1,9 @@
 /**
  * Ctrl-C for the long-running commands (quantize, train): the first SIGINT only raises a flag, which the run polls
  * after every iteration to write a checkpoint and stop; a second one exits at once (the last end-of-epoch
- * checkpoint stays valid).
+ * checkpoint stays valid). A run started by `granq sweep` or `granq worker` (src/sweep/cell.ts: an IPC channel and
+ * GRANQ_SWEEP_CHILD=1) stops the same way when that channel closes, i.e. when its parent died (even by SIGKILL), so no
+ * orphan keeps writing a cell that another worker is about to resume.
  */
 export interface Interrupt {
   readonly requested: boolean;
@@ -15,12 +17,22 @@ export function catchInterrupt(err: (line: string) => void): Interrupt {
     stopping = true;
     err('\ninterrupt: finishing the current iteration, then writing a checkpoint (Ctrl-C again to quit at once)');
   };
+  const onOrphaned = () => {
+    if (stopping) return;
+    stopping = true;
+    err('\ninterrupt: the sweep process that started this run is gone; writing a checkpoint');
+  };
   process.on('SIGINT', onSigint);
+  const watchParent = process.env['GRANQ_SWEEP_CHILD'] === '1' && process.connected;
+  if (watchParent) process.on('disconnect', onOrphaned);
   return {
     get requested() {
       return stopping;
     },
-    dispose: () => process.removeListener('SIGINT', onSigint),
+    dispose: () => {
+      process.removeListener('SIGINT', onSigint);
+      if (watchParent) process.removeListener('disconnect', onOrphaned);
+    },
   };
 }
 

@@ -16,6 +16,7 @@ import { runEval } from './eval.js';
 import { runExport } from './export.js';
 import { addQuantizeCommand } from './quantize.js';
 import { addReportCommand } from './report.js';
+import { addSweepCommands } from './sweep.js';
 import { addTrainCommand } from './train.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -51,6 +52,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   addQuantizeCommand(program, setExit);
   addTrainCommand(program, setExit);
   addDataCommand(program);
+  addSweepCommands(program, setExit);
 
   program
     .command('export')

@@ -4,7 +4,7 @@
  * current iteration finishes, a checkpoint is written and it exits 130 with the command that resumes.
  */
 import { Command, Option } from 'commander';
-import { ACT_KINDS, validatePolicy, WEIGHT_KINDS } from '../quant/index.js';
+import { ACT_KINDS, validatePolicy, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -37,10 +37,10 @@ export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
   return cfg as unknown as ZsqConfig;
 }
 
-export function addQuantizeCommand(program: Command, setExit: (code: number) => void): void {
+/** The flags of `granq quantize` on `cmd`: the command itself, and `granq sweep`'s check of a grid's cells (sweep.ts). */
+export function quantizeOptions(cmd: Command): Command {
   const num = (flag: string, desc: string, parse: (v: string) => unknown) => new Option(flag, desc).argParser(parse);
-  program
-    .command('quantize')
+  return cmd
     .description('zero-shot QAT (GranQ / AdaDFQ recipe): generator + quantized student trained from the teacher alone; ' +
       'writes DIR/log.jsonl, DIR/checkpoint.safetensors (every epoch), DIR/student.safetensors + .json, DIR/result.json')
     .option('--model <file>', `teacher weights (.safetensors) or ONNX model (.onnx) with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
@@ -80,7 +80,11 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
     .addOption(num('--eval-batch <n>', 'batch size of evaluation and calibration', positiveInt).default(256))
     .addOption(num('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split', positiveInt).default(4))
     .addOption(num('--agree-images <n>', 'held-out synthetic images for the agreement with the teacher', positiveInt).default(512))
-    .option('--json', 'print result.json as one line, last on stdout')
+    .option('--json', 'print result.json as one line, last on stdout');
+}
+
+export function addQuantizeCommand(program: Command, setExit: (code: number) => void): void {
+  quantizeOptions(program.command('quantize'))
     .action(async (opts: Omit<QuantizeCliOptions, 'model'> & { model?: string }) =>
       setExit(await runQuantizeCli({ ...opts, model: resolveModelArg(opts.model) })));
 }
@@ -88,13 +92,17 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
 const f4 = (x: number | null) => (x === null ? '-' : x.toFixed(4));
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
 
-export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
-  const config = configFromOptions(o);
-  const policy = validatePolicy({
+export function policyFromOptions(o: QuantizeCliOptions): QuantPolicy {
+  return validatePolicy({
     wbits: o.wbits, abits: o.abits, act: o.act, weight: o.weight,
     ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(o.releasedEma ? { releasedEma: true } : {}),
   });
+}
+
+export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
+  const config = configFromOptions(o);
+  const policy = policyFromOptions(o);
   const err = (s: string) => process.stderr.write(`${s}\n`);
   const stop = catchInterrupt(err);
   const progress = new RunProgress();
