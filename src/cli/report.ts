@@ -87,7 +87,7 @@ export async function runReportCli(dirs: string[], o: ReportCliOptions): Promise
     for (const f of r.figures) {
       if (f.svg === null) continue;
       const file = path.join(o.png, `${f.id}.png`);
-      writeFileAtomic(file, [svgToPng(f.svg)]);
+      writeFileAtomic(file, [await svgToPng(f.svg)]);
       written.push(file);
     }
   }

@@ -11,10 +11,10 @@ import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
 import { resolveModelArg } from '../models/default-teacher.js';
 import { cellEpochs, isCellDone, type Launcher } from '../sweep/cell.js';
+import { lockMs } from '../sweep/lock.js';
 import { readGrid, type Grid, type GridCell, type Settings, type SettingsSchema } from '../sweep/grid.js';
 import { runLocalSweep } from '../sweep/local.js';
 import { collectManifest, manifestCells, openSweepDir, queueName, readManifest, writeManifest, type SweepManifest } from '../sweep/manifest.js';
-import { checkRedis, enqueueCells, jobStates, lockMs, parseRedisUrl, startWorker } from '../sweep/queue.js';
 import { positiveInt } from './args.js';
 import { configFromOptions, policyFromOptions, quantizeOptions, type QuantizeCliOptions } from './quantize.js';
 
@@ -162,13 +162,17 @@ function statusTable(m: SweepManifest): string {
     `${c.running} running, ${c.interrupted} interrupted, ${c.failed} failed, ${c.pending} pending`].join('\n');
 }
 
-interface SweepCliOptions { out: string; workers: number; threads?: number; redis?: string }
+interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string }
 
-async function runSweepCli(gridFile: string, o: SweepCliOptions): Promise<number> {
+async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<number> {
+  if (opts.out === undefined) throw new GranqError('--out: required: the sweep folder (DIR/cells/<id>/ per cell, DIR/sweep.json)');
+  const o = { ...opts, out: opts.out };
   const schema = quantizeSchema();
   const grid = readGrid(gridFile, schema);
-  const target = o.redis !== undefined ? parseRedisUrl(o.redis) : null;
-  if (target) await checkRedis(target);
+  // BullMQ and ioredis are loaded only by the distributed commands (they add to every command's start-up).
+  const q = o.redis !== undefined ? await import('../sweep/queue.js') : null;
+  const target = o.redis !== undefined ? q!.parseRedisUrl(o.redis) : null;
+  if (target) await q!.checkRedis(target);
   const queue = target ? queueName(grid) : null;
   openSweepDir(o.out, grid, queue);
   const monitor = new SweepMonitor(o.out, grid, schema.plans);
@@ -202,13 +206,13 @@ async function runSweepCli(gridFile: string, o: SweepCliOptions): Promise<number
       final = refresh();
     } else {
       const todo = grid.cells.filter((c) => !isCellDone(o.out, c));
-      const q = await enqueueCells(target, queue!, todo);
+      const jobs = await q!.enqueueCells(target, queue!, todo);
       err(`sweep ${grid.name}: ${grid.cells.length} cells in ${o.out}, ${todo.length} enqueued on ${target.url} (queue ${queue}); ` +
         `start workers with: granq worker --redis ${target.url} --out ${o.out}`);
       stop = () => {};
       try {
         for (;;) {
-          const states = await jobStates(q, todo.map((c) => c.id));
+          const states = await q!.jobStates(jobs, todo.map((c) => c.id));
           if ([...states.values()].every((s) => s.state === 'completed' || s.state === 'failed') || stopRequested) {
             final = refresh();
             for (const c of final.cells) {
@@ -226,7 +230,7 @@ async function runSweepCli(gridFile: string, o: SweepCliOptions): Promise<number
           await new Promise((r) => setTimeout(r, 1000));
         }
       } finally {
-        await q.close();
+        await jobs.close();
       }
       if (stopRequested) {
         err(`sweep: stopped waiting; the workers go on with the queued cells (granq sweep status ${o.out})`);
@@ -253,6 +257,7 @@ async function runSweepCli(gridFile: string, o: SweepCliOptions): Promise<number
 interface WorkerCliOptions { redis: string; out: string; concurrency: number; threads?: number }
 
 async function runWorkerCli(o: WorkerCliOptions): Promise<number> {
+  const { checkRedis, parseRedisUrl, startWorker } = await import('../sweep/queue.js');
   const target = parseRedisUrl(o.redis);
   const m = readManifest(o.out, '--out');
   if (!m.queue) throw new GranqError(`--out: the sweep in ${o.out} is an embedded one (started without --redis); it has no queue to take jobs from`);
@@ -285,7 +290,7 @@ export function addSweepCommands(program: Command, setExit: (code: number) => vo
       'or on a BullMQ queue with --redis; every cell a resumable run in DIR/cells/<id>/, DIR/sweep.json the summary; ' +
       'the same command again continues an interrupted sweep')
     .argument('<grid>', 'grid file (JSON: base, axes, cells)')
-    .requiredOption('--out <dir>', 'the sweep folder')
+    .option('--out <dir>', 'the sweep folder (required)')
     .addOption(new Option('--workers <n>', 'embedded: cells run at a time (local processes)').argParser(positiveInt).default(1))
     .addOption(new Option('--threads <n>', 'threads per cell (default: cores / workers)').argParser(positiveInt))
     .option('--redis <url>', 'distributed: enqueue the cells on this Redis (redis://HOST:PORT) and wait for granq worker processes')

@@ -19,11 +19,13 @@ import { readBenchQuant, readErrorAnalysis, readRunFolders, type RunFolder } fro
 import { latencySpec } from './latency.js';
 import { errorSpec } from './layer-error.js';
 import { pixelHistograms, pixelSpec } from './pixels.js';
+import { isSweepDir, sweepRunDirs, sweepTable } from './sweep-table.js';
 import { parsePublished } from './published.js';
 
 export const PUBLISHED_DEFAULT = 'research/zsq-report.md';
 
 export interface ReportOptions {
+  /** granq quantize run folders, and granq sweep folders (each stands for its cells, plus its table over seeds). */
   runs: string[];
   bench?: string;
   analyze?: string[];
@@ -70,7 +72,10 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
     }
   };
   // Read everything first, so a bad input fails before any computation.
-  const runs = readRunFolders(o.runs);
+  const sweeps = o.runs.filter(isSweepDir).map(sweepTable);
+  const runDirs = o.runs.flatMap((d) => (isSweepDir(d) ? sweepRunDirs(d) : [d]));
+  if (!runDirs.length) throw new GranqError(`RUN_DIR: the sweep${sweeps.length > 1 ? 's' : ''} in ${o.runs.join(', ')} ha${sweeps.length > 1 ? 've' : 's'} no started cell yet`);
+  const runs = readRunFolders(runDirs);
   const bench = o.bench !== undefined ? readBenchQuant(o.bench) : null;
   const analyses = (o.analyze ?? []).map(readErrorAnalysis);
   const published = readPublished(o.published);
@@ -126,7 +131,7 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
 
   // Accuracy table.
   const rows = runRows(runs);
-  const accuracy: AccuracySection = { runs: rows, unfinished: runs.filter((r) => !r.result).map((r) => r.name), published: null };
+  const accuracy: AccuracySection = { runs: rows, sweeps, unfinished: runs.filter((r) => !r.result).map((r) => r.name), published: null };
   if (typeof published === 'string') accuracy.publishedMissing = published;
   else {
     const p = parsePublished(published.text, published.file);
@@ -138,7 +143,7 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
   const html = reportHtml({
     title: 'granq results report',
     generated: `Generated ${new Date().toISOString()} by granq report; teacher ${sidecar.model}; every chart is an inline SVG rendered by vega in Node.`,
-    inputs: [...runs.map((r) => `run ${r.dir}`), ...(o.bench ? [`bench ${o.bench}`] : []), ...(o.analyze ?? []).map((a) => `analysis ${a}`), `teacher ${teacherPath(o, runs)}`],
+    inputs: [...sweeps.map((t) => `sweep ${t.dir} (${t.name}, ${t.done}/${t.total} cells done)`), ...runs.map((r) => `run ${r.dir}`), ...(o.bench ? [`bench ${o.bench}`] : []), ...(o.analyze ?? []).map((a) => `analysis ${a}`), `teacher ${teacherPath(o, runs)}`],
     figures, accuracy,
   });
   return { html, figures, seconds };

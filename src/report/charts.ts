@@ -1,11 +1,11 @@
 /**
  * Charts: vega-lite specs (one builder per figure, beside its data preparation) compiled to vega and rendered to
  * SVG in Node by vega's headless renderer; PNG files for the README are the same SVG rasterised by resvg. Every
- * figure shares one look (CONFIG) and carries its data inline, so the report needs no network.
+ * figure shares one look (CONFIG) and carries its data inline, so the report needs no network. vega, vega-lite and
+ * resvg are imported when a chart is drawn, not when granq starts (they are most of its start-up time otherwise).
  */
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { View } from 'vega';
+import type { TopLevelSpec } from 'vega-lite';
 import { GranqError } from '../errors.js';
 
 export type Spec = TopLevelSpec;
@@ -28,7 +28,8 @@ export const CONFIG = {
 
 /** A vega-lite spec rendered to a standalone SVG document (no scripts, no external references). */
 export async function renderSvg(spec: Spec): Promise<string> {
-  let view: vega.View | null = null;
+  const [vega, { compile }] = await Promise.all([import('vega'), import('vega-lite')]);
+  let view: View | null = null;
   try {
     const compiled = compile({ ...spec, config: { ...CONFIG, ...(spec as { config?: object }).config } } as Spec).spec;
     // No loader access: every figure's data is inline; a spec asking for a URL is a bug, so fail loudly.
@@ -42,7 +43,8 @@ export async function renderSvg(spec: Spec): Promise<string> {
 }
 
 /** PNG bytes of an SVG at `scale` x its size (fonts: the system's; text is the same font family as in the browser). */
-export function svgToPng(svg: string, scale = 2): Buffer {
+export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
+  const { Resvg } = await import('@resvg/resvg-js');
   const r = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: '#ffffff', font: { loadSystemFonts: true, defaultFontFamily: 'Liberation Sans' } });
   return r.render().asPng();
 }

@@ -4,6 +4,7 @@
  */
 import type { PublishedRow, RunRow } from './accuracy.js';
 import { dropFrom } from './accuracy.js';
+import type { Stat, SweepTable } from './sweep-table.js';
 
 export interface FigureSection {
   id: string;
@@ -19,6 +20,7 @@ export interface FigureSection {
 
 export interface AccuracySection {
   runs: RunRow[];
+  sweeps?: SweepTable[];
   unfinished: string[];
   published: { title: string; fp: number; bits: string[]; rows: PublishedRow[]; sources: Record<string, string>; file: string } | null;
   publishedMissing?: string;
@@ -49,8 +51,25 @@ function figureHtml(f: FigureSection, n: number): string {
   return `${head}\n<figure class="figure" data-figure="${f.id}" data-drawn="${f.svg !== null}">${body}<figcaption>${escapeHtml(f.caption)}</figcaption></figure>`;
 }
 
+const meanStd = (s: Stat | null, d = 2) => (s === null ? '–' : `${s.mean.toFixed(d)}${s.std !== null ? ` ± ${s.std.toFixed(d)}` : ''}`);
+
+function sweepHtml(t: SweepTable): string {
+  const out = [`<table class="sweep-table" data-sweep="${escapeHtml(t.name)}"><caption>Sweep <b>${escapeHtml(t.name)}</b> (${escapeHtml(t.dir)}, grid ${escapeHtml(t.file)}, hash ${t.hash}; ` +
+    `${t.done}/${t.total} cells done): test top-1 % at the final epoch, mean ± standard deviation over the seeds (n = finished cells), and the drop from each cell's FP teacher. ` +
+    `${escapeHtml(t.description)}</caption>`];
+  out.push('<tr><th>bits</th><th>act / weight</th><th>preset</th><th>other settings</th><th>n</th><th>final top-1</th><th>drop from FP</th><th>best epoch (test-set selection)</th><th>wall s per cell</th><th>cells</th></tr>');
+  for (const r of t.rows) {
+    out.push(`<tr><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td><td class="l">${escapeHtml(r.preset)}</td><td class="l">${escapeHtml(r.other)}</td>` +
+      `<td>${r.final?.n ?? 0}${r.unfinished ? ` (+${r.unfinished} unfinished)` : ''}</td><td>${meanStd(r.final)}</td><td>${meanStd(r.drop)}</td><td>${meanStd(r.best)}</td>` +
+      `<td>${meanStd(r.wall_s, 0)}</td><td class="l src">${r.cells.map(escapeHtml).join(', ')}</td></tr>`);
+  }
+  out.push('</table>');
+  return out.join('\n');
+}
+
 function accuracyHtml(a: AccuracySection, n: number): string {
   const out = [`<h2 id="accuracy">${n}. Accuracy</h2>`, '<section class="figure" data-figure="accuracy">'];
+  for (const t of a.sweeps ?? []) out.push(sweepHtml(t));
   out.push('<table id="runs-table"><caption>Our runs: test top-1 % (drop from our own FP teacher in brackets). The best epoch is selected on the test set, as the papers report; the final epoch is the headline.</caption>');
   out.push('<tr><th>run</th><th>bits</th><th>act / weight</th><th>preset</th><th>epochs</th><th>FP</th><th>PTQ start</th><th>final epoch</th><th>best epoch</th></tr>');
   for (const r of a.runs) {

@@ -9,7 +9,7 @@
  * close, checkpoints and exits (cli/interrupt.ts), and the lock keeps others out until it has.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -95,6 +95,20 @@ export function cellEpochs(dir: string, id: string): { epochs: number; lastWall:
   return { epochs: lines.length, lastWall };
 }
 
+/** What a file holds from byte `from` on (at most its last 20 kB). */
+function readTail(file: string, from: number): string {
+  const size = statSync(file).size;
+  const start = Math.max(from, size - 20_000);
+  const buf = Buffer.alloc(size - start);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, buf.length, start);
+  } finally {
+    closeSync(fd);
+  }
+  return buf.toString('utf8');
+}
+
 /** The last `granq: ...` error line of a run's output, else its last line. */
 function lastError(output: string): string {
   const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
@@ -127,28 +141,24 @@ export async function runCell(dir: string, cell: GridCell, o: RunCellOptions): P
     appendFileSync(outFile, `# ${new Date().toISOString()} ${os.hostname()} pid ${process.pid}: granq ${args.slice(o.launcher.script.length).join(' ')}\n`);
     o.log?.(`cell ${cell.id}: ${resume ? 'resumed' : 'started'}`);
     const t0 = performance.now();
-    let output = '';
+    const fromByte = statSync(outFile).size;
+    // The run writes straight into output.log, so what it says after this process died still lands there.
+    const fd = openSync(outFile, 'a');
     const code = await new Promise<number | null>((resolve) => {
       const child = spawn(o.launcher.node, args, {
-        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        stdio: ['ignore', fd, fd, 'ipc'],
         env: { ...process.env, ...o.env, GRANQ_THREADS: String(o.threads), GRANQ_SWEEP_CHILD: '1', GRANQ_DEBUG: '' },
         detached: true,
       });
-      const take = (d: Buffer) => {
-        const s = String(d);
-        output = (output + s).slice(-20_000);
-        appendFileSync(outFile, s);
-      };
-      child.stdout!.on('data', take);
-      child.stderr!.on('data', take);
       child.on('error', (e) => {
-        output += `\ngranq: could not start granq quantize (${e.message})\n`;
+        appendFileSync(outFile, `granq: could not start granq quantize (${e.message})\n`);
         resolve(null);
       });
       child.on('close', (c, sig) => resolve(c ?? (sig === 'SIGINT' ? 130 : null)));
       if (child.pid !== undefined) lock.setChild(child.pid);
       o.started?.(child);
     });
+    closeSync(fd);
     lock.setChild(null);
     record.wall_s = Number((before.wall_s + (performance.now() - t0) / 1000).toFixed(3));
     record.finished_at = new Date().toISOString();
@@ -156,7 +166,7 @@ export async function runCell(dir: string, cell: GridCell, o: RunCellOptions): P
     else if (code === 130) record.status = 'interrupted';
     else {
       record.status = 'failed';
-      record.error = lastError(output);
+      record.error = lastError(readTail(outFile, fromByte));
     }
     writeCellRecord(dir, record);
     o.log?.(`cell ${cell.id}: ${record.status}${record.error ? ` (${record.error})` : ''}`);

@@ -10,9 +10,21 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { GranqError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 
 export const LOCK_FILE = 'lock.json';
+
+/**
+ * GRANQ_SWEEP_LOCK_MS (default 30000; tests make it short): a distributed sweep's BullMQ job lock and stalled-check
+ * interval; a cell lock's lease is twice it.
+ */
+export function lockMs(): number {
+  const raw = process.env['GRANQ_SWEEP_LOCK_MS'];
+  const v = Number(raw ?? 30_000);
+  if (!Number.isInteger(v) || v < 100) throw new GranqError(`GRANQ_SWEEP_LOCK_MS: expected milliseconds >= 100, got '${raw}'`);
+  return v;
+}
 
 export interface LockInfo {
   host: string;

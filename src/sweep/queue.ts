@@ -5,15 +5,15 @@
  * idempotent: a worker killed mid-job leaves a job whose BullMQ lock expires; another worker's stalled check hands it
  * on, and the cell continues from its last checkpoint once the cell lock (lock.ts) is free. A cell whose run fails
  * (bad settings, NaN) fails its job, with the error, and the sweep goes on.
- *
- * GRANQ_SWEEP_LOCK_MS (default 30000): BullMQ's job lock and stalled-check interval; a stalled job is handed on after
- * about twice this. The cell lock's lease is twice it.
+ * BullMQ's job lock and stalled-check interval are lock.ts's lockMs() (GRANQ_SWEEP_LOCK_MS): a stalled job is handed
+ * on after about twice that.
  */
 import os from 'node:os';
 import { DelayedError, Queue, WaitingError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { GranqError } from '../errors.js';
 import { runCell, type CellOutcome, type Launcher } from './cell.js';
+import { lockMs } from './lock.js';
 import type { GridCell } from './grid.js';
 
 export interface RedisTarget {
@@ -46,12 +46,6 @@ const connection = (t: RedisTarget) => ({
   host: t.host, port: t.port, db: t.db, ...(t.username ? { username: t.username } : {}), ...(t.password ? { password: t.password } : {}),
   ...(t.tls ? { tls: {} } : {}), maxRetriesPerRequest: null,
 });
-
-export const lockMs = () => {
-  const v = Number(process.env['GRANQ_SWEEP_LOCK_MS'] ?? 30_000);
-  if (!Number.isInteger(v) || v < 100) throw new GranqError(`GRANQ_SWEEP_LOCK_MS: expected milliseconds >= 100, got '${process.env['GRANQ_SWEEP_LOCK_MS']}'`);
-  return v;
-};
 
 /** One PING, or a one-line error within `timeoutMs`. */
 export async function checkRedis(t: RedisTarget, timeoutMs = 4000): Promise<void> {
