@@ -213,7 +213,14 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
       try {
         for (;;) {
           const states = await q!.jobStates(jobs, todo.map((c) => c.id));
-          if ([...states.values()].every((s) => s.state === 'completed' || s.state === 'failed') || stopRequested) {
+          // A job missing from Redis (restarted without persistence, or flushed) for a cell not done: enqueue it again.
+          const lost = todo.filter((c) => states.get(c.id)?.state === 'unknown' && !isCellDone(o.out, c));
+          if (lost.length) {
+            monitor.log(`sweep: ${lost.length} cell${lost.length > 1 ? 's' : ''} missing from the queue (Redis restarted?): enqueued again`);
+            await q!.enqueueCells(target, queue!, lost).then((x) => x.close());
+          }
+          const finished = (c: GridCell) => isCellDone(o.out, c) || states.get(c.id)?.state === 'failed';
+          if ((!lost.length && todo.every(finished)) || stopRequested) {
             final = refresh();
             for (const c of final.cells) {
               const s = states.get(c.id);

@@ -70,6 +70,8 @@ export interface CellJob { id: string }
 /** Enqueues the cells not yet done; a job left completed or failed by an earlier sweep of this grid is enqueued anew. */
 export async function enqueueCells(t: RedisTarget, name: string, cells: readonly GridCell[]): Promise<Queue<CellJob>> {
   const queue = new Queue<CellJob>(name, { connection: connection(t) });
+  // While Redis is away ioredis reconnects and BullMQ reports errors here; the sweep's polling waits it out.
+  queue.on('error', () => {});
   for (const c of cells) {
     const job = await queue.getJob(c.id);
     if (job) {
