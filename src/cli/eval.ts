@@ -3,7 +3,7 @@ import { batches, loadCifarSplit } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
 import { evaluate, type EvalCounts } from '../models/evaluate.js';
-import { formatSummary, policyLabel, preparePtq, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { bitsRecord, formatBits, formatSummary, modelBits, policyLabel, preparePtq, STORAGES, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
 import { loadAnyModel } from '../quant/index.js';
 import { progressBar } from './progress.js';
 
@@ -61,6 +61,8 @@ export function runEval(opts: EvalOptions): void {
         `${calibration.ema ? `; ${calibration.ema} EMA bias correction` : ''}\n`);
     }
   }
+  const quantized = policy !== null || saved !== null;
+  if (quantized) err.write(`storage\n${formatBits(STORAGES.map((st) => modelBits(model, st)))}\n`);
   const data = loadCifarSplit(dir, { format, split: 'test', limit: opts.limit });
   const bar = progressBar(data.n, 'eval');
   const t0 = performance.now();
@@ -89,6 +91,7 @@ export function runEval(opts: EvalOptions): void {
       top1, top5, seconds: Number(seconds.toFixed(3)),
       ...(policy ? { policy, calibration } : {}),
       ...(saved ? { policy: saved, quantized: 'saved' } : {}),
+      ...(quantized ? { bits: bitsRecord(model) } : {}),
     })}\n`);
   }
 }

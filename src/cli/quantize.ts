@@ -4,7 +4,7 @@
  * current iteration finishes, a checkpoint is written and it exits 130 with the command that resumes.
  */
 import { Command, Option } from 'commander';
-import { ACT_KINDS, validatePolicy, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
+import { ACT_KINDS, STORAGES, validatePolicy, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -140,6 +140,9 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
       out.write(`test top-1 FP ${pct(r['fp_top1'] as number)}, PTQ start ${pct(r['ptq_top1'] as number)}, final ${pct(r['final_top1'] as number)}` +
         `${best ? ` (best epoch ${best.epoch}: ${pct(best.top1)}, test-set selection)` : ''}\n`);
     }
+    const bits = r['bits'] as Record<string, { bits_per_weight: number; bytes: number; fp32_bytes: number }>;
+    out.write(`storage    ${STORAGES.map((st) => `${st} ${bits[st]!.bits_per_weight.toFixed(2)} bits/weight, ${(bits[st]!.bytes / 1024).toFixed(1)} KiB`).join('; ')} ` +
+      `(FP32 ${(bits['f32']!.fp32_bytes / 1024).toFixed(1)} KiB; result.json has every layer)\n`);
     out.write(`agreement  with the teacher on ${r.agreement.images} held-out synthetic images: PTQ start ${pct(r.agreement.ptq)}, final ${pct(r.agreement.final)}\n`);
     out.write(`wrote      ${outcome.files.join(', ')}\n`);
     if (o.json) out.write(`${JSON.stringify(r)}\n`);

@@ -7,7 +7,7 @@ import { check } from '../errors.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { RangeEstimator } from './estimators.js';
-import { isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
+import { fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
@@ -76,4 +76,11 @@ export abstract class ActQuantizer extends Quantizer {
 export abstract class WeightQuantizer extends Quantizer {
   abstract override readonly kind: WeightKind;
   readonly role = 'weight' as const;
+
+  /** The rule: the [rows, cols] view of a weight of this shape, one range (scale, zero point) per row. */
+  abstract rowsOf(shape: readonly number[]): [number, number];
+
+  quantize(w: Tensor): Tensor {
+    return fakeQuantRows(w, this.bits, this.rowsOf(w.shape), this.clamp);
+  }
 }

@@ -9,6 +9,8 @@ import type { RunFolder } from './inputs.js';
 export interface RunRow {
   run: string; bits: string; method: string; preset: string; epochs: number;
   fp: number | null; ptq: number | null; final: number | null; best: { epoch: number; top1: number } | null;
+  /** Bits per quantized weight as exported (f32 scale and zero point) and with integer zero points; null if unknown. */
+  bitsPerWeight: { f32: number; intZp: number } | null;
 }
 export interface PublishedRow { method: string; values: Record<string, { top1: number; drop: number; sources: string[]; text: string } | null> }
 
@@ -22,6 +24,7 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
     return {
       run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${x.policy.weight}`, preset: x.preset, epochs: x.epochs,
       fp: percent(x.fp_top1), ptq: percent(x.ptq_top1), final: percent(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: percent(x.best_epoch.top1)! } : null,
+      bitsPerWeight: x.bits?.['f32'] && x.bits['int-zp'] ? { f32: x.bits['f32'].bits_per_weight, intZp: x.bits['int-zp'].bits_per_weight } : null,
     };
   });
 }

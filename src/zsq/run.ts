@@ -21,7 +21,7 @@ import { Generator } from './generator.js';
 import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testTop1 } from './measure.js';
 import { actRangeStates, loadActRangeStates, setWarmupObserving, type EstimatorState } from '../quant/index.js';
 import { checkResumable, fileSha256, validateConfig, type ZsqSettings } from './settings.js';
-import { saveQuantizedModel } from '../quant/index.js';
+import { bitsRecord, saveQuantizedModel } from '../quant/index.js';
 import { findTestSet, type FoundTestSet } from './test-set.js';
 import { ZsqTrainer, type IterationLosses } from './trainer.js';
 
@@ -221,6 +221,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     } : null,
     agreement: { ...agree, images: o.agreeImages, seed: cfg.seed + HELD_OUT_SEED_OFFSET, source: 'final generator, held-out latent codes and labels' },
     calibration, settings, wall_seconds: Number(wallBefore.toFixed(3)),
+    bits: bitsRecord(student),
   };
   const resultPath = writeResult(o.out, result);
   return { status: 'done', result, files: [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };

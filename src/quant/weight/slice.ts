@@ -3,9 +3,8 @@
  * [O, I, kh, kw] gets one range per (out, in) kernel slice of kh·kw values, a linear weight one per output row;
  * no clamp. A 1x1 kernel slice has one value, min = max, and passes through unchanged: effectively full precision.
  */
-import type { Tensor } from '../../tensor/tensor.js';
 import { RowsEstimator } from '../estimators.js';
-import { fakeQuantRows, rowView } from '../fake-quant.js';
+import { rowView } from '../fake-quant.js';
 import { WeightQuantizer } from '../quantizer.js';
 
 export class SliceWeightQuantizer extends WeightQuantizer {
@@ -13,8 +12,8 @@ export class SliceWeightQuantizer extends WeightQuantizer {
   readonly estimator = new RowsEstimator('row');
   readonly clamp = false;
 
-  quantize(w: Tensor): Tensor {
-    return fakeQuantRows(w, this.bits, rowView(w.shape), this.clamp);
+  rowsOf(shape: readonly number[]): [number, number] {
+    return rowView(shape);
   }
 
   /** Whether this rule leaves a weight of this shape effectively unquantized (1-element slices). */
