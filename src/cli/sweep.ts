@@ -162,13 +162,18 @@ function statusTable(m: SweepManifest): string {
     `${c.running} running, ${c.interrupted} interrupted, ${c.failed} failed, ${c.pending} pending`].join('\n');
 }
 
-interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string }
+interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string; dryRun?: boolean }
 
 async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<number> {
   if (opts.out === undefined) throw new GranqError('--out: required: the sweep folder (DIR/cells/<id>/ per cell, DIR/sweep.json)');
   const o = { ...opts, out: opts.out };
   const schema = quantizeSchema();
   const grid = readGrid(gridFile, schema);
+  if (o.dryRun) {
+    for (const c of grid.cells) process.stdout.write(`${c.id}  granq quantize ${schema.args(c.settings).join(' ')} --out ${o.out}/cells/${c.id}\n`);
+    err(`sweep ${grid.name}: ${grid.cells.length} cells (hash ${grid.hash}); nothing run (--dry-run)`);
+    return 0;
+  }
   // BullMQ and ioredis are loaded only by the distributed commands (they add to every command's start-up).
   const q = o.redis !== undefined ? await import('../sweep/queue.js') : null;
   const target = o.redis !== undefined ? q!.parseRedisUrl(o.redis) : null;
@@ -301,6 +306,7 @@ export function addSweepCommands(program: Command, setExit: (code: number) => vo
     .addOption(new Option('--workers <n>', 'embedded: cells run at a time (local processes)').argParser(positiveInt).default(1))
     .addOption(new Option('--threads <n>', 'threads per cell (default: cores / workers)').argParser(positiveInt))
     .option('--redis <url>', 'distributed: enqueue the cells on this Redis (redis://HOST:PORT) and wait for granq worker processes')
+    .option('--dry-run', 'check the grid and print each cell id with its granq quantize command; run nothing')
     .action(async (grid: string, opts: SweepCliOptions) => setExit(await runSweepCli(grid, opts)));
   sweep
     .command('status')

@@ -7,7 +7,7 @@
  * stale lock is taken over by renaming it aside first, so of two workers taking it over only one wins.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
@@ -65,6 +65,14 @@ export function isStale(l: LockInfo, now = Date.now()): boolean {
   return l.host === os.hostname() && !alive(l.pid) && !alive(l.child_pid);
 }
 
+function unreadableIsStale(file: string, leaseMs: number): boolean {
+  try {
+    return Date.now() - statSync(file).mtimeMs > leaseMs;
+  } catch {
+    return true;
+  }
+}
+
 /** Why a lock is held, for a waiting worker's message. */
 export const describeLock = (l: LockInfo) => `held by pid ${l.pid}${l.child_pid ? ` (run pid ${l.child_pid})` : ''} on ${l.host}, lease until ${new Date(l.lease_until).toISOString()}`;
 
@@ -89,6 +97,8 @@ export function tryLock(dir: string, leaseMs: number): CellLock | null {
   if (!create()) {
     const held = readLock(dir);
     if (held && !isStale(held)) return null;
+    // Unreadable: a holder between its create and its write, or one that died there; only an old one is stale.
+    if (!held && !unreadableIsStale(file, leaseMs)) return null;
     // Take over: move the stale lock aside; only if what was moved is the lock judged stale is it removed.
     const aside = `${file}.${info.token}.stale`;
     try {
