@@ -137,6 +137,20 @@ describe('granq sweep', () => {
     assert.equal(manifest(out).cells.find((c) => c.id === first)!.starts, 2);
   });
 
+  test('embedded: a cell that fails is recorded with its error and the others still run', () => {
+    const d = tmp();
+    const good = grid.cells[0]!;
+    const f = writeGrid(d, { cells: [{ ...good.settings, data: '/nonexistent-granq-data' }, good.settings] });
+    const r = granq('sweep', f, '--out', path.join(d, 'o'));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /1 of 2 cells failed/);
+    const m = JSON.parse(fs.readFileSync(path.join(d, 'o', 'sweep.json'), 'utf8')) as Manifest & { cells: { error: string | null }[] };
+    assert.deepEqual(m.cells.map((c) => c.status), ['failed', 'done']);
+    assert.match(m.cells[0]!.error!, /--data: expected an existing directory, got \/nonexistent-granq-data/);
+    assert.equal(student(path.join(d, 'o'), good.id), alone.get(good.id));
+    fs.rmSync(d, { recursive: true, force: true });
+  });
+
   test('distributed on BullMQ: two workers, one killed by SIGKILL while it holds a job; every cell once, byte-identical', { skip: noRedis }, async () => {
     const redis: TestRedis = await startRedis();
     const out = path.join(root, 'distributed');
@@ -168,6 +182,18 @@ describe('granq sweep', () => {
       for (const c of grid.cells) assert.equal(student(out, c.id), student(embedded, c.id), c.id);
       b.child.kill('SIGINT');
       assert.equal(await b.exit, 130, b.stderr());
+      // A failing cell fails its job with the run's error; the sweep records it and ends.
+      const failing = writeGrid(root, { cells: [{ ...grid.cells[0]!.settings, data: '/nonexistent-granq-data' }] }, 'failing.json');
+      const fout = path.join(root, 'distributed-failing');
+      const fs2 = start(['sweep', failing, '--out', fout, '--redis', redis.url]);
+      procs.push(fs2);
+      await until('the failing cell was enqueued', () => /enqueued/.test(fs2.stderr()), fs2);
+      const c = start(['worker', '--redis', redis.url, '--out', fout], env);
+      procs.push(c);
+      assert.equal(await fs2.exit, 1, fs2.stderr());
+      const fm = JSON.parse(fs.readFileSync(path.join(fout, 'sweep.json'), 'utf8')) as Manifest & { cells: { error: string | null }[] };
+      assert.equal(fm.cells[0]!.status, 'failed');
+      assert.match(fm.cells[0]!.error!, /--data: expected an existing directory/);
     } finally {
       for (const p of procs) p.child.kill('SIGKILL');
       await Promise.all(procs.map((p) => p.exit));
