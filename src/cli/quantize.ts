@@ -15,7 +15,7 @@ import { RunProgress } from './progress.js';
 export interface QuantizeCliOptions {
   model: string; wbits: number; abits: number; act: string; weight: string; skip?: string; releasedEma?: boolean;
   preset: string; out: string; resume?: boolean; data?: string; test: boolean; testLimit?: number;
-  evalEvery: number; evalBatch: number; calib: number; agreeImages: number; json?: boolean;
+  evalEvery: number; evalBatch: number; calib: number; calibSource: 'real' | 'generator'; agreeImages: number; json?: boolean;
   epochs?: number; iters?: number; batch?: number; seed?: number; warmup?: number; lrS?: number; lrG?: number;
   milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
@@ -79,6 +79,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--eval-every <n>', 'test accuracy every N epochs (and always after the last)', positiveInt).default(1))
     .addOption(num('--eval-batch <n>', 'batch size of evaluation and calibration', positiveInt).default(256))
     .addOption(num('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split', positiveInt).default(4))
+    .addOption(new Option('--calib-source <src>', 'layer/channel-static: start ranges from real training images (when found) or from an untrained generator\'s images (zero-shot from the first step)').choices(['real', 'generator']).default('real'))
     .addOption(num('--agree-images <n>', 'held-out synthetic images for the agreement with the teacher', positiveInt).default(512))
     .option('--json', 'print result.json as one line, last on stdout');
 }
@@ -109,7 +110,7 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
   try {
     const outcome = await runQuantize({
       model: o.model, policy, preset: o.preset, config, out: o.out, resume: o.resume ?? false, data: o.data, test: o.test,
-      testLimit: o.testLimit, evalEvery: o.evalEvery, evalBatch: o.evalBatch, calib: o.calib, agreeImages: o.agreeImages,
+      testLimit: o.testLimit, evalEvery: o.evalEvery, evalBatch: o.evalBatch, calib: o.calib, calibSource: o.calibSource, agreeImages: o.agreeImages,
     }, {
       log: err,
       epochStart(e, done, cfg) {

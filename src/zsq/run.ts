@@ -40,6 +40,12 @@ export interface QuantizeOptions {
   /** Batch size of evaluation, calibration and the agreement set. */
   evalBatch: number;
   calib: number;
+  /**
+   * Where static activation ranges (layer, channel-static) start: 'real' (default): the first `calib` batches of the
+   * training split when data is found; 'generator': images of an untrained generator, so the run is zero-shot from
+   * its first step (also what happens when no data is found).
+   */
+  calibSource?: 'real' | 'generator';
   agreeImages: number;
 }
 
@@ -87,10 +93,10 @@ export type QuantizeOutcome =
 const LOSS_KEYS = ['generator', 'margin', 'ds', 'as', 'bns', 'student'] as const;
 const emptyPartial = (): Partial => ({ sums: { generator: 0, margin: 0, ds: 0, as: 0, bns: 0, student: 0 }, count: 0, studentCount: 0, wall: 0 });
 
-/** The PTQ student: quantized, and calibrated on real data when available, else on an untrained generator's images. */
+/** The PTQ student: quantized, and calibrated on real data when available (and wanted), else on an untrained generator's images. */
 function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, found: FoundTestSet | null, numClasses: number,
   mean: readonly number[], std: readonly number[], log: (s: string) => void): { student: Module; calibration: CalibrationInfo | string | null } {
-  if (found) {
+  if (found && o.calibSource !== 'generator') {
     const p = preparePtq(teacher, policy, { dataDir: found.dir, format: found.format, mean, std, batch: o.evalBatch, calib: o.calib, warn: log });
     return { student: p.student, calibration: p.calibration };
   }
@@ -99,7 +105,7 @@ function ptqStudent(teacher: Module, policy: QuantPolicy, o: QuantizeOptions, fo
   const gen = new Generator(numClasses, { rng: new Rng(o.config.seed + 2 * HELD_OUT_SEED_OFFSET) });
   const images = heldOutImages(gen, o.calib * o.evalBatch, o.evalBatch, o.config.seed + 2 * HELD_OUT_SEED_OFFSET);
   calibrate(student, images.map((x) => ({ x })));
-  return { student, calibration: `no data: ${o.calib * o.evalBatch} images of an untrained generator (seed ${o.config.seed + 2 * HELD_OUT_SEED_OFFSET})` };
+  return { student, calibration: `${found ? '--calib-source generator' : 'no data'}: ${o.calib * o.evalBatch} images of an untrained generator (seed ${o.config.seed + 2 * HELD_OUT_SEED_OFFSET})` };
 }
 
 export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Promise<QuantizeOutcome> {
@@ -115,7 +121,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     teacher: { path: path.resolve(o.model), model: sidecar.model, sha256: fileSha256(o.model) },
     policy: o.policy, preset: o.preset, config: cfg,
     test: { enabled: found !== null, limit: found ? (o.testLimit ?? null) : null },
-    evalEvery: o.evalEvery, calib: o.calib, agreeImages: o.agreeImages,
+    evalEvery: o.evalEvery, calib: o.calib, ...(o.calibSource === 'generator' ? { calibSource: 'generator' as const } : {}), agreeImages: o.agreeImages,
   };
   if (saved) {
     checkResumable(saved.extra.settings, settings, ckPath);

@@ -19,6 +19,8 @@ export interface ZsqSettings {
   test: { enabled: boolean; limit: number | null };
   evalEvery: number;
   calib: number;
+  /** Present only when static activation ranges start from generator images although real data was found. */
+  calibSource?: 'generator';
   /** Held-out synthetic images for the student/teacher agreement. */
   agreeImages: number;
 }

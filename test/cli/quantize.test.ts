@@ -79,6 +79,17 @@ describe('granq quantize', { skip: noShared }, () => {
     assert.ok(fs.readFileSync(path.join(out, 'student.safetensors')).equals(fs.readFileSync(path.join(straight, 'student.safetensors'))));
   });
 
+  test('--calib-source generator: a layer student starts from generator images although real data is there', () => {
+    const out = tmp();
+    const r = granq('quantize', '--model', SHARED_MODEL, '--wbits', '4', '--abits', '4', '--act', 'layer', '--preset', 'tiny', '--epochs', '1', '--iters', '2',
+      '--data', CIFAR10_DIR, '--test-limit', '32', '--eval-batch', '32', '--calib', '1', '--agree-images', '16', '--calib-source', 'generator', '--out', out);
+    assert.equal(r.code, 0, r.stderr);
+    const res = JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8'));
+    assert.match(res.calibration, /^--calib-source generator: 32 images of an untrained generator/);
+    assert.equal(res.settings.calibSource, 'generator');
+    assertOneLineError(granq('quantize', '--model', SHARED_MODEL, '--wbits', '4', '--abits', '4', '--calib-source', 'test', '--out', tmp()), 2, /--calib-source.*Allowed choices are real, generator/);
+  });
+
   test('bad input: one-line errors', () => {
     const base = ['quantize', '--model', SHARED_MODEL, '--wbits', '4', '--abits', '4'];
     assertOneLineError(granq(...base), 2, /required option '--out <dir>'/);
