@@ -137,11 +137,20 @@ export function startWorker(t: RedisTarget, name: string, o: WorkerOptions): Swe
     if (outcome.status === 'busy') {
       // Another live holder runs this cell (a stalled job handed on while its first worker still runs): look again soon.
       o.log(`cell ${cell.id}: ${outcome.lock}; retrying in ${(ms / 1000).toFixed(1)} s`);
-      await job.moveToDelayed(Date.now() + ms, token);
+      try {
+        await job.moveToDelayed(Date.now() + ms, token);
+      } catch (e) {
+        o.log(`cell ${cell.id}: its job could not be delayed (${(e as Error).message})`);
+      }
       throw new DelayedError();
     }
-    // Interrupted (this worker is stopping): back in the queue for any worker.
-    await job.moveToWait(token);
+    // Interrupted (this worker is stopping): back in the queue for any worker. A job gone from Redis (it restarted
+    // empty) cannot move; the waiting sweep enqueues its cell again.
+    try {
+      await job.moveToWait(token);
+    } catch (e) {
+      o.log(`cell ${cell.id}: its job could not go back to the queue (${(e as Error).message})`);
+    }
     throw new WaitingError();
   };
   const worker = new Worker<CellJob>(name, processor, {

@@ -24,10 +24,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export interface TestRedis { url: string; stop(): Promise<void> }
+export interface TestRedis { url: string; port: number; stop(): Promise<void> }
 
-export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
+/** On `port` (a free one by default): a restart without persistence is stop() and startRedis(sameport). */
+export async function startRedis(port?: number): Promise<TestRedis> {
+  port ??= await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-redis-'));
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -41,6 +42,7 @@ export async function startRedis(): Promise<TestRedis> {
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   return {
     url: `redis://127.0.0.1:${port}`,
+    port,
     async stop() {
       child.kill('SIGTERM');
       await exited;

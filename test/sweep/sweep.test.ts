@@ -201,6 +201,43 @@ describe('granq sweep', () => {
     }
   });
 
+  test('distributed: Redis restarted without persistence mid-sweep; the sweep enqueues the lost cells again and finishes', { skip: noRedis }, async () => {
+    let redis: TestRedis = await startRedis();
+    const out = path.join(root, 'redis-restart');
+    const half = writeGrid(root, { ...GRID, axes: { ...GRID.axes, seed: [1] } }, 'half-s1.json');
+    const cells = grid.cells.filter((c) => c.settings['seed'] === 1);
+    const procs: Proc[] = [];
+    try {
+      const sweep = start(['sweep', half, '--out', out, '--redis', redis.url]);
+      procs.push(sweep);
+      await until('the cells were enqueued', () => /enqueued/.test(sweep.stderr()), sweep);
+      // Worker A's run stops at epoch 2, iteration 2 and waits there while Redis goes down and comes back empty.
+      const a = start(['worker', '--redis', redis.url, '--out', out], { GRANQ_SWEEP_LOCK_MS: '1000', GRANQ_PAUSE_AT: '2:2' });
+      procs.push(a);
+      await until('worker A started a cell', () => /cell \S+: started/.test(a.stderr()), a);
+      const held = /cell (\S+): started/.exec(a.stderr())![1]!;
+      await until('worker A\'s cell paused', () => paused(out, held, 'paused at epoch 2, iteration 2'), a);
+      const port = redis.port;
+      await redis.stop();
+      redis = await startRedis(port);
+      await until('the sweep enqueued the lost cells again', () => /2 cells missing from the queue \(Redis restarted\?\): enqueued again/.test(sweep.stderr()), sweep);
+      a.child.kill('SIGINT');
+      await a.exit;
+      const b = start(['worker', '--redis', redis.url, '--out', out], { GRANQ_SWEEP_LOCK_MS: '1000' });
+      procs.push(b);
+      assert.equal(await sweep.exit, 0, sweep.stderr());
+      assert.match(b.stderr(), new RegExp(`cell ${held}: resumed`));
+      assert.match(sweep.stderr(), /missing from the queue \(Redis restarted\?\): enqueued again/);
+      const m = manifest(out);
+      assert.equal(m.counts['done'], 2);
+      for (const c of cells) assert.equal(student(out, c.id), alone.get(c.id), c.id);
+    } finally {
+      for (const p of procs) p.child.kill('SIGKILL');
+      await Promise.all(procs.map((p) => p.exit));
+      await redis.stop();
+    }
+  });
+
   test('bad input: one-line errors', async () => {
     const d = tmp();
     const bad = (g: object, re: RegExp) => assertOneLineError(granq('sweep', writeGrid(d, g), '--out', path.join(d, 'o')), 1, re);
