@@ -19,7 +19,7 @@ export interface QuantizeCliOptions {
   epochs?: number; iters?: number; batch?: number; seed?: number; warmup?: number; lrS?: number; lrG?: number;
   milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
-  alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number;
+  alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -28,6 +28,7 @@ const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
   ['lrS', 'lrStudent'], ['lrG', 'lrGenerator'], ['milestones', 'milestones'], ['lrGamma', 'lrGamma'], ['momentum', 'momentum'],
   ['weightDecay', 'weightDecay'], ['temperature', 'temperature'], ['studentLoss', 'studentLoss'], ['marginLower', 'marginLower'],
   ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
+  ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'],
 ];
 
 export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
@@ -73,6 +74,8 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--alpha-as <x>', 'weight of L_as', nonNegativeNumber))
     .addOption(num('--beta <x>', 'weight of (alpha_ds L_ds + alpha_as L_as)', nonNegativeNumber))
     .addOption(num('--gamma <x>', 'weight of the BNS loss', nonNegativeNumber))
+    .addOption(num('--generator-epochs <n>', 'beyond the released recipe: update the generator only before this epoch, then sample it frozen', nonNegativeInt))
+    .addOption(num('--anchor <x>', "beyond the released recipe: pull the student's parameters towards the teacher's (adds x·(w − w_teacher) to each gradient)", nonNegativeNumber))
     .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
     .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))

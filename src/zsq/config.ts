@@ -26,6 +26,11 @@ export interface ZsqConfig {
   beta: number; // weight of (alphaDs L_ds + alphaAs L_as)
   gamma: number; // weight of the BNS loss
   seed: number;
+  // Options beyond the released recipe (absent = released; docs/results.md has what each bought):
+  /** The generator is updated only in epochs before this one; later epochs sample the frozen generator. */
+  generatorEpochs?: number;
+  /** L2 pull of the student's parameters towards the teacher's (L2-SP): adds anchor·(w − w_teacher) to each gradient. */
+  anchor?: number;
 }
 
 const RELEASED: ZsqConfig = {

@@ -38,6 +38,8 @@ export class ZsqTrainer {
   iter = 0;
   private readonly bns: BnsLoss;
   private readonly studentParams: Tensor[];
+  /** The student's starting parameters (the teacher's), for cfg.anchor; taken before any restore. */
+  private readonly anchorTo: Float32Array[] | null;
 
   constructor(readonly teacher: Module, readonly student: Module, readonly numClasses: number, readonly cfg: ZsqConfig,
     private readonly hooks: TrainerHooks = {}) {
@@ -48,6 +50,7 @@ export class ZsqTrainer {
     for (const p of teacher.parameters()) p.requiresGrad = false;
     student.eval();
     this.studentParams = student.parameters();
+    this.anchorTo = cfg.anchor ? this.studentParams.map((p) => p.data.slice()) : null;
     this.bns = new BnsLoss(teacher);
     this.optG = new Adam(this.generator.parameters(), { lr: cfg.lrGenerator, betas: cfg.generatorBetas });
     this.optS = new SGD(this.studentParams, {
@@ -57,6 +60,10 @@ export class ZsqTrainer {
 
   get studentTrains(): boolean {
     return this.epoch >= this.cfg.warmupEpochs;
+  }
+
+  get generatorTrains(): boolean {
+    return this.cfg.generatorEpochs === undefined || this.epoch < this.cfg.generatorEpochs;
   }
 
   beginEpoch(): void {
@@ -92,9 +99,11 @@ export class ZsqTrainer {
     const as = agreementLoss(t, s, labels);
     const bns = this.bns.value();
     const lossG = F.add(F.add(margin, F.scale(F.add(F.scale(ds, c.alphaDs), F.scale(as, c.alphaAs)), c.beta)), F.scale(bns, c.gamma));
-    this.optG.zeroGrad();
-    F.withoutGrad(this.studentParams, () => lossG.backward());
-    this.optG.step();
+    if (this.generatorTrains) {
+      this.optG.zeroGrad();
+      F.withoutGrad(this.studentParams, () => lossG.backward());
+      this.optG.step();
+    }
 
     // Student step on the detached images (and the teacher's logits on them, which do not depend on the generator
     // step).
@@ -107,12 +116,23 @@ export class ZsqTrainer {
         : F.add(klKdLoss(tS, s, c.temperature), F.crossEntropy(s, labels));
       this.optS.zeroGrad();
       F.withoutGrad([images], () => lossS!.backward());
+      if (this.anchorTo) this.addAnchorGradient(c.anchor!);
       this.optS.step();
       student = lossS.item();
     }
     const losses = { generator: lossG.item(), margin: margin.item(), ds: ds.item(), as: as.item(), bns: bns.item(), student };
     F.releaseGraph(lossS ? [lossG, lossS] : [lossG]);
     return losses;
+  }
+
+  private addAnchorGradient(anchor: number): void {
+    this.studentParams.forEach((p, i) => {
+      if (!p.grad) return;
+      const g = p.grad.data;
+      const w = p.data;
+      const w0 = this.anchorTo![i]!;
+      for (let j = 0; j < g.length; j++) g[j] = Math.fround(g[j]! + Math.fround(anchor * Math.fround(w[j]! - w0[j]!)));
+    });
   }
 
   /** Everything needed to continue bit for bit. */

@@ -2,13 +2,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/models/load.js';
-import { presetConfig } from '../../src/zsq/config.js';
+import { presetConfig, type ZsqConfig } from '../../src/zsq/config.js';
 import { ZsqTrainer } from '../../src/zsq/trainer.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { noShared, SHARED_MODEL } from '../kit/shared.js';
 
-function makeTrainer() {
-  const cfg = { ...presetConfig('tiny'), epochs: 3, itersPerEpoch: 2, batch: 4 };
+function makeTrainer(extra: Partial<ZsqConfig> = {}) {
+  const cfg = { ...presetConfig('tiny'), epochs: 3, itersPerEpoch: 2, batch: 4, ...extra };
   // An FP student (a second copy of the teacher) exercises the loop; quantized students plug in the same way.
   return new ZsqTrainer(loadModel(SHARED_MODEL).model, loadModel(SHARED_MODEL).model, 10, cfg);
 }
@@ -50,5 +50,38 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     for (const [k, v] of a) assertBitEqual(b.get(k)!, v, k);
     straight.dispose();
     resumed.dispose();
+  });
+
+  test('--generator-epochs: the generator is frozen from that epoch on; the epochs before are the released ones', () => {
+    const released = makeTrainer();
+    const frozen = makeTrainer({ generatorEpochs: 2 });
+    const gen = (t: ZsqTrainer) => t.generator.parameters().map((p) => p.data.slice());
+    for (let e = 0; e < 2; e++) {
+      released.runEpoch();
+      frozen.runEpoch();
+    }
+    const at2 = gen(frozen);
+    gen(released).forEach((p, i) => assertBitEqual(at2[i]!, p, `epochs before 2 differ, parameter ${i}`));
+    frozen.runEpoch();
+    gen(frozen).forEach((p, i) => assertBitEqual(p, at2[i]!, `the generator moved in epoch 3, parameter ${i}`));
+    released.runEpoch();
+    assert.ok(gen(released).some((p, i) => p.some((v, j) => v !== at2[i]![j])), 'the released generator keeps training');
+    released.dispose();
+    frozen.dispose();
+  });
+
+  test('--anchor: the student stays closer to the teacher, and an anchor of 0 is the released step', () => {
+    const start = makeTrainer().student.parameters().map((p) => p.data.slice());
+    const dist = (t: ZsqTrainer) => Math.sqrt(t.student.parameters().reduce((a, p, i) => a + p.data.reduce((b, v, j) => b + (v - start[i]![j]!) ** 2, 0), 0));
+    // A large lr and anchor (lr x anchor = 0.75: each step takes back most of the way from the teacher) for 10 steps.
+    const cfg = { lrStudent: 0.05, epochs: 6 };
+    const plain = makeTrainer(cfg);
+    const zero = makeTrainer({ ...cfg, anchor: 0 });
+    const pulled = makeTrainer({ ...cfg, anchor: 15 });
+    for (let e = 0; e < 6; e++) for (const t of [plain, zero, pulled]) t.runEpoch();
+    plain.student.parameters().forEach((p, i) => assertBitEqual(zero.student.parameters()[i]!.data, p.data, `anchor 0 changed parameter ${i}`));
+    assert.ok(dist(plain) > 0);
+    assert.ok(dist(pulled) < 0.5 * dist(plain), `anchored ${dist(pulled)} vs plain ${dist(plain)}`);
+    for (const t of [plain, zero, pulled]) t.dispose();
   });
 });
