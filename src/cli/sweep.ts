@@ -146,14 +146,22 @@ class SweepMonitor {
   }
 }
 
+/** For each cell, the settings that differ between the grid's cells (what tells them apart), as `k v, ...`. */
+function varying(m: SweepManifest): string[] {
+  const keys = [...new Set(m.cells.flatMap((c) => Object.keys(c.settings)))]
+    .filter((k) => new Set(m.cells.map((c) => JSON.stringify(c.settings[k]))).size > 1);
+  return m.cells.map((c) => keys.filter((k) => c.settings[k] !== undefined).map((k) => `${k} ${String(c.settings[k])}`).join(', '));
+}
+
 function statusTable(m: SweepManifest): string {
-  const rows = m.cells.map((c) => {
+  const differs = varying(m);
+  const rows = m.cells.map((c, i) => {
     const r = c.result as { final_top1?: number | null; best_epoch?: { epoch: number; top1: number } | null } | null;
     const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : (100 * x).toFixed(2));
-    return [c.id, c.status, String(c.epochs_done), pct(r?.final_top1), r?.best_epoch ? `${pct(r.best_epoch.top1)} @${r.best_epoch.epoch}` : '-',
+    return [c.id, differs[i]!, c.status, String(c.epochs_done), pct(r?.final_top1), r?.best_epoch ? `${pct(r.best_epoch.top1)} @${r.best_epoch.epoch}` : '-',
       duration(c.wall_s), c.host ?? '-', c.error ?? ''];
   });
-  const head = ['cell', 'status', 'epochs', 'final top-1', 'best (test-set sel.)', 'wall', 'host', 'error'];
+  const head = ['cell', 'settings that differ', 'status', 'epochs', 'final top-1', 'best (test-set sel.)', 'wall', 'host', 'error'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (r: string[]) => r.map((x, i) => x.padEnd(w[i]!)).join('  ').trimEnd();
   const c = m.counts;

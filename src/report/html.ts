@@ -57,9 +57,10 @@ function sweepHtml(t: SweepTable): string {
   const out = [`<table class="sweep-table" data-sweep="${escapeHtml(t.name)}"><caption>Sweep <b>${escapeHtml(t.name)}</b> (${escapeHtml(t.dir)}, grid ${escapeHtml(t.file)}, hash ${t.hash}; ` +
     `${t.done}/${t.total} cells done): test top-1 % at the final epoch, mean ± standard deviation over the seeds (n = finished cells), and the drop from each cell's FP teacher. ` +
     `${escapeHtml(t.description)}</caption>`];
-  out.push('<tr><th>bits</th><th>act / weight</th><th>preset</th><th>other settings</th><th>n</th><th>final top-1</th><th>drop from FP</th><th>best epoch (test-set selection)</th><th>wall s per cell</th><th>cells</th></tr>');
+  out.push('<tr><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>other settings</th><th>n</th><th>final top-1</th><th>drop from FP</th><th>best epoch (test-set selection)</th><th>wall s per cell</th><th>cells</th></tr>');
   for (const r of t.rows) {
-    out.push(`<tr><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td><td class="l">${escapeHtml(r.preset)}</td><td class="l">${escapeHtml(r.other)}</td>` +
+    out.push(`<tr><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td><td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td>` +
+      `<td class="l">${escapeHtml(r.preset)}</td><td class="l">${escapeHtml(r.other)}</td>` +
       `<td>${r.final?.n ?? 0}${r.unfinished ? ` (+${r.unfinished} unfinished)` : ''}</td><td>${meanStd(r.final)}</td><td>${meanStd(r.drop)}</td><td>${meanStd(r.best)}</td>` +
       `<td>${meanStd(r.wall_s, 0)}</td><td class="l src">${r.cells.map(escapeHtml).join(', ')}</td></tr>`);
   }

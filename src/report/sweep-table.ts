@@ -15,6 +15,8 @@ export interface Stat { mean: number; std: number | null; n: number }
 export interface SweepRow {
   bits: string; method: string; preset: string; other: string;
   final: Stat | null; drop: Stat | null; best: Stat | null; wall_s: Stat | null; cells: string[]; unfinished: number;
+  /** Bits per quantized weight as exported (f32) and with integer zero points, mean over the finished cells. */
+  bitsPerWeight: { f32: number; intZp: number } | null;
 }
 export interface SweepTable { name: string; dir: string; file: string; hash: string; description: string; rows: SweepRow[]; done: number; total: number }
 
@@ -43,11 +45,13 @@ export function sweepTable(dir: string): SweepTable {
     groups.set(key, [...(groups.get(key) ?? []), c]);
   }
   const rows = [...groups.values()].map((cells): SweepRow => {
-    const results = cells.map((c) => c.result as null | { policy: { wbits: number; abits: number; act: string; weight: string }; preset: string; fp_top1: number | null; final_top1: number | null; best_epoch: { top1: number } | null });
+    const results = cells.map((c) => c.result as null | { policy: { wbits: number; abits: number; act: string; weight: string }; preset: string; fp_top1: number | null; final_top1: number | null; best_epoch: { top1: number } | null;
+      bits?: Record<string, { bits_per_weight: number }> });
     const done = results.filter((r): r is NonNullable<typeof r> => r !== null);
     const s = cells[0]!.settings;
     const first = done[0];
     const finals = done.filter((r) => r.final_top1 !== null);
+    const withBits = done.filter((r) => r.bits?.['f32'] && r.bits['int-zp']);
     return {
       bits: first ? `W${first.policy.wbits}A${first.policy.abits}` : `W${s['wbits']}A${s['abits']}`,
       method: first ? `${first.policy.act} / ${first.policy.weight}` : `${s['act'] ?? 'granq'} / ${s['weight'] ?? 'slice'}`,
@@ -59,6 +63,9 @@ export function sweepTable(dir: string): SweepTable {
       wall_s: stat(cells.filter((c) => c.status === 'done').map((c) => c.wall_s)),
       cells: cells.map((c) => c.id),
       unfinished: cells.length - done.length,
+      bitsPerWeight: withBits.length ? {
+        f32: stat(withBits.map((r) => r.bits!['f32']!.bits_per_weight))!.mean, intZp: stat(withBits.map((r) => r.bits!['int-zp']!.bits_per_weight))!.mean,
+      } : null,
     };
   });
   return { name: m.grid.name, dir, file: m.grid.file, hash: m.grid.hash, description: m.grid.description, rows, done: m.counts.done, total: m.cells.length };
