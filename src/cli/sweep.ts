@@ -170,6 +170,28 @@ function statusTable(m: SweepManifest): string {
     `${c.running} running, ${c.interrupted} interrupted, ${c.failed} failed, ${c.pending} pending`].join('\n');
 }
 
+/** The sweep as a Markdown table for docs: one row per cell, its bits per weight, accuracies, wall time and host. */
+function markdownTable(m: SweepManifest): string {
+  const differs = varying(m);
+  const pct = (x: unknown) => (typeof x === 'number' ? (100 * x).toFixed(2) : '–');
+  const lines = [
+    `Sweep \`${m.grid.name}\` (\`granq sweep ${m.grid.file} --out DIR\`, grid hash ${m.grid.hash}): ${m.counts.done}/${m.cells.length} cells done. ` +
+      'Test top-1 %; the final epoch is the headline, the best epoch is selected on the test set; bits per quantized weight as exported (float32 scale and zero point per row) / with integer zero points.',
+    '',
+    '| cell | settings that differ | bits/weight | FP | PTQ start | final (drop) | best (epoch) | wall | host | status |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
+  ];
+  m.cells.forEach((c, i) => {
+    const r = (c.result ?? {}) as { fp_top1?: number; ptq_top1?: number; final_top1?: number; best_epoch?: { epoch: number; top1: number } | null;
+      bits?: Record<string, { bits_per_weight: number }> };
+    const bpw = r.bits?.['f32'] && r.bits['int-zp'] ? `${r.bits['f32'].bits_per_weight.toFixed(2)} / ${r.bits['int-zp'].bits_per_weight.toFixed(2)}` : '–';
+    const drop = typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? ` (−${(100 * (r.fp_top1 - r.final_top1)).toFixed(2)})` : '';
+    lines.push(`| ${c.id} | ${differs[i]} | ${bpw} | ${pct(r.fp_top1)} | ${pct(r.ptq_top1)} | ${pct(r.final_top1)}${drop} | ` +
+      `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(c.wall_s) : '–'} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''} |`);
+  });
+  return lines.join('\n');
+}
+
 interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string; dryRun?: boolean }
 
 async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<number> {
@@ -321,10 +343,11 @@ export function addSweepCommands(program: Command, setExit: (code: number) => vo
     .description("a sweep folder's cells: status, epochs, final and best top-1, wall time, host, error")
     .argument('<dir>', 'the sweep folder')
     .option('--json', 'print sweep.json (as the cell folders say now) as one line')
-    .action((dir: string, opts: { json?: boolean }) => {
+    .option('--markdown', 'print the cells as a Markdown table (for docs) instead of the status table')
+    .action((dir: string, opts: { json?: boolean; markdown?: boolean }) => {
       const m0 = readManifest(dir);
       const m = collectManifest(dir, { ...m0.grid, cells: manifestCells(m0) }, m0.queue);
-      process.stdout.write(`${statusTable(m)}\n`);
+      process.stdout.write(`${opts.markdown ? markdownTable(m) : statusTable(m)}\n`);
       if (opts.json) process.stdout.write(`${JSON.stringify(m)}\n`);
     });
   program

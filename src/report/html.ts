@@ -53,16 +53,23 @@ function figureHtml(f: FigureSection, n: number): string {
 
 const meanStd = (s: Stat | null, d = 2) => (s === null ? '–' : `${s.mean.toFixed(d)}${s.std !== null ? ` ± ${s.std.toFixed(d)}` : ''}`);
 
-function sweepHtml(t: SweepTable): string {
+/** The published drops at a bit width, `AdaDFQ −9.00; SynQ −5.80`, from that paper's own FP teacher. */
+function publishedDrops(p: AccuracySection['published'], bits: string): string {
+  if (!p) return '–';
+  const found = p.rows.filter((r) => r.values[bits]).map((r) => `${r.method} ${signed(r.values[bits]!.drop).replace(/[()]/g, '').trim()}`);
+  return found.length ? found.join('; ') : '–';
+}
+
+function sweepHtml(t: SweepTable, published: AccuracySection['published']): string {
   const out = [`<table class="sweep-table" data-sweep="${escapeHtml(t.name)}"><caption>Sweep <b>${escapeHtml(t.name)}</b> (${escapeHtml(t.dir)}, grid ${escapeHtml(t.file)}, hash ${t.hash}; ` +
     `${t.done}/${t.total} cells done): test top-1 % at the final epoch, mean ± standard deviation over the seeds (n = finished cells), and the drop from each cell's FP teacher. ` +
     `${escapeHtml(t.description)}</caption>`];
-  out.push('<tr><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>other settings</th><th>n</th><th>final top-1</th><th>drop from FP</th><th>best epoch (test-set selection)</th><th>wall s per cell</th><th>cells</th></tr>');
+  out.push(`<tr><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>other settings</th><th>n</th><th>final top-1</th><th>drop from FP</th><th>best epoch (test-set selection)</th><th>published drops at these bits${published ? ` (FP ${published.fp})` : ''}</th><th>wall s per cell</th><th>cells</th></tr>`);
   for (const r of t.rows) {
     out.push(`<tr><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td><td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td>` +
       `<td class="l">${escapeHtml(r.preset)}</td><td class="l">${escapeHtml(r.other)}</td>` +
       `<td>${r.final?.n ?? 0}${r.unfinished ? ` (+${r.unfinished} unfinished)` : ''}</td><td>${meanStd(r.final)}</td><td>${meanStd(r.drop)}</td><td>${meanStd(r.best)}</td>` +
-      `<td>${meanStd(r.wall_s, 0)}</td><td class="l src">${r.cells.map(escapeHtml).join(', ')}</td></tr>`);
+      `<td class="l src">${escapeHtml(publishedDrops(published, r.bits))}</td><td>${meanStd(r.wall_s, 0)}</td><td class="l src">${r.cells.map(escapeHtml).join(', ')}</td></tr>`);
   }
   out.push('</table>');
   return out.join('\n');
@@ -70,7 +77,7 @@ function sweepHtml(t: SweepTable): string {
 
 function accuracyHtml(a: AccuracySection, n: number): string {
   const out = [`<h2 id="accuracy">${n}. Accuracy</h2>`, '<section class="figure" data-figure="accuracy">'];
-  for (const t of a.sweeps ?? []) out.push(sweepHtml(t));
+  for (const t of a.sweeps ?? []) out.push(sweepHtml(t, a.published));
   out.push('<table id="runs-table"><caption>Our runs: test top-1 % (drop from our own FP teacher in brackets). The best epoch is selected on the test set, as the papers report; the final epoch is the headline.</caption>');
   out.push('<tr><th>run</th><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>epochs</th><th>FP</th><th>PTQ start</th><th>final epoch</th><th>best epoch</th></tr>');
   for (const r of a.runs) {
