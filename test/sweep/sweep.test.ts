@@ -105,6 +105,13 @@ describe('granq sweep', () => {
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /4\/4 done/);
     for (const c of grid.cells) assert.match(st.stdout, new RegExp(`${c.id}  .*  done `));
+    // granq report DIR renders the sweep: its table over seeds, and every cell as a run (rows, curves).
+    const html = path.join(embedded, 'report.html');
+    const rep = granq('report', embedded, '--out', html, '--images', '1', '--pixel-images', '16');
+    assert.equal(rep.code, 0, rep.stderr);
+    const page = fs.readFileSync(html, 'utf8');
+    assert.match(page, /<table class="sweep-table" data-sweep="tiny-test">/);
+    for (const c of grid.cells) assert.ok(page.includes(`<tr><td>${c.id}</td>`), `${c.id} has no row`);
     // The report's table over seeds: one row per bit width, n = 2, the mean of the cells' own final top-1.
     const t = sweepTable(embedded);
     assert.equal(t.rows.length, 2);
