@@ -109,8 +109,9 @@ test('granq report --demo renders every figure in Chromium, offline, without con
     // Accuracy: our tiny run and the published ResNet-20 CIFAR-10 table with its sources.
     const runRows = await page.$$eval('#runs-table tr', (rows) => rows.slice(1).map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent)));
     assert.equal(runRows.length, 1);
-    assert.deepEqual(runRows[0]!.slice(1, 4), ['W3A3', 'granq / slice', 'tiny']);
-    assert.match(runRows[0]![5]!, /^\d\d\.\d\d$/); // FP on the 256 test images
+    assert.deepEqual([...runRows[0]!.slice(1, 3), runRows[0]![4]], ['W3A3', 'granq / slice', 'tiny']);
+    assert.match(runRows[0]![3]!, /^\d+\.\d\d \/ \d+\.\d\d$/); // bits per weight: as exported / integer zero points
+    assert.match(runRows[0]![6]!, /^\d\d\.\d\d$/); // FP on the 256 test images
     const published = await page.$$eval('#published-table tr', (rows) => rows.length);
     assert.ok(published > 5, `published rows ${published}`);
 
