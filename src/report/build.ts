@@ -9,7 +9,7 @@ import { loadCifarSplit, normalizeImages } from '../data/cifar.js';
 import { findShared, resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
 import { loadModel } from '../models/load.js';
-import { runSyntheticImages } from '../zsq/checkpoint.js';
+import { CHECKPOINT_FILE, loadCheckpoint, runSyntheticImages } from '../zsq/checkpoint.js';
 import { publishedRows, runRows } from './accuracy.js';
 import { activationMaps, activationMapsSpec, CIFAR10_CLASSES } from './activation-maps.js';
 import { renderSvg, type Spec } from './charts.js';
@@ -44,10 +44,19 @@ export interface ReportOptions {
 
 export interface BuiltReport { html: string; figures: FigureSection[]; seconds: Record<string, number> }
 
+/** The teacher a run names: its result.json's, else (an unfinished run) its checkpoint's settings. */
+function namedTeacher(runs: RunFolder[]): string | undefined {
+  const done = runs.find((r) => r.result)?.result?.teacher.path;
+  if (done !== undefined) return done;
+  const running = runs.find((r) => r.hasCheckpoint);
+  if (!running) return undefined;
+  return loadCheckpoint<{ settings?: { teacher?: { path?: string } } }>(path.join(running.dir, CHECKPOINT_FILE), 'RUN_DIR').extra.settings?.teacher?.path;
+}
+
 function teacherPath(o: ReportOptions, runs: RunFolder[]): string {
   if (o.model !== undefined) return o.model;
-  const named = runs.find((r) => r.result)?.result?.teacher.path;
-  if (named === undefined) throw new GranqError('--model: no finished run names its teacher (result.json); pass --model FILE');
+  const named = namedTeacher(runs);
+  if (named === undefined) throw new GranqError('--model: no run names its teacher (no result.json, no checkpoint); pass --model FILE');
   if (!existsSync(named)) throw new GranqError(`--model: the runs' teacher ${named} does not exist here; pass --model FILE`);
   return named;
 }
@@ -79,7 +88,8 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
   const bench = o.bench !== undefined ? readBenchQuant(o.bench) : null;
   const analyses = (o.analyze ?? []).map(readErrorAnalysis);
   const published = readPublished(o.published);
-  const { model: teacher, sidecar } = loadModel(teacherPath(o, runs));
+  const teacherFile = teacherPath(o, runs);
+  const { model: teacher, sidecar } = loadModel(teacherFile);
   const format = sidecar.numClasses === 100 ? 'cifar100' : 'cifar10';
   const test = loadCifarSplit(resolveDataDir({ data: o.data }).dir, { format, split: 'test', limit: Math.max(o.images, o.pixelImages) });
   const figures: FigureSection[] = [];
@@ -135,7 +145,7 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
   if (typeof published === 'string') accuracy.publishedMissing = published;
   else {
     const p = parsePublished(published.text, published.file);
-    const found = publishedRows(p, format === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10', [...new Set(rows.map((r) => r.bits))]);
+    const found = publishedRows(p, format === 'cifar100' ? 'CIFAR-100' : 'CIFAR-10', [...new Set([...rows.map((r) => r.bits), ...sweeps.flatMap((t) => t.rows.map((r) => r.bits))])]);
     if (found) accuracy.published = { title: found.table.title, fp: found.table.fp, bits: Object.keys(found.rows[0]?.values ?? {}), rows: found.rows, sources: p.sources, file: published.file };
     else accuracy.publishedMissing = `${published.file} has no ResNet-20 table for this dataset`;
   }
@@ -143,7 +153,7 @@ export async function buildReport(o: ReportOptions, log: (s: string) => void = (
   const html = reportHtml({
     title: 'granq results report',
     generated: `Generated ${new Date().toISOString()} by granq report; teacher ${sidecar.model}; every chart is an inline SVG rendered by vega in Node.`,
-    inputs: [...sweeps.map((t) => `sweep ${t.dir} (${t.name}, ${t.done}/${t.total} cells done)`), ...runs.map((r) => `run ${r.dir}`), ...(o.bench ? [`bench ${o.bench}`] : []), ...(o.analyze ?? []).map((a) => `analysis ${a}`), `teacher ${teacherPath(o, runs)}`],
+    inputs: [...sweeps.map((t) => `sweep ${t.dir} (${t.name}, ${t.done}/${t.total} cells done)`), ...runs.map((r) => `run ${r.dir}`), ...(o.bench ? [`bench ${o.bench}`] : []), ...(o.analyze ?? []).map((a) => `analysis ${a}`), `teacher ${teacherFile}`],
     figures, accuracy,
   });
   return { html, figures, seconds };

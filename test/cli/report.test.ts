@@ -21,7 +21,17 @@ test('bad inputs: one line on stderr, exit 1, no report written', () => {
   const badJson = path.join(dir, 'bench.json');
   fs.writeFileSync(badJson, '| batch |\n{"bits": 3, "rows": [');
   const out = path.join(dir, 'r.html');
+  // Unfinished runs (log and checkpoint, no result.json): the teacher comes from the checkpoint's settings.
+  const unfinished = path.join(dir, 'unfinished');
+  fakeRunFiles(unfinished, '/unused');
+  fs.rmSync(path.join(unfinished, 'result.json'));
+  fakeRunWithGenerator(unfinished, 2, '/nonexistent/from-checkpoint.safetensors');
+  const anonymous = path.join(dir, 'anonymous');
+  fakeRunFiles(anonymous, '/unused');
+  fs.rmSync(path.join(anonymous, 'result.json'));
   const cases: [string[], RegExp][] = [
+    [[unfinished], /--model: the runs' teacher \/nonexistent\/from-checkpoint\.safetensors does not exist here/],
+    [[anonymous], /--model: no run names its teacher \(no result\.json, no checkpoint\); pass --model FILE/],
     [[], /RUN_DIR: give at least one granq quantize output folder \(or --demo\)/],
     [[path.join(dir, 'missing')], /RUN_DIR: expected a granq quantize output folder, got .*missing \(not a directory\)/],
     [[dir], /RUN_DIR: .* holds no log\.jsonl/],

@@ -23,12 +23,12 @@ export function ptqRunDir(teacherPath: string, policy: QuantPolicy): string {
 }
 
 /** A run folder whose checkpoint holds a seeded generator (and a stand-in student tensor, which must be ignored). */
-export function fakeRunWithGenerator(dir: string, seed: number): Generator {
+export function fakeRunWithGenerator(dir: string, seed: number, teacher?: string): Generator {
   const gen = new Generator(10, { rng: new Rng(7) });
   const tensors = new Map<string, Float32Array>([...gen.stateDict()].map(([k, t]) => [`generator.${k}`, t.data]));
   tensors.set('student.conv1.weight', new Float32Array(4));
   saveCheckpoint(path.join(dir, CHECKPOINT_FILE), {
-    tensors, meta: { epoch: 1, iter: 0, rng: new Rng(0).getState(), optG: {}, optS: {} }, extra: { settings: { config: { seed } } },
+    tensors, meta: { epoch: 1, iter: 0, rng: new Rng(0).getState(), optG: {}, optS: {} }, extra: { settings: { config: { seed }, ...(teacher ? { teacher: { path: teacher } } : {}) } },
   });
   return gen;
 }
