@@ -113,9 +113,11 @@ class SweepMonitor {
     const lines: string[] = [];
     for (const c of m.cells) {
       const p = plan(c);
-      const { epochs, lastWall } = cellEpochs(this.dir, c.id);
+      // The manifest has each cell's finished epochs already; only a running cell's log is read again, for its pace.
+      const epochs = c.epochs_done;
       if (c.status !== 'done') itersLeft += (p.epochs - epochs) * p.iters;
       if (c.status !== 'running') continue;
+      const { lastWall } = cellEpochs(this.dir, c.id);
       const itps = lastWall ? p.iters / lastWall : null;
       if (itps) rate += itps;
       lines.push(`  ${c.id}: epoch ${epochs}/${p.epochs}${itps ? `, ${itps.toFixed(1)} it/s` : ''}${c.host ? ` on ${c.host}` : ''}`);
