@@ -520,6 +520,23 @@ Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value QuantClipRanges(const Napi::CallbackInfo& info) {
+  Args a(info, "quantClipRanges");
+  QuantClipParams p;
+  p.rows = a.dim("rows");
+  p.cols = a.dim("cols");
+  p.bits = int32_t(a.dim("bits", kMinBits, kMaxBits));
+  p.steps = int32_t(a.dim("steps", 1, 1000));
+  p.lowest = a.num("lowest");
+  if (!(p.lowest > 0.0f && p.lowest <= 1.0f)) a.fail_range("lowest", "a number in (0, 1]", std::to_string(p.lowest));
+  int64_t len = a.prod({p.rows, p.cols});
+  const float* x = a.f32("x", len);
+  float* mn = a.f32("rowMin", p.rows);
+  float* mx = a.f32("rowMax", p.rows);
+  quant_clip_ranges(p, x, mn, mx);
+  return info.Env().Undefined();
+}
+
 // {unary, binary, reduce}: the op enums' sizes, which the TypeScript backend checks its own tables against.
 Napi::Value EnumCounts(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
@@ -572,6 +589,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"quantRowsFwd", QuantRowsFwd},
       {"quantChannelLoopFwd", QuantChannelLoopFwd},
       {"quantGroupsFwd", QuantGroupsFwd},
+      {"quantClipRanges", QuantClipRanges},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -170,5 +170,17 @@ struct QuantGroupsParams {
   bool clamp;
 };
 void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y);
+// Clipped weight ranges (the `mse` weight clip): for each row of x [rows, cols], the range [a m, a M] among
+// a_j = float(1 - j (1 - lowest) / (steps - 1)), j = 0..steps-1 (a_0 = 1: min/max), whose clamped fake
+// quantization has the least squared error. The error of a candidate (s, z) is E / s^2 in double, with E the sum of
+// d_i^2, d_i = (q_i + z) - s x_i in code units, accumulated in float32 in 16 lanes (lane i mod 16) that are then
+// added in lane order in double; ties keep the smaller j. Rows whose range is not finite keep min/max, and
+// candidates whose z is not exact in float32 (|z| >= 2^24) are skipped.
+struct QuantClipParams {
+  int64_t rows, cols;
+  int32_t bits, steps;
+  float lowest;
+};
+void quant_clip_ranges(const QuantClipParams& p, const float* x, float* row_min, float* row_max);
 
 }  // namespace granq

@@ -158,7 +158,67 @@ void quant_any(const float* x, float* y, int64_t len, float s, float z, float m,
   quant_run<false>(x, y, len, s, z, bits);
 }
 
+constexpr int kClipLanes = 16;
+
+// E / s^2 of one clip candidate over one row (see quant_clip_ranges in kernels.h): clamped codes, float32 lanes.
+double clip_error(const float* x, int64_t len, float s, float z, int bits) {
+  const float lo = -float(1 << (bits - 1)), hi = float((1 << (bits - 1)) - 1);
+  float acc[kClipLanes] = {};
+  int64_t i = 0;
+#ifdef GRANQ_QUANT_AVX512
+  const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(z), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+  __m512 va = _mm512_setzero_ps();
+  for (; i < len; i += kClipLanes) {
+    __mmask16 k = len - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (len - i)) - 1);
+    __m512 sx = _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(k, x + i));
+    __m512 q = _mm512_roundscale_ps(_mm512_sub_ps(sx, vz), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm512_min_ps(vhi, _mm512_max_ps(vlo, q));
+    __m512 d = _mm512_sub_ps(_mm512_add_ps(q, vz), sx);
+    va = _mm512_mask_add_ps(va, k, va, _mm512_mul_ps(d, d));
+  }
+  _mm512_storeu_ps(acc, va);
+#endif
+  for (; i < len; ++i) {
+    const float sx = s * x[i];
+    float q = std::nearbyint(sx - z);
+    q = lo > q ? lo : q;
+    q = hi < q ? hi : q;
+    const float d = (q + z) - sx;
+    acc[i % kClipLanes] += d * d;
+  }
+  double e = 0;
+  for (int l = 0; l < kClipLanes; ++l) e += double(acc[l]);
+  return e / (double(s) * double(s));
+}
+
 }  // namespace
+
+void quant_clip_ranges(const QuantClipParams& p, const float* x, float* row_min, float* row_max) {
+  parallel_for(p.rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* row = x + r * p.cols;
+      float m, M;
+      minmax_row(row, p.cols, &m, &M);
+      row_min[r] = m;
+      row_max[r] = M;
+      if (!std::isfinite(m) || !std::isfinite(M)) continue;
+      double best = INFINITY;
+      for (int32_t j = 0; j < p.steps; ++j) {
+        const float a = p.steps == 1 ? 1.0f : float(1.0 - double(j) * (1.0 - double(p.lowest)) / double(p.steps - 1));
+        const float lo = a * m, hi = a * M;
+        float s, z;
+        prescale(&lo, &hi, 1, p.bits, &s, &z);
+        if (!(std::fabs(z) < kZExact)) continue;
+        const double e = clip_error(row, p.cols, s, z, p.bits);
+        if (e < best) {
+          best = e;
+          row_min[r] = lo;
+          row_max[r] = hi;
+        }
+      }
+    }
+  });
+}
 
 void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max) {
   const int64_t cols = p.cols;

@@ -117,6 +117,11 @@ export interface Backend {
   quantChannelLoopFwd(p: { n: number; c: number; hw: number; bits: number; x: Buf; y: Buf }): void;
   /** Fixed ranges per group of x viewed as [outer, groups, inner]. */
   quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf }): void;
+  /**
+   * Clipped ranges per row of x [rows, cols] (the `mse` weight clip, native/kernels.h quant_clip_ranges): among
+   * [a m, a M], a_j = fround(1 - j (1 - lowest) / (steps - 1)), the one of least squared clamped fake-quant error.
+   */
+  quantClipRanges(p: { rows: number; cols: number; bits: number; steps: number; lowest: number; x: Buf; rowMin: Buf; rowMax: Buf }): void;
 }
 
 /** Kernel names, for the meta-test that every kernel has a reference and a case table. */

@@ -17,6 +17,7 @@ export interface EvalOptions {
   abits?: number;
   act?: string;
   weight?: string;
+  weightClip?: string;
   calib?: number;
   releasedEma?: boolean;
   skip?: string;
@@ -25,9 +26,9 @@ export interface EvalOptions {
 /** The policy the options ask for, or null for a full-precision evaluation. */
 export function policyFromOptions(o: EvalOptions): QuantPolicy | null {
   if (o.wbits === undefined && o.abits === undefined) {
-    for (const k of ['act', 'weight', 'releasedEma', 'skip'] as const) {
+    for (const k of ['act', 'weight', 'weightClip', 'releasedEma', 'skip'] as const) {
       if (o[k] !== undefined && !(k === 'act' && o.act === 'granq') && !(k === 'weight' && o.weight === 'slice')) {
-        throw new GranqError(`--${k === 'releasedEma' ? 'released-ema' : k}: only meaningful with --wbits and --abits`);
+        throw new GranqError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: only meaningful with --wbits and --abits`);
       }
     }
     return null;
@@ -37,6 +38,7 @@ export function policyFromOptions(o: EvalOptions): QuantPolicy | null {
     wbits: o.wbits, abits: o.abits, act: o.act ?? 'granq', weight: o.weight ?? 'slice',
     ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(o.releasedEma ? { releasedEma: true } : {}),
+    ...(o.weightClip ? { weightClip: o.weightClip } : {}),
   });
 }
 

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
-import { ACT_KINDS, WEIGHT_KINDS } from '../quant/index.js';
+import { ACT_KINDS, WEIGHT_CLIPS, WEIGHT_KINDS } from '../quant/index.js';
 import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, DATA_DEFAULT_HELP, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
@@ -14,7 +14,7 @@ import { addDataCommand } from './data-fetch.js';
 import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
-import { addQuantizeCommand } from './quantize.js';
+import { addQuantizeCommand, WEIGHT_CLIP_HELP } from './quantize.js';
 import { addReportCommand } from './report.js';
 import { addSweepCommands } from './sweep.js';
 import { addTrainCommand } from './train.js';
@@ -43,6 +43,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .addOption(new Option('--abits <k>', 'post-training quantization: activation bits (2..8); needs --wbits').argParser(bitWidth))
     .addOption(new Option('--act <name>', 'activation quantizer (default granq)').choices([...ACT_KINDS]))
     .addOption(new Option('--weight <name>', 'weight quantizer (default slice, the released rule)').choices([...WEIGHT_KINDS]))
+    .addOption(new Option('--weight-clip <how>', WEIGHT_CLIP_HELP).choices([...WEIGHT_CLIPS]))
     .addOption(new Option('--calib <n>', 'layer/channel-static: calibrate on the first N batches of the training split ' +
       '(data_batch_1.bin...; the test split when there is none)').argParser(positiveInt).default(4))
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction (overshoots early) instead of the correct one")

@@ -4,7 +4,7 @@
  * current iteration finishes, a checkpoint is written and it exits 130 with the command that resumes.
  */
 import { Command, Option } from 'commander';
-import { ACT_KINDS, STORAGES, validatePolicy, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
+import { ACT_KINDS, STORAGES, validatePolicy, WEIGHT_CLIPS, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
 import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, DATA_DEFAULT_HELP, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber } from './args.js';
@@ -12,8 +12,11 @@ import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
 
+export const WEIGHT_CLIP_HELP = "channel/tensor: how each weight row's range is chosen: minmax (default, every published " +
+  'method) or mse (the clipped range [a min, a max], a in 1..0.3, of least squared error, searched at every forward)';
+
 export interface QuantizeCliOptions {
-  model: string; wbits: number; abits: number; act: string; weight: string; skip?: string; releasedEma?: boolean;
+  model: string; wbits: number; abits: number; act: string; weight: string; weightClip?: string; skip?: string; releasedEma?: boolean;
   preset: string; out: string; resume?: boolean; data?: string; test: boolean; testLimit?: number;
   evalEvery: number; evalBatch: number; calib: number; calibSource: 'real' | 'generator'; agreeImages: number; json?: boolean;
   epochs?: number; iters?: number; batch?: number; seed?: number; warmup?: number; lrS?: number; lrG?: number;
@@ -49,6 +52,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))
     .addOption(new Option('--weight <name>', 'weight quantizer').choices([...WEIGHT_KINDS]).default('slice'))
+    .addOption(new Option('--weight-clip <how>', WEIGHT_CLIP_HELP).choices([...WEIGHT_CLIPS]))
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction instead of the correct one")
     .requiredOption('--out <dir>', 'output directory')
@@ -101,6 +105,7 @@ export function policyFromOptions(o: QuantizeCliOptions): QuantPolicy {
     wbits: o.wbits, abits: o.abits, act: o.act, weight: o.weight,
     ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(o.releasedEma ? { releasedEma: true } : {}),
+    ...(o.weightClip ? { weightClip: o.weightClip } : {}),
   });
 }
 

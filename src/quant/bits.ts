@@ -15,7 +15,8 @@
  * round-trip.
  */
 import type { Module } from '../nn/module.js';
-import { qparams, rowRange } from '../backend/ref/quant.js';
+import { qparams } from '../backend/ref/quant.js';
+import type { Ranges } from './estimators.js';
 import { QuantConv2d, QuantLinear } from './modules.js';
 import { Quantizer, type WeightKind } from './quantizer.js';
 
@@ -62,9 +63,9 @@ export function signedWidth(v: number): number {
   return w;
 }
 
-/** Each row's zero point, as the quantizer computes it from the FP weight. */
-export function zeroPoints(w: Float32Array, rows: number, cols: number, bits: number): number[] {
-  return Array.from({ length: rows }, (_, r) => qparams(...rowRange(w, r * cols, cols), bits).z);
+/** Each row's zero point, as the quantizer computes it from its ranges. */
+export function zeroPoints(r: Ranges, bits: number): number[] {
+  return Array.from(r.mins, (m, i) => qparams(m, r.maxs[i]!, bits).z);
 }
 
 export function weightBits(path: string, rule: WeightKind, bits: number, shape: readonly number[], rows: number, zeros: readonly number[], storage: Storage): WeightBits {
@@ -82,8 +83,8 @@ function quantizedWeights(model: Module): { path: string; m: QuantConv2d | Quant
 
 export function modelBits(model: Module, storage: Storage): ModelBits {
   const layers = quantizedWeights(model).map(({ path, m }) => {
-    const [rows, cols] = m.wq.rowsOf(m.weight.shape);
-    return weightBits(`${path}.weight`, m.wq.kind, m.wq.bits, m.weight.shape, rows, zeroPoints(m.weight.data, rows, cols, m.wq.bits), storage);
+    const [rows] = m.wq.rowsOf(m.weight.shape);
+    return weightBits(`${path}.weight`, m.wq.kind, m.wq.bits, m.weight.shape, rows, zeroPoints(m.wq.rowRanges(m.weight), m.wq.bits), storage);
   });
   const quantized = new Set(layers.map((l) => l.path));
   const quantizerPaths = model.namedModules().filter(([, m]) => m instanceof Quantizer).map(([p]) => `${p}.`);

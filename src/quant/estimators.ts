@@ -6,9 +6,10 @@
  *    behind `releasedBiasCorrection` (it divides the already-corrected value again and overshoots early).
  *  - StaticChannelEstimator: per-channel min/max over (B, H, W), calibrated over batches, then frozen.
  *  - RowsEstimator: dynamic per (sample, channel); the range is computed inside the rows kernel.
+ *  - mseClipRanges: per row, the clipped range [a·min, a·max] of least squared quantization error (weights).
  */
 import { backend, REDUCE } from '../backend/index.js';
-import { qparams as qparamsOf } from '../backend/ref/quant.js';
+import { qparams as qparamsOf, rowRange } from '../backend/ref/quant.js';
 import { check, GranqError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
@@ -191,4 +192,26 @@ export class RowsEstimator implements RangeEstimator {
   setState(s: EstimatorState, where: string): void {
     wrongKind(s, where);
   }
+}
+
+/** The clip ratios the `mse` weight clip searches: a = 1, 0.98, ..., 0.3 (36 candidates; a = 1 is min/max). */
+export const CLIP_SEARCH = { steps: 36, lowest: 0.3 } as const;
+
+/**
+ * Each row's range of x [rows, cols] clipped to the candidate [a·min, a·max] (CLIP_SEARCH) whose clamped fake
+ * quantization at `bits` has the least squared error; recomputed from the current values, like min/max.
+ */
+export function mseClipRanges(x: Float32Array, rows: number, cols: number, bits: number): Ranges {
+  const mins = new Float32Array(rows);
+  const maxs = new Float32Array(rows);
+  backend().quantClipRanges({ rows, cols, bits, ...CLIP_SEARCH, x, rowMin: mins, rowMax: maxs });
+  return { mins, maxs };
+}
+
+/** Each row's min and max of x [rows, cols]. */
+export function rowMinMax(x: Float32Array, rows: number, cols: number): Ranges {
+  const mins = new Float32Array(rows);
+  const maxs = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) [mins[r], maxs[r]] = rowRange(x, r * cols, cols);
+  return { mins, maxs };
 }

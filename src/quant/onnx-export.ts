@@ -6,12 +6,12 @@
  * safetensors map (w = (code + zero_point) / scale, row by row).
  */
 import type * as F from '../autograd/index.js';
-import { qparams, quantCode, rowRange } from '../backend/ref/quant.js';
+import { qparams, quantCode } from '../backend/ref/quant.js';
+import { rowMinMax, type Ranges } from './estimators.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import { fail, FLOAT_EMITTERS, traceToOnnx, type EmitCtx, type EmitTable, type ExportOptions } from '../models/onnx-export.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { RowsAttrs } from './fake-quant.js';
 import { rowView } from './fake-quant.js';
 
 export { EXPORT_OPSET, type ExportOptions } from '../models/onnx-export.js';
@@ -83,33 +83,50 @@ const QUANT_EMITTERS: EmitTable<FakeQuantOpName> = {
 /** Every op of the op table: the float ones and the fake-quant ones (a missing entry does not compile). */
 const EMITTERS: EmitTable<F.OpName> = { ...FLOAT_EMITTERS, ...QUANT_EMITTERS };
 
-/** Integer codes, scales and zero points of a weight fake-quantized by rows: the reference twin of the kernels (ref/quant.ts), not a copy. */
-function weightCodes(w: Tensor, a: RowsAttrs): { codes: Int16Array; scale: Float32Array; zero: Float32Array } {
+/**
+ * Integer codes, scales and zero points of a weight fake-quantized per row, with the ranges its op used (the rows
+ * op's own min/max, or a groups op's given ranges): the reference twin of the kernels (ref/quant.ts), not a copy.
+ */
+function weightCodes(w: Tensor, rows: number, cols: number, bits: number, clamp: boolean, ranges: Ranges): { codes: Int16Array; scale: Float32Array; zero: Float32Array } {
   const codes = new Int16Array(w.size);
-  const scale = new Float32Array(a.rows);
-  const zero = new Float32Array(a.rows);
-  for (let r = 0; r < a.rows; r++) {
-    const { s, z } = qparams(...rowRange(w.data, r * a.cols, a.cols), a.bits);
+  const scale = new Float32Array(rows);
+  const zero = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const { s, z } = qparams(ranges.mins[r]!, ranges.maxs[r]!, bits);
     scale[r] = s;
     zero[r] = z;
-    for (let i = r * a.cols; i < (r + 1) * a.cols; i++) codes[i] = quantCode(w.data[i]!, s, z, a.bits, a.clamp);
+    for (let i = r * cols; i < (r + 1) * cols; i++) codes[i] = quantCode(w.data[i]!, s, z, bits, clamp);
   }
   return { codes, scale, zero };
+}
+
+/** A weight quantizer's op: rows (min/max per row), or groups with one group per row (clipped ranges, outer = 1). */
+function weightView(call: F.OpCall): { rows: number; cols: number; bits: number; clamp: boolean; ranges: Ranges } | null {
+  const w = call.inputs[0]!;
+  if (call.op === 'fake_quant_rows') {
+    const a = call.attrs;
+    return { rows: a.rows, cols: a.cols, bits: a.bits, clamp: a.clamp, ranges: rowMinMax(w.data, a.rows, a.cols) };
+  }
+  if (call.op === 'fake_quant_groups' && call.attrs.outer === 1) {
+    const a = call.attrs;
+    return { rows: a.groups, cols: a.inner, bits: a.bits, clamp: a.clamp, ranges: { mins: a.mins, maxs: a.maxs } };
+  }
+  return null;
 }
 
 export function exportOnnx(model: Module, opts: ExportOptions): OnnxExport {
   const codes = new Map<string, StoredTensor>();
   const weights: WeightCodes[] = [];
   const ex = traceToOnnx(model, opts, EMITTERS, (call, src) => {
-    if (call.op !== 'fake_quant_rows') return false;
-    const a = call.attrs;
-    const c = weightCodes(call.inputs[0]!, a);
-    const fits8 = c.codes.every((v) => v >= -128 && v <= 127);
+    const v = weightView(call);
+    if (!v) return false;
+    const c = weightCodes(call.inputs[0]!, v.rows, v.cols, v.bits, v.clamp, v.ranges);
+    const fits8 = c.codes.every((q) => q >= -128 && q <= 127);
     const shape = [...call.out.shape];
     codes.set(`${src}.codes`, fits8 ? { dtype: 'I8', shape, data: Int8Array.from(c.codes) } : { dtype: 'I16', shape, data: c.codes });
-    codes.set(`${src}.scale`, { dtype: 'F32', shape: [a.rows], data: c.scale });
-    codes.set(`${src}.zero_point`, { dtype: 'F32', shape: [a.rows], data: c.zero });
-    weights.push({ name: src, bits: a.bits, rows: a.rows, cols: a.cols, clamp: a.clamp });
+    codes.set(`${src}.scale`, { dtype: 'F32', shape: [v.rows], data: c.scale });
+    codes.set(`${src}.zero_point`, { dtype: 'F32', shape: [v.rows], data: c.zero });
+    weights.push({ name: src, bits: v.bits, rows: v.rows, cols: v.cols, clamp: v.clamp });
     return true;
   });
   return { ...ex, codes, weights };

@@ -4,7 +4,7 @@
  */
 import { GranqError } from '../errors.js';
 import { isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
-import { ACT_KINDS, WEIGHT_KINDS, type ActKind, type WeightKind } from './quantizer.js';
+import { ACT_KINDS, WEIGHT_CLIPS, WEIGHT_KINDS, type ActKind, type WeightClip, type WeightKind } from './quantizer.js';
 
 export interface QuantPolicy {
   wbits: number;
@@ -15,6 +15,8 @@ export interface QuantPolicy {
   skip?: string[];
   /** `layer` only: GDFQ's recursive EMA bias correction instead of the correct one. */
   releasedEma?: boolean;
+  /** How weight ranges are chosen (absent: 'minmax', the published rule); 'mse' for channel and tensor only. */
+  weightClip?: WeightClip;
 }
 
 function checkBits(name: string, v: unknown): number {
@@ -35,7 +37,7 @@ function checkName<T extends string>(name: string, v: unknown, known: readonly T
 export function validatePolicy(p: unknown): QuantPolicy {
   if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new GranqError(`policy: expected an object, got ${JSON.stringify(p)}`);
   const o = p as Record<string, unknown>;
-  const known = ['wbits', 'abits', 'act', 'weight', 'skip', 'releasedEma'];
+  const known = ['wbits', 'abits', 'act', 'weight', 'skip', 'releasedEma', 'weightClip'];
   const extra = Object.keys(o).filter((k) => !known.includes(k));
   if (extra.length) throw new GranqError(`policy: unknown field(s) ${extra.join(', ')}; known: ${known.join(', ')}`);
   const out: QuantPolicy = {
@@ -56,10 +58,21 @@ export function validatePolicy(p: unknown): QuantPolicy {
     if (o['releasedEma'] && out.act !== 'layer') throw new GranqError(`policy: releasedEma applies only to act 'layer', got act '${out.act}'`);
     out.releasedEma = o['releasedEma'];
   }
+  if (o['weightClip'] !== undefined) {
+    const c = checkName('weightClip', o['weightClip'], WEIGHT_CLIPS);
+    // The slice rule has no clamp (released), so a clipped range would give codes beyond k bits.
+    if (c !== 'minmax' && out.weight === 'slice') throw new GranqError(`policy: weightClip '${c}' needs clamped weights (channel or tensor), got weight 'slice'`);
+    if (c !== 'minmax') out.weightClip = c;
+  }
   return out;
+}
+
+/** The weight rule with its clip: "slice", "channel+mse". */
+export function weightLabel(p: { weight: string; weightClip?: string }): string {
+  return `${p.weight}${p.weightClip ? `+${p.weightClip}` : ''}`;
 }
 
 /** "W4A4 granq/slice" */
 export function policyLabel(p: QuantPolicy): string {
-  return `W${p.wbits}A${p.abits} ${p.act}/${p.weight}${p.releasedEma ? ' (released EMA)' : ''}`;
+  return `W${p.wbits}A${p.abits} ${p.act}/${weightLabel(p)}${p.releasedEma ? ' (released EMA)' : ''}`;
 }

@@ -14,7 +14,7 @@ import { GranqActQuantizer } from './act/granq.js';
 import { LayerActQuantizer } from './act/layer.js';
 import { cloneModule } from '../nn/clone.js';
 import { QuantConv2d, QuantLinear } from './modules.js';
-import { validatePolicy, type QuantPolicy } from './policy.js';
+import { validatePolicy, weightLabel, type QuantPolicy } from './policy.js';
 import { ActQuantizer, Quantizer, WeightQuantizer, type ActKind, type WeightKind } from './quantizer.js';
 import { ChannelWeightQuantizer } from './weight/channel.js';
 import { SliceWeightQuantizer } from './weight/slice.js';
@@ -27,10 +27,10 @@ export const ACT_QUANTIZERS: Record<ActKind, (bits: number, p: QuantPolicy) => A
   'channel-static': (b) => new ChannelStaticActQuantizer(b),
 };
 
-export const WEIGHT_QUANTIZERS: Record<WeightKind, (bits: number) => WeightQuantizer> = {
+export const WEIGHT_QUANTIZERS: Record<WeightKind, (bits: number, p?: QuantPolicy) => WeightQuantizer> = {
   slice: (b) => new SliceWeightQuantizer(b),
-  channel: (b) => new ChannelWeightQuantizer(b),
-  tensor: (b) => new TensorWeightQuantizer(b),
+  channel: (b, p) => new ChannelWeightQuantizer(b, p?.weightClip),
+  tensor: (b, p) => new TensorWeightQuantizer(b, p?.weightClip),
 };
 
 export interface SummaryRow {
@@ -70,16 +70,16 @@ const MAPPING: Swap[] = [
     swap(m, path, p, rows) {
       const conv = m as Conv2d;
       const fp = p.weight === 'slice' && SliceWeightQuantizer.isEffectivelyFp(conv.weight.shape);
-      rows.push({ path, kind: 'conv', quant: `${p.weight} W${p.wbits} ${shapeStr(conv.weight.shape)}`, notes: fp ? '1x1: effectively FP under slice' : '' });
-      return new QuantConv2d(conv, WEIGHT_QUANTIZERS[p.weight](p.wbits));
+      rows.push({ path, kind: 'conv', quant: `${weightLabel(p)} W${p.wbits} ${shapeStr(conv.weight.shape)}`, notes: fp ? '1x1: effectively FP under slice' : '' });
+      return new QuantConv2d(conv, WEIGHT_QUANTIZERS[p.weight](p.wbits, p));
     },
   },
   {
     matches: (m) => m instanceof Linear,
     swap(m, path, p, rows) {
       const lin = m as Linear;
-      rows.push({ path, kind: 'linear', quant: `${p.weight} W${p.wbits} ${shapeStr(lin.weight.shape)}`, notes: p.weight === 'slice' ? 'rows = output features' : '' });
-      return new QuantLinear(lin, WEIGHT_QUANTIZERS[p.weight](p.wbits));
+      rows.push({ path, kind: 'linear', quant: `${weightLabel(p)} W${p.wbits} ${shapeStr(lin.weight.shape)}`, notes: p.weight === 'slice' ? 'rows = output features' : '' });
+      return new QuantLinear(lin, WEIGHT_QUANTIZERS[p.weight](p.wbits, p));
     },
   },
   {

@@ -6,13 +6,19 @@
 import { check } from '../errors.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { RangeEstimator } from './estimators.js';
-import { fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
+import { mseClipRanges, rowMinMax, type RangeEstimator, type Ranges } from './estimators.js';
+import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
 export type ActKind = (typeof ACT_KINDS)[number];
 export type WeightKind = (typeof WEIGHT_KINDS)[number];
+/**
+ * How a weight row's range is chosen: 'minmax' (every published ZSQ method), or 'mse' (the clipped range of least
+ * squared error, searched at every forward; see estimators.ts mseClipRanges). 'mse' needs a clamping rule.
+ */
+export const WEIGHT_CLIPS = ['minmax', 'mse'] as const;
+export type WeightClip = (typeof WEIGHT_CLIPS)[number];
 
 /** What an activation quantizer kind can do, asked instead of switching on kind strings. */
 export interface ActCapabilities {
@@ -77,10 +83,24 @@ export abstract class WeightQuantizer extends Quantizer {
   abstract override readonly kind: WeightKind;
   readonly role = 'weight' as const;
 
+  constructor(bits: number, readonly clip: WeightClip = 'minmax') {
+    super(bits);
+  }
+
   /** The rule: the [rows, cols] view of a weight of this shape, one range (scale, zero point) per row. */
   abstract rowsOf(shape: readonly number[]): [number, number];
 
+  /** Each row's range as quantize() uses it for the weight w (its current values). */
+  rowRanges(w: Tensor): Ranges {
+    const [rows, cols] = this.rowsOf(w.shape);
+    return this.clip === 'mse' ? mseClipRanges(w.data, rows, cols, this.bits) : rowMinMax(w.data, rows, cols);
+  }
+
   quantize(w: Tensor): Tensor {
-    return fakeQuantRows(w, this.bits, this.rowsOf(w.shape), this.clamp);
+    const [rows, cols] = this.rowsOf(w.shape);
+    if (this.clip === 'minmax') return fakeQuantRows(w, this.bits, [rows, cols], this.clamp);
+    check(this.clamp, () => `${this.kind} weight quantizer: clip '${this.clip}' needs clamped codes`);
+    const r = this.rowRanges(w);
+    return fakeQuantGroups(w, this.bits, [1, rows, cols], r.mins, r.maxs, true);
   }
 }

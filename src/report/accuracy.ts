@@ -3,6 +3,7 @@
  * from its own FP teacher; beside it the published numbers for the same bit widths, each as a drop from that
  * paper's own FP teacher (teachers differ: ours is 91.73, the papers' 93.89), with its sources.
  */
+import { weightLabel } from '../quant/index.js';
 import { findTable, type Published, type PublishedTable } from './published.js';
 import type { RunFolder } from './inputs.js';
 
@@ -22,7 +23,7 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
   return runs.filter((r) => r.result).map((r) => {
     const x = r.result!;
     return {
-      run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${x.policy.weight}`, preset: x.preset, epochs: x.epochs,
+      run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${weightLabel(x.policy)}`, preset: x.preset, epochs: x.epochs,
       fp: percent(x.fp_top1), ptq: percent(x.ptq_top1), final: percent(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: percent(x.best_epoch.top1)! } : null,
       bitsPerWeight: x.bits?.['f32'] && x.bits['int-zp'] ? { f32: x.bits['f32'].bits_per_weight, intZp: x.bits['int-zp'].bits_per_weight } : null,
     };

@@ -21,7 +21,7 @@ export interface LogLine {
 export interface RunResult {
   model: string;
   teacher: { path: string; model: string };
-  policy: { wbits: number; abits: number; act: string; weight: string };
+  policy: { wbits: number; abits: number; act: string; weight: string; weightClip?: string };
   preset: string;
   seed: number;
   epochs: number;

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { LOG_FILE } from '../io/run-dir.js';
 import { cellDir } from '../sweep/cell.js';
 import { collectManifest, manifestCells, readManifest, SWEEP_FILE, type SweepManifest } from '../sweep/manifest.js';
+import { weightLabel } from '../quant/index.js';
 import { percent } from './accuracy.js';
 
 export interface Stat { mean: number; std: number | null; n: number }
@@ -45,7 +46,7 @@ export function sweepTable(dir: string): SweepTable {
     groups.set(key, [...(groups.get(key) ?? []), c]);
   }
   const rows = [...groups.values()].map((cells): SweepRow => {
-    const results = cells.map((c) => c.result as null | { policy: { wbits: number; abits: number; act: string; weight: string }; preset: string; fp_top1: number | null; final_top1: number | null; best_epoch: { top1: number } | null;
+    const results = cells.map((c) => c.result as null | { policy: { wbits: number; abits: number; act: string; weight: string; weightClip?: string }; preset: string; fp_top1: number | null; final_top1: number | null; best_epoch: { top1: number } | null;
       bits?: Record<string, { bits_per_weight: number }> });
     const done = results.filter((r): r is NonNullable<typeof r> => r !== null);
     const s = cells[0]!.settings;
@@ -54,7 +55,7 @@ export function sweepTable(dir: string): SweepTable {
     const withBits = done.filter((r) => r.bits?.['f32'] && r.bits['int-zp']);
     return {
       bits: first ? `W${first.policy.wbits}A${first.policy.abits}` : `W${s['wbits']}A${s['abits']}`,
-      method: first ? `${first.policy.act} / ${first.policy.weight}` : `${s['act'] ?? 'granq'} / ${s['weight'] ?? 'slice'}`,
+      method: first ? `${first.policy.act} / ${weightLabel(first.policy)}` : `${s['act'] ?? 'granq'} / ${s['weight'] ?? 'slice'}`,
       preset: first?.preset ?? String(s['preset'] ?? 'quick'),
       other: Object.entries(s).filter(([k]) => !SHOWN.includes(k)).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : v}`).join(', '),
       final: stat(finals.map((r) => percent(r.final_top1)!)),

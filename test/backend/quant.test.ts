@@ -143,6 +143,65 @@ test('quantGroupsFwd: case table, native bit-identical to ref', () => {
   }
 });
 
+function clipRanges(b: Backend, rows: number, cols: number, bits: number, x: Float32Array, steps = 36, lowest = 0.3) {
+  const rowMin = new Float32Array(rows).fill(-123);
+  const rowMax = new Float32Array(rows).fill(-123);
+  b.quantClipRanges({ rows, cols, bits, steps, lowest, x, rowMin, rowMax });
+  return { rowMin, rowMax };
+}
+
+/** Squared error of the clamped fake quantization of x[from, from + len) with the range [m, M]. */
+function clampedError(x: Float32Array, from: number, len: number, m: number, M: number, bits: number): number {
+  const y = new Float32Array(len);
+  refBackend.quantGroupsFwd({ outer: 1, groups: 1, inner: len, bits, clamp: true, mins: Float32Array.of(m), maxs: Float32Array.of(M), x: x.subarray(from, from + len), y });
+  let e = 0;
+  for (let i = 0; i < len; i++) e += (y[i]! - x[from + i]!) ** 2;
+  return e;
+}
+
+test('quantClipRanges: case table (odd cols, bits 2..8, special rows, grids), native bit-identical to ref', () => {
+  let seed = 700;
+  for (const cols of COLS) {
+    for (const rows of [1, 37]) {
+      const x = rowsInput(rows, cols, seed++);
+      for (const bits of BITS) {
+        for (const [steps, lowest] of [[36, 0.3], [1, 0.5], [7, 0.9], [2, 1]] as const) {
+          const what = `rows ${rows} cols ${cols} bits ${bits} steps ${steps} lowest ${lowest} seed=${seed - 1}`;
+          const n = clipRanges(nativeBackend, rows, cols, bits, x, steps, lowest);
+          const r = clipRanges(refBackend, rows, cols, bits, x, steps, lowest);
+          assertBitEqual(n.rowMin, r.rowMin, `rowMin ${what}`);
+          assertBitEqual(n.rowMax, r.rowMax, `rowMax ${what}`);
+        }
+      }
+    }
+  }
+});
+
+test('quantClipRanges: a candidate of the grid, inside min/max, never a larger error than min/max; steps 1 is min/max', () => {
+  const [rows, cols] = [40, 27];
+  const x = randomFloats(rows * cols, 811, -1, 1);
+  for (let j = 0; j < cols; j++) x[5 * cols + j] = j === 3 ? 9 : 0.1 * Math.sin(j); // a far outlier: kept only if it pays
+  for (const bits of [2, 3, 4, 8]) {
+    const { rowMin, rowMax } = clipRanges(nativeBackend, rows, cols, bits, x);
+    const one = clipRanges(nativeBackend, rows, cols, bits, x, 1, 0.3);
+    let clipped = 0;
+    for (let r = 0; r < rows; r++) {
+      const [m, M] = minMax(x, r * cols, (r + 1) * cols);
+      assert.equal(one.rowMin[r], Math.fround(m), `steps 1 row ${r}: min`);
+      assert.equal(one.rowMax[r], Math.fround(M), `steps 1 row ${r}: max`);
+      const j = Array.from({ length: 36 }, (_, i) => i).find((i) => {
+        const a = Math.fround(1 - (i * (1 - Math.fround(0.3))) / 35);
+        return rowMin[r] === Math.fround(a * m) && rowMax[r] === Math.fround(a * M);
+      });
+      assert.ok(j !== undefined, `row ${r} bits ${bits}: [${rowMin[r]}, ${rowMax[r]}] is a candidate a·[min, max] of the grid`);
+      const a = 1 - j * 0.02;
+      assert.ok(clampedError(x, r * cols, cols, rowMin[r]!, rowMax[r]!, bits) <= clampedError(x, r * cols, cols, m, M, bits) * (1 + 1e-6), `row ${r} bits ${bits}: no worse than min/max`);
+      if (a < 1) clipped++;
+    }
+    if (bits <= 4) assert.ok(clipped > rows / 2, `bits ${bits}: most rows of uniform weights are clipped (${clipped}/${rows})`);
+  }
+});
+
 test('quant kernels: bit-identical with 1 and 4 threads', () => {
   const [rows, cols] = [301, 257];
   const x = rowsInput(rows, cols, 900);
@@ -153,6 +212,7 @@ test('quant kernels: bit-identical with 1 and 4 threads', () => {
     loop: loopFwd(nativeBackend, 43, 7, 257, 4, x),
     groups: groupsFwd(nativeBackend, g),
     tensor: groupsFwd(nativeBackend, { ...g, outer: 1, groups: 1, inner: x.length, mins: mins.subarray(0, 1), maxs: maxs.subarray(0, 1) }),
+    clip: clipRanges(nativeBackend, rows, cols, 3, x),
   });
   const one = withThreads(1, run);
   const four = withThreads(4, run);
@@ -161,6 +221,8 @@ test('quant kernels: bit-identical with 1 and 4 threads', () => {
   assertBitEqual(four.loop, one.loop, 'channel loop');
   assertBitEqual(four.groups, one.groups, 'groups');
   assertBitEqual(four.tensor, one.tensor, 'per-tensor');
+  assertBitEqual(four.clip.rowMin, one.clip.rowMin, 'clip rowMin');
+  assertBitEqual(four.clip.rowMax, one.clip.rowMax, 'clip rowMax');
 });
 
 function minMax(x: Float32Array, from: number, to: number): [number, number] {
@@ -231,6 +293,12 @@ test('quant kernels: bad inputs through nativeBackend throw GranqError', () => {
     ['groups bits 9', () => nativeBackend.quantGroupsFwd({ outer: 1, groups: 3, inner: 4, bits: 9, clamp: true, mins: new Float32Array(3), maxs: new Float32Array(3), x, y })],
     ['groups mins length', () => nativeBackend.quantGroupsFwd({ outer: 1, groups: 3, inner: 4, bits: 3, clamp: true, mins: new Float32Array(2), maxs: new Float32Array(3), x, y })],
     ['groups short x', () => nativeBackend.quantGroupsFwd({ outer: 2, groups: 3, inner: 4, bits: 3, clamp: true, mins: new Float32Array(3), maxs: new Float32Array(3), x, y })],
+    ['clip bits 1', () => nativeBackend.quantClipRanges({ rows: 3, cols: 4, bits: 1, steps: 4, lowest: 0.5, x, rowMin: new Float32Array(3), rowMax: new Float32Array(3) })],
+    ['clip steps 0', () => nativeBackend.quantClipRanges({ rows: 3, cols: 4, bits: 3, steps: 0, lowest: 0.5, x, rowMin: new Float32Array(3), rowMax: new Float32Array(3) })],
+    ['clip lowest 0', () => nativeBackend.quantClipRanges({ rows: 3, cols: 4, bits: 3, steps: 4, lowest: 0, x, rowMin: new Float32Array(3), rowMax: new Float32Array(3) })],
+    ['clip lowest 1.5', () => nativeBackend.quantClipRanges({ rows: 3, cols: 4, bits: 3, steps: 4, lowest: 1.5, x, rowMin: new Float32Array(3), rowMax: new Float32Array(3) })],
+    ['clip short rowMax', () => nativeBackend.quantClipRanges({ rows: 3, cols: 4, bits: 3, steps: 4, lowest: 0.5, x, rowMin: new Float32Array(3), rowMax: new Float32Array(2) })],
+    ['clip short x', () => nativeBackend.quantClipRanges({ rows: 3, cols: 5, bits: 3, steps: 4, lowest: 0.5, x, rowMin: new Float32Array(3), rowMax: new Float32Array(3) })],
   ];
   for (const [what, fn] of bad) assert.throws(fn, GranqError, what);
 });

@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { BatchNorm2d, Conv2d, Linear, ReLU, Sequential } from '../../src/nn/layers.js';
 import { qparams, quantCode, rowRange } from '../../src/backend/ref/quant.js';
 import { ChannelWeightQuantizer, modelBits, quantizeModel, signedWidth, SliceWeightQuantizer, TensorWeightQuantizer, weightBits, zeroPoints } from '../../src/quant/index.js';
+import { rowMinMax } from '../../src/quant/estimators.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
@@ -48,8 +49,8 @@ describe('bits accounting', () => {
       w[9 + i] = (7 * i) / 8;
     }
     // s = 7/2, z = round(-3.5) + 4 = 0 (half to even); s = 1, z = 0 + 4 = 4: a 4-bit signed integer.
-    assert.deepEqual(zeroPoints(w, 2, 9, 3), [0, 4]);
-    const b = weightBits('w', 'channel', 3, [2, 1, 3, 3], 2, zeroPoints(w, 2, 9, 3), 'int-zp');
+    assert.deepEqual(zeroPoints(rowMinMax(w, 2, 9), 3), [0, 4]);
+    const b = weightBits('w', 'channel', 3, [2, 1, 3, 3], 2, zeroPoints(rowMinMax(w, 2, 9), 3), 'int-zp');
     assert.equal(b.zeroBits, 4);
     assert.equal(b.totalBits, 18 * 3 + 2 * (32 + 4));
     // Dequantizing with the integer zero point gives the fake-quant weights bit for bit.

@@ -13,7 +13,8 @@ import { decodeModel, encodeModel, floatTensorProto, int64TensorProto, makeNode,
 import { loadModel } from '../../src/models/load.js';
 import { graphFromProto } from '../../src/models/onnx-import.js';
 import type { Module } from '../../src/nn/module.js';
-import { exportOnnx, preparePtq, quantizeModel } from '../../src/quant/index.js';
+import { exportOnnx, preparePtq, QuantConv2d, QuantLinear, quantizeModel } from '../../src/quant/index.js';
+import { createModel } from '../../src/models/registry.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { maxAbsDiff } from '../kit/compare.js';
@@ -101,5 +102,28 @@ describe('ONNX export vs onnxruntime', () => {
     let agree = 0;
     for (let i = 0; i < 256; i++) agree += Number(argmax(ours, i) === argmax(theirs, i));
     assert.ok(agree >= 254, `top-1 agrees on ${agree} of 256`);
+  });
+
+  test('clipped weights (channel+mse): every weight has codes, and (code + z) / s is the student\'s weight bit for bit', () => {
+    const { student } = quantizeModel(createModel('resnet20-b', 10), { wbits: 3, abits: 3, act: 'granq', weight: 'channel', weightClip: 'mse' });
+    const ex = exportOnnx(student, { input: [3, 32, 32] });
+    const qs = student.namedModules().filter(([, m]) => m instanceof QuantConv2d || m instanceof QuantLinear) as [string, QuantConv2d | QuantLinear][];
+    assert.equal(ex.weights.length, qs.length);
+    let clipped = 0;
+    for (const [path, m] of qs) {
+      const name = `${path}.weight`;
+      const q = ex.codes.get(`${name}.codes`)!.data as Int8Array;
+      const sc = ex.codes.get(`${name}.scale`)!.data as Float32Array;
+      const z = ex.codes.get(`${name}.zero_point`)!.data as Float32Array;
+      const want = F.noGrad(() => m.wq.forward(m.weight)).data;
+      const cols = want.length / sc.length;
+      for (let i = 0; i < want.length; i++) {
+        const r = Math.floor(i / cols);
+        assert.ok(q[i]! >= -4 && q[i]! <= 3, `${name}[${i}]: a 3-bit code`);
+        assert.equal(Math.fround(Math.fround(q[i]! + z[r]!) / sc[r]!), want[i], `${name}[${i}]`);
+      }
+      if (m.wq.rowRanges(m.weight).maxs.some((v, r) => v < Math.max(...m.weight.data.subarray(r * cols, (r + 1) * cols)))) clipped++;
+    }
+    assert.ok(clipped > qs.length / 2, `most layers have clipped rows (${clipped}/${qs.length})`);
   });
 });

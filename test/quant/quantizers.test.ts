@@ -141,11 +141,37 @@ describe('policy and quantizeModel', () => {
       [{ ...good, skip: 'conv1' }, /skip must be a list/],
       [{ ...good, bits: 4 }, /unknown field\(s\) bits/],
       [{ ...good, releasedEma: true }, /releasedEma applies only to act 'layer'/],
+      [{ ...good, weightClip: 'mse' }, /weightClip 'mse' needs clamped weights \(channel or tensor\), got weight 'slice'/],
+      [{ ...good, weight: 'channel', weightClip: 'lsq' }, /weightClip must be one of minmax, mse, got "lsq"/],
       [null, /expected an object/],
     ];
     for (const [p, re] of bad) assert.throws(() => validatePolicy(p), (e: Error) => e instanceof GranqError && re.test(e.message), JSON.stringify(p));
     assert.deepEqual([...ACT_KINDS], ['granq', 'channel-loop', 'layer', 'channel-static']);
     assert.deepEqual([...WEIGHT_KINDS], ['slice', 'channel', 'tensor']);
+    // 'minmax' is the default and is not written, so policies (and the runs keyed by them) stay as they were.
+    assert.deepEqual(validatePolicy({ ...good, weight: 'channel', weightClip: 'minmax' }), { ...good, weight: 'channel' });
+    assert.deepEqual(validatePolicy({ ...good, weight: 'tensor', weightClip: 'mse' }), { ...good, weight: 'tensor', weightClip: 'mse' });
+  });
+
+  test('weight clip mse: the groups fake-quant with the searched ranges, inside min/max, less error than min/max at 3 bits', () => {
+    const w = Tensor.randn([16, 8, 3, 3], new Rng(41));
+    for (const [Q, rows] of [[ChannelWeightQuantizer, 16], [TensorWeightQuantizer, 1]] as const) {
+      const mse = new Q(3, 'mse');
+      const plain = new Q(3);
+      const r = mse.rowRanges(w);
+      const p = plain.rowRanges(w);
+      assert.equal(r.mins.length, rows);
+      const y = F.noGrad(() => mse.forward(w));
+      assert.deepEqual([...y.data], [...fakeQuantGroups(w, 3, [1, rows, w.size / rows], r.mins, r.maxs, true).data]);
+      const err = (t: Tensor) => t.data.reduce((a, v, i) => a + (v - w.data[i]!) ** 2, 0);
+      assert.ok(err(y) < err(F.noGrad(() => plain.forward(w))), `${Q.name}: clipped error below min/max`);
+      for (let i = 0; i < rows; i++) assert.ok(r.mins[i]! >= p.mins[i]! && r.maxs[i]! <= p.maxs[i]!, `${Q.name} row ${i} inside min/max`);
+    }
+    // quantizeModel honours the policy: every weight quantizer of the student clips.
+    const { student } = quantizeModel(createModel('resnet20-b', 10), { wbits: 3, abits: 3, act: 'granq', weight: 'channel', weightClip: 'mse' });
+    const wqs = student.namedModules().filter(([, m]) => m instanceof QuantConv2d || m instanceof QuantLinear).map(([, m]) => (m as QuantConv2d).wq);
+    assert.equal(wqs.length, 22);
+    assert.ok(wqs.every((q) => q.clip === 'mse'));
   });
 
   test('ResNet-20 option A: 19 act quantizers, 19 convs + 1 linear (no 1x1 convs, no warning)', () => {

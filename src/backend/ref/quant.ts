@@ -46,7 +46,46 @@ export function rowRange(x: Buf, from: number, len: number): [number, number] {
   return [m, M];
 }
 
-export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'quantGroupsFwd'> = {
+const CLIP_LANES = 16;
+
+/** E / s^2 of one clip candidate over x[from, from + len): clamped codes, d = (q + z) - s x, float32 lanes i mod 16. */
+function clipError(x: Buf, from: number, len: number, s: number, z: number, bits: number): number {
+  const acc = new Float32Array(CLIP_LANES);
+  for (let i = 0; i < len; i++) {
+    const sx = f(s * x[from + i]!);
+    const q = quantCode(x[from + i]!, s, z, bits, true);
+    const d = f(f(q + z) - sx);
+    acc[i % CLIP_LANES] = f(acc[i % CLIP_LANES]! + f(d * d));
+  }
+  let e = 0;
+  for (let l = 0; l < CLIP_LANES; l++) e += acc[l]!;
+  return e / (s * s);
+}
+
+export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'quantGroupsFwd' | 'quantClipRanges'> = {
+  quantClipRanges({ rows, cols, bits, steps, lowest, x, rowMin, rowMax }) {
+    const low = f(lowest);
+    for (let r = 0; r < rows; r++) {
+      const [m, M] = rowRange(x, r * cols, cols);
+      rowMin[r] = m;
+      rowMax[r] = M;
+      if (!Number.isFinite(m) || !Number.isFinite(M)) continue;
+      let best = Infinity;
+      for (let j = 0; j < steps; j++) {
+        const a = steps === 1 ? 1 : f(1 - j * (1 - low) / (steps - 1));
+        const lo = f(a * m);
+        const hi = f(a * M);
+        const { s, z } = qparams(lo, hi, bits);
+        if (!(Math.abs(z) < 2 ** 24)) continue;
+        const e = clipError(x, r * cols, cols, s, z, bits);
+        if (e < best) {
+          best = e;
+          rowMin[r] = lo;
+          rowMax[r] = hi;
+        }
+      }
+    }
+  },
   quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax }) {
     for (let r = 0; r < rows; r++) {
       const [m, M] = rowRange(x, r * cols, cols);
