@@ -23,6 +23,7 @@ export interface QuantizeCliOptions {
   milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
   alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
+  studentSchedule?: 'multistep' | 'cosine';
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -38,6 +39,7 @@ export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
   const cfg = presetConfig(o.preset) as unknown as Record<string, unknown>;
   for (const [flag, field] of OVERRIDES) if (o[flag] !== undefined) cfg[field] = o[flag];
   if (!o.nesterov) cfg['nesterov'] = false;
+  if (o.studentSchedule === 'cosine') cfg['studentSchedule'] = 'cosine';
   return cfg as unknown as ZsqConfig;
 }
 
@@ -79,6 +81,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--beta <x>', 'weight of (alpha_ds L_ds + alpha_as L_as)', nonNegativeNumber))
     .addOption(num('--gamma <x>', 'weight of the BNS loss', nonNegativeNumber))
     .addOption(num('--generator-epochs <n>', 'beyond the released recipe: update the generator only before this epoch, then sample it frozen', nonNegativeInt))
+    .addOption(new Option('--student-schedule <name>', "beyond the released recipe: the student's lr schedule: multistep (released: x lr-gamma at the milestones) or cosine (from --lr-s to 0 over the epochs; the milestones then move the generator's lr only)").choices(['multistep', 'cosine']))
     .addOption(num('--anchor <x>', "beyond the released recipe: pull the student's parameters towards the teacher's (adds x·(w − w_teacher) to each gradient)", nonNegativeNumber))
     .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')

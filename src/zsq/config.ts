@@ -31,6 +31,9 @@ export interface ZsqConfig {
   generatorEpochs?: number;
   /** L2 pull of the student's parameters towards the teacher's (L2-SP): adds anchor·(w − w_teacher) to each gradient. */
   anchor?: number;
+  /** 'cosine': the student's lr follows a cosine from lrStudent at epoch 0 to 0 at the last epoch (milestones then
+   * apply to the generator only); absent: the released multistep schedule for both. */
+  studentSchedule?: 'cosine';
 }
 
 const RELEASED: ZsqConfig = {

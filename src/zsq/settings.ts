@@ -70,6 +70,7 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   for (const k of ['warmupEpochs', 'lrStudent', 'lrGenerator', 'lrGamma', 'momentum', 'weightDecay', 'alphaDs', 'alphaAs', 'beta', 'gamma', 'seed'] as const) nonNeg(k);
   for (const k of ['generatorEpochs', 'anchor'] as const) if (c[k] !== undefined) nonNeg(k);
   if (c.generatorEpochs !== undefined && !Number.isInteger(c.generatorEpochs)) throw new GranqError(`config: generatorEpochs must be an integer, got ${c.generatorEpochs}`);
+  if (c.studentSchedule !== undefined && c.studentSchedule !== 'cosine') throw new GranqError(`config: studentSchedule must be 'cosine' or absent, got ${JSON.stringify(c.studentSchedule)}`);
   if (!(c.temperature > 0)) throw new GranqError(`config: temperature must be positive, got ${c.temperature}`);
   if (!Number.isInteger(c.seed)) throw new GranqError(`config: seed must be a non-negative integer, got ${c.seed}`);
   if (!(c.marginLower >= 0 && c.marginLower < c.marginUpper && c.marginUpper <= 1)) {

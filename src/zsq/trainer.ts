@@ -7,7 +7,7 @@
  */
 import * as F from '../autograd/index.js';
 import { loadFlatStateDict, type Module } from '../nn/module.js';
-import { Adam, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
+import { Adam, cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { ZsqConfig } from './config.js';
@@ -68,7 +68,9 @@ export class ZsqTrainer {
 
   beginEpoch(): void {
     this.optG.lr = multiStepLr(this.cfg.lrGenerator, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
-    this.optS.lr = multiStepLr(this.cfg.lrStudent, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
+    this.optS.lr = this.cfg.studentSchedule === 'cosine'
+      ? cosineLr(this.cfg.lrStudent, this.epoch, this.cfg.epochs)
+      : multiStepLr(this.cfg.lrStudent, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
     this.hooks.onEpochStart?.(this.epoch, this.student);
   }
 

@@ -70,6 +70,23 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     frozen.dispose();
   });
 
+  test('--student-schedule cosine: the student lr follows the cosine over the epochs, the generator keeps its milestones', () => {
+    const cfg = { epochs: 4, milestones: [2], warmupEpochs: 1, lrStudent: 0.01, lrGenerator: 0.001 };
+    const cos = makeTrainer({ ...cfg, studentSchedule: 'cosine' });
+    const step = makeTrainer(cfg);
+    for (let e = 0; e < 4; e++) {
+      cos.beginEpoch();
+      step.beginEpoch();
+      assert.equal(cos.optS.lr, (0.01 * (1 + Math.cos((Math.PI * e) / 4))) / 2, `student lr at epoch ${e}`);
+      assert.equal(step.optS.lr, e >= 2 ? 0.01 * 0.1 : 0.01, `released student lr at epoch ${e}`);
+      assert.equal(cos.optG.lr, step.optG.lr, `generator lr at epoch ${e}`);
+      cos.epoch++;
+      step.epoch++;
+    }
+    cos.dispose();
+    step.dispose();
+  });
+
   test('--anchor: the student stays closer to the teacher, and an anchor of 0 is the released step', () => {
     const start = makeTrainer().student.parameters().map((p) => p.data.slice());
     const dist = (t: ZsqTrainer) => Math.sqrt(t.student.parameters().reduce((a, p, i) => a + p.data.reduce((b, v, j) => b + (v - start[i]![j]!) ** 2, 0), 0));
