@@ -15,6 +15,7 @@ import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { runEval } from './eval.js';
 import { runExport } from './export.js';
 import { addQuantizeCommand, WEIGHT_CLIP_HELP } from './quantize.js';
+import { runPack } from './pack.js';
 import { addReportCommand } from './report.js';
 import { addSweepCommands } from './sweep.js';
 import { addTrainCommand } from './train.js';
@@ -34,7 +35,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   program
     .command('eval')
     .description('evaluate a model (safetensors + sidecar JSON) on its test set: top-1 and top-5')
-    .option('--model <file>', `weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them (default: ${DEFAULT_TEACHER})`)
+    .option('--model <file>', `weights (.safetensors) or an ONNX model (.onnx), with a <name>.json sidecar beside them, or a granq pack file (.granq) (default: ${DEFAULT_TEACHER})`)
     .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(256))
     .addOption(new Option('--limit <n>', 'evaluate only the first N test images').argParser(positiveInt))
@@ -63,6 +64,14 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .argument('<run-dir>', 'output directory of granq quantize (student.safetensors + student.json)')
     .requiredOption('--onnx <file>', 'the .onnx file to write')
     .action((runDir: string, opts) => runExport(runDir, opts));
+
+  program
+    .command('pack')
+    .description('write the quantized student of a granq quantize run in granq\'s compact form (.granq: bit-packed ' +
+      'integer codes, a float32 scale and an integer zero point per row, the policy); granq eval --model FILE loads it')
+    .argument('<run-dir>', 'output directory of granq quantize (student.safetensors + student.json)')
+    .requiredOption('--out <file>', 'the .granq file to write')
+    .action((runDir: string, opts) => runPack(runDir, opts));
 
   const bench = program.command('bench').description('timing experiments');
   bench

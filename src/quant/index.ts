@@ -17,5 +17,6 @@ export { ChannelWeightQuantizer } from './weight/channel.js';
 export { TensorWeightQuantizer } from './weight/tensor.js';
 export * from './ptq.js';
 export * from './bits.js';
+export * from './pack.js';
 export * from './probe.js';
 export { exportOnnx, EXPORT_OPSET, type OnnxExport, type WeightCodes } from './onnx-export.js';

@@ -3,7 +3,8 @@
  * quantized model keeps them) plus, in the metadata, the ranges of static activation quantizers; the sidecar
  * `<name>.json` is the teacher's with `quantization: <policy>` added (and `zsq: <settings>` for trained students).
  * loadQuantizedModel rebuilds it: FP architecture from the sidecar (or, for an ONNX teacher, from the copy of its graph
- * named by the sidecar's `graph`), quantizeModel with the policy, then the weights. loadAnyModel reads either kind.
+ * named by the sidecar's `graph`), quantizeModel with the policy, then the weights. loadAnyModel reads either kind,
+ * and granq's packed `.granq` files (pack.ts).
  */
 import { copyFileSync, existsSync } from 'node:fs';
 import nodePath from 'node:path';
@@ -17,6 +18,7 @@ import type { Module } from '../nn/module.js';
 import { validatePolicy, type QuantPolicy } from './policy.js';
 import { quantizeModel } from './quantize-model.js';
 import { actRangeStates, loadActRangeStates, type EstimatorState } from './range-state.js';
+import { loadPackedModel, PACK_EXT } from './pack.js';
 
 const RANGES_KEY = 'granq_act_ranges';
 // Fields that describe the teacher's own files or accuracy; they move under `teacher` in a student's sidecar.
@@ -70,6 +72,11 @@ export function loadQuantizedModel(path: string): { model: Module; sidecar: Mode
  * quantized student (a sidecar with `quantization`), rebuilt quantized with its ranges; `policy` says which.
  */
 export function loadAnyModel(path: string, flag = '--model'): LoadedModel & { policy: QuantPolicy | null } {
+  if (path.endsWith(PACK_EXT)) {
+    if (!existsSync(path)) throw new GranqError(`${flag}: no such file ${path}`);
+    const p = loadPackedModel(path);
+    return { model: p.model, sidecar: p.sidecar, path, policy: p.policy };
+  }
   checkModelPath(path, flag);
   if (path.endsWith('.onnx')) return { ...loadOnnxModel(path), policy: null };
   const sidecar = readSidecarFor(path);
