@@ -47,6 +47,11 @@ const RELEASED: ZsqConfig = {
 export const PRESETS: Record<string, { config: ZsqConfig; note: string }> = {
   'paper-cifar10': { config: { ...RELEASED }, note: "GranQ's CIFAR-10 config: batch 16, 200 epochs x 200 iterations (AdaDFQ used 400 epochs)" },
   'paper-cifar100': { config: { ...RELEASED, batch: 200 }, note: "GranQ's CIFAR-100 config: batch 200, 200 epochs x 200 iterations" },
+  'plus-cifar10': {
+    config: { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine' },
+    note: "beyond the released recipe: paper-cifar10's schedule with the generator on the BNS loss alone (no L_ds/L_as, " +
+      'margin loss off) and a cosine student lr; meant with --weight channel --weight-clip mse (docs/results.md)',
+  },
   quick: {
     config: { ...RELEASED, epochs: 20, itersPerEpoch: 50, milestones: [10], warmupEpochs: 2 },
     note: 'CPU-sized: 20 epochs x 50 iterations at batch 16 (1,000 iterations instead of 40,000), warm-up 2, lr decay at 10',
