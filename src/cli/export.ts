@@ -9,11 +9,12 @@ import { GranqError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { encodeModel } from '../io/onnx-proto.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import { EXPORT_OPSET, exportOnnx, policyLabel } from '../quant/index.js';
+import { EXPORT_OPSET, exportOnnx, policyLabel, QDQ_OPSET, type ExportFormat } from '../quant/index.js';
 import { loadQuantizedModel } from '../quant/index.js';
 
 export interface ExportCliOptions {
   onnx: string;
+  format?: ExportFormat;
 }
 
 /** The input shape [C, H, W] a sidecar declares (`input.shape`, batch dim first), else CIFAR's. */
@@ -32,25 +33,37 @@ export function runExport(runDir: string, o: ExportCliOptions): void {
   if (!existsSync(studentPath)) throw new GranqError(`RUN_DIR: ${runDir} has no student.safetensors (a finished granq quantize run writes it)`);
   const { model, sidecar, policy } = loadQuantizedModel(studentPath);
   const t0 = performance.now();
-  const ex = exportOnnx(model, { input: inputShape(sidecar.raw), docString: `granq ${policyLabel(policy)} student of ${sidecar.model}` });
+  const format = o.format ?? 'fake';
+  const opset = format === 'qdq' ? QDQ_OPSET : EXPORT_OPSET;
+  const ex = exportOnnx(model, { input: inputShape(sidecar.raw), format, docString: `granq ${policyLabel(policy)} student of ${sidecar.model} (${format})` });
   const stem = o.onnx.slice(0, -'.onnx'.length);
   const codesPath = `${stem}.quant.safetensors`;
   const jsonPath = `${stem}.json`;
-  writeFileAtomic(o.onnx, [encodeModel(ex.model)]);
-  writeSafetensors(codesPath, ex.codes, {
-    granq_weights: JSON.stringify(ex.weights),
-    formula: 'w = (codes + zero_point) / scale, one scale and zero point per row of the weight viewed as [rows, cols] (the ONNX initializer of the same name holds w)',
-  });
+  const bytes = encodeModel(ex.model);
+  writeFileAtomic(o.onnx, [bytes]);
+  if (format === 'fake') {
+    writeSafetensors(codesPath, ex.codes, {
+      granq_weights: JSON.stringify(ex.weights),
+      formula: 'w = (codes + zero_point) / scale, one scale and zero point per row of the weight viewed as [rows, cols] (the ONNX initializer of the same name holds w)',
+    });
+  }
   const input = { ...(sidecar.raw['input'] as Record<string, unknown> | undefined), mean: sidecar.mean, std: sidecar.std };
   writeFileAtomic(jsonPath, [Buffer.from(`${JSON.stringify({
     model: sidecar.model, num_classes: sidecar.numClasses, input, quantization: policy,
-    onnx: { file: path.basename(o.onnx), opset: EXPORT_OPSET, ops: ex.ops, weight_codes: path.basename(codesPath) },
+    onnx: { file: path.basename(o.onnx), format, opset, ops: ex.ops, ...(format === 'fake' ? { weight_codes: path.basename(codesPath) } : { weights: ex.qdqWeights }) },
     exported_from: path.resolve(studentPath),
   }, null, 2)}\n`)]);
   const out = process.stdout;
   out.write(`model    ${sidecar.model} (${policyLabel(policy)}), from ${studentPath}\n`);
-  out.write(`onnx     ${o.onnx}: opset ${EXPORT_OPSET}, ${Object.entries(ex.ops).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
-  out.write(`weights  ${ex.weights.length} fake-quantized in the graph; codes, scales, zero points in ${codesPath}\n`);
+  out.write(`onnx     ${o.onnx} (${format}): opset ${opset}, ${bytes.length} bytes, ${Object.entries(ex.ops).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+  if (format === 'fake') {
+    out.write(`weights  ${ex.weights.length} fake-quantized in the graph; codes, scales, zero points in ${codesPath}\n`);
+  } else {
+    const by = (w: number) => ex.qdqWeights.filter((q) => q.width === w);
+    const kept = by(32);
+    out.write(`weights  ${ex.qdqWeights.length - kept.length} as integer initializers + DequantizeLinear (${by(4).length} INT4, ${by(8).length} INT8)` +
+      `${kept.length ? `; ${kept.length} as float (${kept.map((q) => q.name).join(', ')}: no int8 zero point)` : ''}; activations as unit-scale QuantizeLinear/DequantizeLinear pairs\n`);
+  }
   out.write(`sidecar  ${jsonPath}\n`);
   out.write(`time     ${((performance.now() - t0) / 1000).toFixed(2)} s\n`);
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
-import { ACT_KINDS, WEIGHT_CLIPS, WEIGHT_KINDS } from '../quant/index.js';
+import { ACT_KINDS, EXPORT_FORMATS, WEIGHT_CLIPS, WEIGHT_KINDS } from '../quant/index.js';
 import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, DATA_DEFAULT_HELP, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
@@ -63,6 +63,8 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
       '(integer codes, scales, zero points) and <out>.json (preprocessing, classes, policy)')
     .argument('<run-dir>', 'output directory of granq quantize (student.safetensors + student.json)')
     .requiredOption('--onnx <file>', 'the .onnx file to write')
+    .addOption(new Option('--format <name>', 'fake: float ops, weights already fake-quantized (opset 13); qdq: weights as INT4/INT8 ' +
+      'initializers + DequantizeLinear, activations through QuantizeLinear/DequantizeLinear (opset 21)').choices([...EXPORT_FORMATS]).default('fake'))
     .action((runDir: string, opts) => runExport(runDir, opts));
 
   program

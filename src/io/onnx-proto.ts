@@ -86,6 +86,17 @@ export function floatTensorProto(name: string, shape: readonly number[], data: F
   return { name, dims: [...shape], dataType: DataType.FLOAT, rawData: bytes };
 }
 
+/** TensorProto data types onnx-proto's enum predates (ONNX 1.16, opset 21). */
+export const DATA_TYPE_INT4 = 22;
+
+/** Signed integers as INT8, or as INT4 (two per byte, the first in the low nibble, as the ONNX spec packs them). */
+export function intTensorProto(name: string, shape: readonly number[], values: Int8Array, width: 4 | 8): TensorProto {
+  if (width === 8) return { name, dims: [...shape], dataType: DataType.INT8, rawData: new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice() };
+  const raw = new Uint8Array(Math.ceil(values.length / 2));
+  for (let i = 0; i < values.length; i++) raw[i >> 1]! |= (values[i]! & 0xf) << ((i & 1) * 4);
+  return { name, dims: [...shape], dataType: DATA_TYPE_INT4, rawData: raw };
+}
+
 export function int64TensorProto(name: string, values: readonly number[]): TensorProto {
   return { name, dims: [values.length], dataType: DataType.INT64, rawData: new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer) };
 }

@@ -13,8 +13,12 @@ import { Rng } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export const EXPORT_OPSET = 13;
+/** The opset of QDQ exports: INT4/UINT4 tensors in QuantizeLinear/DequantizeLinear (opset 21). */
+export const QDQ_OPSET = 21;
 
 export interface ExportOptions {
+  /** The default opset domain's version (EXPORT_OPSET, or QDQ_OPSET); the emitters follow it (ReduceMin/Max axes). */
+  opset?: number;
   /** Input shape without the batch dim, e.g. [3, 32, 32]. */
   input: [number, number, number];
   inputName?: string;
@@ -31,6 +35,9 @@ export interface EmitCtx<K extends F.OpName = F.OpName> {
   floats(shape: number[], values: Float32Array): string;
   /** Adds a node; returns its output name (the op's result when `last`). */
   node(op: string, inputs: string[], attrs?: Record<string, AttrValue>, last?: boolean): string;
+  /** An initializer as given (integer codes); returns its name. */
+  init(base: string, proto: TensorProto): string;
+  opset: number;
   inputs: readonly (Tensor | null)[];
   attrs: F.OpAttrs[K];
   out: Tensor;
@@ -54,6 +61,11 @@ const reduceAxes = (e: EmitCtx<'reduce_sum' | 'reduce_max' | 'reduce_min'>) => {
   const a = e.attrs;
   return { axes: a.axes ?? e.inputs[0]!.shape.map((_, i) => i), keepdims: a.keepDims ? 1 : 0 };
 };
+
+/** ReduceMin/ReduceMax of x over `axes`: an attribute up to opset 17, an input from opset 18. */
+export function reduceNode(e: EmitCtx, op: 'ReduceMin' | 'ReduceMax', x: string, axes: number[], keepdims: number, last = false): string {
+  return e.opset >= 18 ? e.node(op, [x, e.ints(axes)], { keepdims }, last) : e.node(op, [x], { axes, keepdims }, last);
+}
 
 /** Primitive float op -> ONNX nodes; every float op of the op table has an entry (null: no ONNX form). */
 export const FLOAT_EMITTERS: EmitTable<FloatOpName> = {
@@ -106,8 +118,14 @@ export const FLOAT_EMITTERS: EmitTable<FloatOpName> = {
     const { before, after } = e.attrs;
     return e.node('Pad', [e.in(0), e.ints([0, before, 0, 0, 0, after, 0, 0])], { mode: 'constant' }, true);
   },
-  reduce_max: (e) => e.node('ReduceMax', [e.in(0)], reduceAxes(e), true),
-  reduce_min: (e) => e.node('ReduceMin', [e.in(0)], reduceAxes(e), true),
+  reduce_max(e) {
+    const { axes, keepdims } = reduceAxes(e);
+    return reduceNode(e, 'ReduceMax', e.in(0), axes, keepdims, true);
+  },
+  reduce_min(e) {
+    const { axes, keepdims } = reduceAxes(e);
+    return reduceNode(e, 'ReduceMin', e.in(0), axes, keepdims, true);
+  },
   reduce_sum(e) {
     const { axes, keepdims } = reduceAxes(e);
     return e.node('ReduceSum', [e.in(0), e.ints(axes)], { keepdims }, true); // opset 13: axes is an input
@@ -123,13 +141,23 @@ export const FLOAT_EMITTERS: EmitTable<FloatOpName> = {
   },
 };
 
+/** What a constant hook may add to the graph: initializers and nodes (see traceToOnnx's `constant`). */
+export interface GraphBuilder {
+  init(base: string, proto: TensorProto): string;
+  node(op: string, inputs: string[], attrs?: Record<string, AttrValue>): string;
+}
+
 /**
  * Traces one forward pass of `model` and emits every op through `emitters`. `fold(call, param)` is asked for each
  * folded op whose first input is the parameter `param`: true names the op's constant output after the parameter
- * (a weight quantizer's output stored as the fake-quantized weight).
+ * (a weight quantizer's output stored as the fake-quantized weight). `constant(t, name, g)`, when given, is asked
+ * first for each constant a dynamic op uses: a value name it built with `g` (e.g. integer codes and a
+ * DequantizeLinear), or null for the default float initializer.
  */
 export function traceToOnnx(model: Module, opts: ExportOptions, emitters: EmitTable<F.OpName>,
-  fold: (call: F.OpCall, param: string) => boolean = () => false): { model: Record<string, unknown>; ops: Record<string, number> } {
+  fold: (call: F.OpCall, param: string) => boolean = () => false,
+  constant?: (t: Tensor, name: string, g: GraphBuilder) => string | null): { model: Record<string, unknown>; ops: Record<string, number> } {
+  const opset = opts.opset ?? EXPORT_OPSET;
   const exportable = Object.entries(emitters).filter(([, e]) => e !== null).map(([k]) => k);
   const inputName = opts.inputName ?? 'input';
   const outputName = opts.outputName ?? 'logits';
@@ -155,9 +183,30 @@ export function traceToOnnx(model: Module, opts: ExportOptions, emitters: EmitTa
   const constName = (t: Tensor): string => {
     const known = initOf.get(t);
     if (known) return known;
-    const name = fresh(folded.get(t) ?? paramNames.get(t) ?? 'const');
+    const base = folded.get(t) ?? paramNames.get(t) ?? 'const';
+    const built = constant?.(t, base, builder);
+    if (built) {
+      initOf.set(t, built);
+      return built;
+    }
+    const name = fresh(base);
     initOf.set(t, name);
     return addInit(name, floatTensorProto(name, t.shape, t.data));
+  };
+  // Scalar and shape constants are written once and shared by every node that uses them.
+  const sharedNames = new Map<string, string>();
+  const shared = (key: string, make: () => string) => {
+    let n = sharedNames.get(key);
+    if (n === undefined) sharedNames.set(key, (n = make()));
+    return n;
+  };
+  const builder: GraphBuilder = {
+    init: (base, proto) => addInit(fresh(base), proto),
+    node(onnxOp, ins, a = {}) {
+      const outName = fresh(`v${nodes.length.toString(36)}`);
+      nodes.push(makeNode(onnxOp, ins, [outName], '', a));
+      return outName;
+    },
   };
 
   const onOp: F.OpTracer = (call) => {
@@ -178,13 +227,17 @@ export function traceToOnnx(model: Module, opts: ExportOptions, emitters: EmitTa
         const t = inputs[i]!;
         return dynamic.has(t) ? names.get(t)! : constName(t);
       },
-      ints: (v) => addInit(fresh('shape'), int64TensorProto('', v)),
-      float: (v) => addInit(fresh('k'), floatTensorProto('', [], Float32Array.of(v))),
+      ints: (v) => shared(`i${v.join(',')}`, () => addInit(fresh('shape'), int64TensorProto('', v))),
+      init: (base, proto) => addInit(fresh(base), proto),
+      opset,
+      float: (v) => shared(`f${Math.fround(v)}`, () => addInit(fresh('k'), floatTensorProto('', [], Float32Array.of(v)))),
       floats: (shape, v) => addInit(fresh('const'), floatTensorProto('', shape, v)),
       node(onnxOp, ins, a = {}, last = false) {
-        const name = fresh(`${onnxOp}_${nodes.length}`);
-        const outName = last ? (resultName = fresh(`${op}_${nodes.length}`)) : `${name}_out`;
-        nodes.push(makeNode(onnxOp, ins, [outName], name, a));
+        // Nodes are unnamed (ONNX allows it) and intermediate values get short names (v<position in base 36>): in a
+        // 4-bit graph the names are a large part of the file.
+        const outName = fresh(`v${nodes.length.toString(36)}`);
+        if (last) resultName = outName;
+        nodes.push(makeNode(onnxOp, ins, [outName], '', a));
         return outName;
       },
     };
@@ -210,8 +263,8 @@ export function traceToOnnx(model: Module, opts: ExportOptions, emitters: EmitTa
   for (const n of nodes) ops[n.opType!] = (ops[n.opType!] ?? 0) + 1;
   return {
     model: {
-      irVersion: 7,
-      opsetImport: [{ domain: '', version: EXPORT_OPSET }],
+      irVersion: opset >= 21 ? 10 : 7,
+      opsetImport: [{ domain: '', version: opset }],
       producerName: 'granq',
       docString: opts.docString ?? '',
       graph: {

@@ -19,4 +19,4 @@ export * from './ptq.js';
 export * from './bits.js';
 export * from './pack.js';
 export * from './probe.js';
-export { exportOnnx, EXPORT_OPSET, type OnnxExport, type WeightCodes } from './onnx-export.js';
+export { exportOnnx, EXPORT_FORMATS, EXPORT_OPSET, QDQ_OPSET, type ExportFormat, type OnnxExport, type QdqWeightInfo, type WeightCodes } from './onnx-export.js';

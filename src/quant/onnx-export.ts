@@ -9,12 +9,13 @@ import type * as F from '../autograd/index.js';
 import { qparams, quantCode } from '../backend/ref/quant.js';
 import { rowMinMax, type Ranges } from './estimators.js';
 import type { StoredTensor } from '../io/safetensors.js';
-import { fail, FLOAT_EMITTERS, traceToOnnx, type EmitCtx, type EmitTable, type ExportOptions } from '../models/onnx-export.js';
+import { fail, FLOAT_EMITTERS, QDQ_OPSET, reduceNode, traceToOnnx, type EmitCtx, type EmitTable, type ExportOptions } from '../models/onnx-export.js';
+import { floatTensorProto, int64TensorProto, intTensorProto } from '../io/onnx-proto.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { rowView } from './fake-quant.js';
 
-export { EXPORT_OPSET, type ExportOptions } from '../models/onnx-export.js';
+export { EXPORT_OPSET, QDQ_OPSET, type ExportOptions } from '../models/onnx-export.js';
 
 /** One weight's integer form, as written to the sidecar safetensors. */
 export interface WeightCodes {
@@ -35,37 +36,55 @@ export interface OnnxExport {
   ops: Record<string, number>;
 }
 
-/** fake-quant in our kernels' operation order: s = n·(1/max(M−m, 1e-8)), z = round(s·m) + 2^(k−1), y = (round(s·x − z) [clamped] + z)/s. */
-function emitFakeQuant(e: EmitCtx, x: string, m: string, M: string, bits: number, clamp: boolean): string {
+export const EXPORT_FORMATS = ['fake', 'qdq'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/**
+ * fake-quant in our kernels' operation order: s = n·(1/max(M−m, 1e-8)), z = round(s·m) + 2^(k−1),
+ * y = (round(s·x − z) [clamped] + z)/s. `fake`: Round (and Clip) in float. `qdq`: the rounding is a unit-scale
+ * QuantizeLinear/DequantizeLinear pair on t = s·x − z (Clip first when clamped): QuantizeLinear rounds half to even as
+ * Round does, so the result is the same, and the codes exist as int8 tensors in the graph. (A computed per-(sample,
+ * channel) scale cannot be QuantizeLinear's own y_scale: per-axis scales are 1-D along one axis.)
+ */
+function emitFakeQuant(e: EmitCtx, x: string, m: string, M: string, bits: number, clamp: boolean, format: ExportFormat): string {
   const range = e.node('Max', [e.node('Sub', [M, m]), e.float(1e-8)]);
   const s = e.node('Mul', [e.node('Reciprocal', [range]), e.float(2 ** bits - 1)]);
   const z = e.node('Add', [e.node('Round', [e.node('Mul', [s, m])]), e.float(2 ** (bits - 1))]);
-  let q = e.node('Round', [e.node('Sub', [e.node('Mul', [s, x]), z])]);
-  if (clamp) q = e.node('Clip', [q, e.float(-(2 ** (bits - 1))), e.float(2 ** (bits - 1) - 1)]);
+  const t = e.node('Sub', [e.node('Mul', [s, x]), z]);
+  const clip = (v: string) => e.node('Clip', [v, e.float(-(2 ** (bits - 1))), e.float(2 ** (bits - 1) - 1)]);
+  let q: string;
+  if (format === 'fake') {
+    q = e.node('Round', [t]);
+    if (clamp) q = clip(q);
+  } else {
+    const one = e.float(1);
+    const zero = e.init('zero_i8', intTensorProto('', [], Int8Array.of(0), 8));
+    q = e.node('DequantizeLinear', [e.node('QuantizeLinear', [clamp ? clip(t) : t, one, zero]), one, zero]);
+  }
   return e.node('Div', [e.node('Add', [q, z]), s], {}, true);
 }
 
 /** Dynamic per-(sample, channel) rows: ReduceMin/ReduceMax over the spatial axes, then the fake-quant arithmetic. */
-function emitRows(e: EmitCtx<'fake_quant_rows'>): string {
+function emitRows(e: EmitCtx<'fake_quant_rows'>, format: ExportFormat): string {
   const a = e.attrs;
   const x = e.inputs[0]!;
   const [rows] = rowView(x.shape);
   if (a.rows !== rows) fail(e, `only the (sample, channel) row view is exportable for activations, got ${a.rows} rows of ${a.cols}`);
   const axes = x.ndim === 2 ? [1] : x.shape.slice(2).map((_, i) => i + 2);
-  const m = e.node('ReduceMin', [e.in(0)], { axes, keepdims: 1 });
-  const M = e.node('ReduceMax', [e.in(0)], { axes, keepdims: 1 });
-  return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp);
+  const m = reduceNode(e, 'ReduceMin', e.in(0), axes, 1);
+  const M = reduceNode(e, 'ReduceMax', e.in(0), axes, 1);
+  return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp, format);
 }
 
 type FakeQuantOpName = Extract<F.OpName, `fake_quant_${string}`>;
 
-const QUANT_EMITTERS: EmitTable<FakeQuantOpName> = {
-  fake_quant_rows: (e) => emitRows(e),
+const quantEmitters = (format: ExportFormat): EmitTable<FakeQuantOpName> => ({
+  fake_quant_rows: (e) => emitRows(e, format),
   fake_quant_channel_loop(e) {
     // The per-channel loop quantizes each (sample, channel) row: the rows form of the same ranges, unclamped.
     const x = e.inputs[0]!;
     const [rows, cols] = rowView(x.shape);
-    return emitRows({ ...e, op: 'fake_quant_rows', attrs: { bits: e.attrs.bits, rows, cols, clamp: false } });
+    return emitRows({ ...e, op: 'fake_quant_rows', attrs: { bits: e.attrs.bits, rows, cols, clamp: false } }, format);
   },
   fake_quant_groups(e) {
     const a = e.attrs;
@@ -76,12 +95,12 @@ const QUANT_EMITTERS: EmitTable<FakeQuantOpName> = {
     const shape = perChannel ? [1, a.groups, ...x.shape.slice(2).map(() => 1)] : [1];
     const m = e.floats(shape, Float32Array.from(a.mins));
     const M = e.floats(shape, Float32Array.from(a.maxs));
-    return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp);
+    return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp, format);
   },
-};
+});
 
 /** Every op of the op table: the float ones and the fake-quant ones (a missing entry does not compile). */
-const EMITTERS: EmitTable<F.OpName> = { ...FLOAT_EMITTERS, ...QUANT_EMITTERS };
+const emitters = (format: ExportFormat): EmitTable<F.OpName> => ({ ...FLOAT_EMITTERS, ...quantEmitters(format) });
 
 /**
  * Integer codes, scales and zero points of a weight fake-quantized per row, with the ranges its op used (the rows
@@ -114,10 +133,36 @@ function weightView(call: F.OpCall): { rows: number; cols: number; bits: number;
   return null;
 }
 
-export function exportOnnx(model: Module, opts: ExportOptions): OnnxExport {
+/** A folded weight's integer form in the graph, or null when it has none there (it is then a float initializer). */
+interface QdqWeight { codes: Int8Array; scale: Float32Array; zero: Int8Array; width: 4 | 8; rows: number; cols: number }
+
+/**
+ * The QDQ form of a weight's codes: DequantizeLinear computes (q − zp)·scale, so zp = −z and scale = fround(1/s) (the
+ * weight comes back within a float32 rounding of ours). INT4 when every code and zero point fits in [−8, 7], else
+ * INT8; none when a zero point is not an int8 (a 1x1 kernel slice under `slice`: one value, zero range).
+ */
+function qdqWeight(c: { codes: Int16Array; scale: Float32Array; zero: Float32Array }, rows: number, cols: number): QdqWeight | null {
+  const zp = Array.from(c.zero, (z) => -z);
+  if (!zp.every((v) => Number.isInteger(v) && v >= -128 && v <= 127) || !c.codes.every((q) => q >= -128 && q <= 127)) return null;
+  const fits4 = (v: number) => v >= -8 && v <= 7;
+  const width = zp.every(fits4) && c.codes.every(fits4) ? 4 : 8;
+  return { codes: Int8Array.from(c.codes), scale: Float32Array.from(c.scale, (v) => 1 / v), zero: Int8Array.from(zp), width, rows, cols };
+}
+
+export interface QdqWeightInfo { name: string; bits: number; width: 4 | 8 | 32; layout: 'per-axis' | 'per-tensor' | 'rows' | 'float' }
+
+export interface FullExportOptions extends ExportOptions {
+  /** 'fake' (default): float ops and fake-quantized float weights; 'qdq': integer weights and Q/DQ pairs, opset 21. */
+  format?: ExportFormat;
+}
+
+export function exportOnnx(model: Module, opts: FullExportOptions): OnnxExport & { qdqWeights: QdqWeightInfo[] } {
+  const format = opts.format ?? 'fake';
   const codes = new Map<string, StoredTensor>();
   const weights: WeightCodes[] = [];
-  const ex = traceToOnnx(model, opts, EMITTERS, (call, src) => {
+  const qdqWeights: QdqWeightInfo[] = [];
+  const pending = new Map<Tensor, { name: string; bits: number; q: QdqWeight | null; shape: number[] }>();
+  const ex = traceToOnnx(model, { ...opts, opset: format === 'qdq' ? QDQ_OPSET : opts.opset }, emitters(format), (call, src) => {
     const v = weightView(call);
     if (!v) return false;
     const c = weightCodes(call.inputs[0]!, v.rows, v.cols, v.bits, v.clamp, v.ranges);
@@ -127,7 +172,27 @@ export function exportOnnx(model: Module, opts: ExportOptions): OnnxExport {
     codes.set(`${src}.scale`, { dtype: 'F32', shape: [v.rows], data: c.scale });
     codes.set(`${src}.zero_point`, { dtype: 'F32', shape: [v.rows], data: c.zero });
     weights.push({ name: src, bits: v.bits, rows: v.rows, cols: v.cols, clamp: v.clamp });
+    if (format === 'qdq') pending.set(call.out, { name: src, bits: v.bits, q: qdqWeight(c, v.rows, v.cols), shape });
     return true;
-  });
-  return { ...ex, codes, weights };
+  }, format === 'qdq' ? (t, _name, g) => {
+    const w = pending.get(t);
+    if (!w) return null;
+    const q = w.q;
+    if (!q) {
+      qdqWeights.push({ name: w.name, bits: w.bits, width: 32, layout: 'float' });
+      return null;
+    }
+    // Channel and linear weights: per-axis on axis 0 of the weight itself; tensor: scalars; slice: per-axis on the
+    // [rows, cols] view, reshaped back.
+    const layout = q.rows === 1 ? 'per-tensor' : q.rows === w.shape[0] ? 'per-axis' : 'rows';
+    const codeShape = layout === 'rows' ? [q.rows, q.cols] : w.shape;
+    const qShape = layout === 'per-tensor' ? [] : [q.rows];
+    const qi = g.init(`${w.name}_quantized`, intTensorProto('', codeShape, q.codes, q.width));
+    const si = g.init(`${w.name}_scale`, floatTensorProto('', qShape, q.scale));
+    const zi = g.init(`${w.name}_zero_point`, intTensorProto('', qShape, q.zero, q.width));
+    const dq = g.node('DequantizeLinear', [qi, si, zi], layout === 'per-tensor' ? {} : { axis: 0 });
+    qdqWeights.push({ name: w.name, bits: w.bits, width: q.width, layout });
+    return layout === 'rows' ? g.node('Reshape', [dq, g.init(`${w.name}_shape`, int64TensorProto('', w.shape))]) : dq;
+  } : undefined);
+  return { ...ex, codes, weights, qdqWeights };
 }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { noGrad } from '../../src/autograd/index.js';
 import { batches, loadCifarSplit } from '../../src/data/cifar.js';
-import { decodeModel, encodeModel, tensorFromProto } from '../../src/io/onnx-proto.js';
+import { decodeModel, encodeModel, int64, tensorFromProto } from '../../src/io/onnx-proto.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { loadQuantizedModel } from '../../src/quant/index.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
@@ -124,6 +124,46 @@ describe('ONNX models through the CLI', { skip: noShared }, () => {
       // Only 1x1 weights get there (asserted above), the larger ones of them (|w| > 2^24 / s ≈ 0.011).
       assert.ok(inexact <= c.oneByOne && (inexact > 0) === (c.oneByOne > 0), `${inexact} inexact of ${c.oneByOne} 1x1 weights`);
       assert.deepEqual(JSON.parse(fs.readFileSync(out.replace(/\.onnx$/, '.json'), 'utf8')).quantization, W4A4);
+    });
+  }
+
+  // --format qdq: integer weights + DequantizeLinear, activations through unit-scale QuantizeLinear/DequantizeLinear.
+  const qdqCases = [
+    { policy: { wbits: 4, abits: 4, act: 'granq', weight: 'channel' } as const, int4: 22, int8: 0, float: 0 },
+    { policy: { wbits: 4, abits: 4, act: 'granq', weight: 'slice' } as const, int4: null, int8: null, float: 2 },
+    { policy: { wbits: 4, abits: 4, act: 'layer', weight: 'channel' } as const, int4: 22, int8: 0, float: 0 },
+  ];
+  for (const c of qdqCases) {
+    const label = `W4A4 ${c.policy.act}/${c.policy.weight}`;
+    test(`--format qdq of the default teacher's ${label} student: INT4/INT8 weights, Q/DQ ops, onnxruntime top-1 within 2 images on the 10,000 test images`, async () => {
+      const dir = ptqRunDir(path.resolve(DEFAULT_TEACHER), c.policy, c.policy.act === 'layer' ? CIFAR10_DIR : undefined);
+      const out = path.join(dir, 'qdq.onnx');
+      const r = granq('export', dir, '--onnx', out, '--format', 'qdq');
+      assert.equal(r.code, 0, r.stderr);
+      const m = decodeModel(fs.readFileSync(out), out);
+      assert.equal(int64(m.opsetImport![0]!.version), 21);
+      const ops = m.graph!.node!.map((n) => n.opType);
+      // Round is left only in the zero points (one per quantizer); the codes are rounded by QuantizeLinear.
+      assert.equal(ops.filter((o) => o === 'Round').length, 19);
+      assert.equal(ops.filter((o) => o === 'QuantizeLinear').length, 19, 'one per activation quantizer');
+      const quantized = m.graph!.initializer!.filter((t) => t.name!.endsWith('.weight_quantized'));
+      const count = (dt: number) => quantized.filter((t) => t.dataType === dt).length;
+      if (c.int4 !== null) assert.equal(count(22), c.int4, 'INT4 weights');
+      if (c.int8 !== null) assert.equal(count(3), c.int8, 'INT8 weights');
+      assert.equal(quantized.length, 22 - c.float, 'integer weights');
+      assert.equal(ops.filter((o) => o === 'DequantizeLinear').length, quantized.length + 19);
+      assert.ok(!fs.existsSync(out.replace(/\.onnx$/, '.quant.safetensors')), 'no codes sidecar: the codes are in the graph');
+      if (c.policy.weight === 'channel') {
+        const fp = granq('export', dir, '--onnx', path.join(dir, 'fake.onnx'));
+        assert.equal(fp.code, 0, fp.stderr);
+        // The fake form holds float weights: the size of the FP model's graph.
+        const ratio = fs.statSync(path.join(dir, 'fake.onnx')).size / fs.statSync(out).size;
+        assert.ok(ratio >= 6, `qdq is 1/${ratio.toFixed(2)} of the float graph`);
+      }
+      const res = await roundTrip(dir, out);
+      process.stderr.write(`# qdq round trip ${label}: granq ${res.granq}, onnxruntime ${res.ort}, top-1 agree ${res.agree} of ${res.images}\n`);
+      assert.equal(res.images, 10000);
+      assert.ok(Math.abs(res.ort - res.granq) <= 2, `granq ${res.granq}, onnxruntime ${res.ort}`);
     });
   }
 

@@ -8,16 +8,19 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../src/models/load.js';
-import { quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
+import { preparePtq, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { CHECKPOINT_FILE, saveCheckpoint } from '../../src/zsq/checkpoint.js';
 import { Generator } from '../../src/zsq/generator.js';
 import { saveQuantizedModel } from '../../src/quant/index.js';
 
-export function ptqRunDir(teacherPath: string, policy: QuantPolicy): string {
+/** `calibrateOn`: a CIFAR-10 folder whose first 256 training images calibrate static activation ranges (layer, channel-static). */
+export function ptqRunDir(teacherPath: string, policy: QuantPolicy, calibrateOn?: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'granq-run-'));
   const { model, sidecar } = loadModel(teacherPath);
-  const { student } = quantizeModel(model, policy, { warn: () => {} });
+  const { student } = calibrateOn
+    ? preparePtq(model, policy, { dataDir: calibrateOn, format: 'cifar10', mean: sidecar.mean, std: sidecar.std, batch: 256, calib: 1, warn: () => {} })
+    : quantizeModel(model, policy, { warn: () => {} });
   saveQuantizedModel(path.join(dir, 'student.safetensors'), student, sidecar, policy, { model: `${sidecar.model}_ptq` });
   return dir;
 }
