@@ -1,17 +1,17 @@
 /**
  * granq's compact quantized model (`.granq`: a safetensors file). Every quantized weight is stored as its integer
- * codes bit-packed at the rule's width (`<weight>.codes`, U8: code + 2^(width-1) as an unsigned `width`-bit field,
- * little-endian bit order, row-major), a float32 scale and an integer zero point per row (`<weight>.scale`,
- * `<weight>.zero_point`, I8/I16/I32, the smallest that holds the layer's); w = (code + zero_point) / scale gives the
- * student's fake-quantized weight bit for bit. Everything else (biases, BatchNorm, weights kept FP) is float32.
- * The metadata holds the format, the policy, the student's sidecar and the static activation ranges, so the file
- * alone rebuilds the student: loadPackedModel quantizes the architecture with the policy, loads the dequantized
- * weights and switches their weight quantizers off (min/max re-quantization of dequantized values is not always
- * the identity).
+ * codes bit-packed at the rule's width (code + 2^(width-1) as an unsigned `width`-bit field, little-endian bit order,
+ * row-major), a float32 scale and an integer zero point per row; w = (code + zero_point) / scale gives the student's
+ * fake-quantized weight bit for bit. Everything else (biases, BatchNorm, weights kept FP) is float32. All of it sits
+ * in four tensors (packModel); the policy, the student's sidecar, the static activation ranges and where each value
+ * is are one deflated JSON index in the metadata, so the file alone rebuilds the student: loadPackedModel quantizes
+ * the architecture with the policy, loads the dequantized weights and switches their weight quantizers off (min/max
+ * re-quantization of dequantized values is not always the identity).
  * A layer whose row zero points are not integers below 2^24 in magnitude (a 1x1 kernel slice under `slice`: one value,
  * range 0) cannot be coded; it is stored as its fake-quantized float32 weight and listed as such.
  */
 import { statSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { qparams, quantCode } from '../backend/ref/quant.js';
 import { GranqError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type StoredTensor } from '../io/safetensors.js';
@@ -72,20 +72,37 @@ export function unpackBits(bytes: Uint8Array, n: number, width: number): Int32Ar
   return out;
 }
 
-function zeroTensor(z: Int32Array): StoredTensor {
-  const w = Math.max(1, ...Array.from(z, signedWidth));
-  if (w <= 8) return { dtype: 'I8', shape: [z.length], data: Int8Array.from(z) };
-  if (w <= 16) return { dtype: 'I16', shape: [z.length], data: Int16Array.from(z) };
-  return { dtype: 'I32', shape: [z.length], data: z };
-}
-
 const dequant = (q: number, z: number, s: number) => Math.fround(Math.fround(q + z) / s);
 
-/** The student's packed form; every coded weight is checked to dequantize to the fake-quant weight bit for bit. */
+/** Where a weight's parts sit in the file's blobs (byte offset in `codes`, row offset in `scales`/`zero_points`). */
+interface WeightIndex extends PackedWeight { codeOffset: number; rowOffset: number }
+/** Where a float32 value sits in `floats`. */
+interface FloatIndex { name: string; shape: number[]; offset: number }
+/** Everything the file says about itself, deflated into the metadata (names compress well; they add up otherwise). */
+interface PackIndex { policy: QuantPolicy; sidecar: Record<string, unknown>; actRanges: Record<string, EstimatorState>; weights: WeightIndex[]; floats: FloatIndex[] }
+
+/**
+ * The student's packed form. Four tensors: `codes` (U8, each coded weight's bit-packed fields from a byte boundary),
+ * `scales` (F32, every row), `zero_points` (I8, or I32 when one does not fit), `floats` (F32, every other value);
+ * the metadata's `index` (deflated JSON, base64) says where each weight and value is. Every coded weight is checked
+ * to dequantize to the fake-quant weight bit for bit.
+ */
 export function packModel(student: Module, sidecar: ModelSidecar, policy: QuantPolicy): Packed {
   if (typeof sidecar.raw['graph'] === 'string') throw new GranqError('granq pack: students of ONNX-graph teachers are not supported (their graph is not in the file); use granq export');
-  const entries = new Map<string, StoredTensor>();
-  const weights: PackedWeight[] = [];
+  const weights: WeightIndex[] = [];
+  const floats: FloatIndex[] = [];
+  const codeParts: Uint8Array[] = [];
+  const scaleParts: Float32Array[] = [];
+  const zeroParts: Int32Array[] = [];
+  const floatParts: Float32Array[] = [];
+  let codeBytes = 0;
+  let rowCount = 0;
+  let floatCount = 0;
+  const addFloat = (name: string, shape: number[], data: Float32Array) => {
+    floats.push({ name, shape, offset: floatCount });
+    floatParts.push(data);
+    floatCount += data.length;
+  };
   const coded = new Set<string>();
   for (const [path, m] of quantizedLayers(student)) {
     const name = `${path}.weight`;
@@ -104,31 +121,46 @@ export function packModel(student: Module, sidecar: ModelSidecar, policy: QuantP
       zero[i] = z;
       for (let j = i * cols; j < (i + 1) * cols && codable; j++) {
         codes[j] = quantCode(w.data[j]!, s, z, m.wq.bits, m.wq.clamp);
-        if (dequant(codes[j]!, z, s) !== want[j] && !(Number.isNaN(want[j]!))) codable = false;
+        if (dequant(codes[j]!, z, s) !== want[j] && !Number.isNaN(want[j]!)) codable = false;
       }
     }
     coded.add(name);
+    const base = { name, shape: [...w.shape], bits: m.wq.bits, rows, cols };
     if (!codable) {
-      entries.set(name, { dtype: 'F32', shape: [...w.shape], data: Float32Array.from(want) });
-      weights.push({ name, shape: [...w.shape], bits: m.wq.bits, width: 32, rows, cols, stored: 'f32' });
+      addFloat(name, [...w.shape], Float32Array.from(want));
+      weights.push({ ...base, width: 32, stored: 'f32', codeOffset: -1, rowOffset: -1 });
       continue;
     }
     const width = Math.max(m.wq.bits, ...Array.from(codes, signedWidth));
-    entries.set(`${name}.codes`, { dtype: 'U8', shape: [Math.ceil((w.size * width) / 8)], data: packBits(codes, width) });
-    entries.set(`${name}.scale`, { dtype: 'F32', shape: [rows], data: scale });
-    entries.set(`${name}.zero_point`, zeroTensor(zero));
-    weights.push({ name, shape: [...w.shape], bits: m.wq.bits, width, rows, cols, stored: 'codes' });
+    const bytes = packBits(codes, width);
+    weights.push({ ...base, width, stored: 'codes', codeOffset: codeBytes, rowOffset: rowCount });
+    codeParts.push(bytes);
+    scaleParts.push(scale);
+    zeroParts.push(zero);
+    codeBytes += bytes.length;
+    rowCount += rows;
   }
-  for (const [k, t] of student.stateDict()) if (!coded.has(k)) entries.set(k, { dtype: 'F32', shape: [...t.shape], data: Float32Array.from(t.data) });
+  for (const [k, t] of student.stateDict()) if (!coded.has(k)) addFloat(k, [...t.shape], Float32Array.from(t.data));
+  const cat = <T extends Uint8Array | Float32Array | Int32Array>(parts: T[], make: (n: number) => T): T => {
+    const out = make(parts.reduce((a, p) => a + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  };
+  const zeros = cat(zeroParts, (n) => new Int32Array(n));
+  const entries = new Map<string, StoredTensor>([
+    ['codes', { dtype: 'U8', shape: [codeBytes], data: cat(codeParts, (n) => new Uint8Array(n)) }],
+    ['scales', { dtype: 'F32', shape: [rowCount], data: cat(scaleParts, (n) => new Float32Array(n)) }],
+    ['zero_points', zeros.every((z) => z >= -128 && z <= 127) ? { dtype: 'I8', shape: [rowCount], data: Int8Array.from(zeros) } : { dtype: 'I32', shape: [rowCount], data: zeros }],
+    ['floats', { dtype: 'F32', shape: [floatCount], data: cat(floatParts, (n) => new Float32Array(n)) }],
+  ]);
+  const index: PackIndex = { policy, sidecar: sidecar.raw, actRanges: actRangeStates(student), weights, floats };
   const metadata = {
     format: PACK_FORMAT,
-    policy: JSON.stringify(policy),
-    sidecar: JSON.stringify(sidecar.raw),
-    act_ranges: JSON.stringify(actRangeStates(student)),
-    weights: JSON.stringify(weights),
-    formula: 'w = (code + zero_point) / scale per row of the weight viewed as [rows, cols]; code = field - 2^(width-1)',
+    index: deflateRawSync(Buffer.from(JSON.stringify(index))).toString('base64'),
+    formula: 'w = (code + zero_point) / scale per row; code = field - 2^(width-1); index = base64(deflate-raw(JSON))',
   };
-  return { entries, metadata, weights };
+  return { entries, metadata, weights: weights.map(({ codeOffset: _c, rowOffset: _r, ...w }) => w) };
 }
 
 export function writePackedModel(file: string, student: Module, sidecar: ModelSidecar, policy: QuantPolicy): { weights: PackedWeight[]; bytes: number } {
@@ -137,13 +169,11 @@ export function writePackedModel(file: string, student: Module, sidecar: ModelSi
   return { weights: p.weights, bytes: statSync(file).size };
 }
 
-function metaJson<T>(file: string, meta: Record<string, string>, key: string): T {
-  const v = meta[key];
-  if (v === undefined) throw new GranqError(`${file}: not a granq pack file (no '${key}' in its metadata)`);
+function readIndex(file: string, meta: Record<string, string>): PackIndex {
   try {
-    return JSON.parse(v) as T;
+    return JSON.parse(inflateRawSync(Buffer.from(meta['index'] ?? '', 'base64')).toString('utf8')) as PackIndex;
   } catch (e) {
-    throw new GranqError(`${file}: metadata '${key}' is not valid JSON (${(e as Error).message})`);
+    throw new GranqError(`${file}: metadata 'index' is not a deflated JSON index (${(e as Error).message})`);
   }
 }
 
@@ -151,36 +181,38 @@ function metaJson<T>(file: string, meta: Record<string, string>, key: string): T
 export function loadPackedModel(file: string): { model: Module; sidecar: ModelSidecar; policy: QuantPolicy; weights: PackedWeight[] } {
   const f = readSafetensors(file);
   if (f.metadata['format'] !== PACK_FORMAT) throw new GranqError(`${file}: not a granq pack file (format ${JSON.stringify(f.metadata['format'] ?? null)}, expected ${PACK_FORMAT})`);
-  const policy = validatePolicy(metaJson(file, f.metadata, 'policy'));
-  const sidecar = parseSidecar(metaJson(file, f.metadata, 'sidecar'), file);
-  const weights = metaJson<PackedWeight[]>(file, f.metadata, 'weights');
+  const index = readIndex(file, f.metadata);
+  const policy = validatePolicy(index.policy);
+  const sidecar = parseSidecar(index.sidecar, file);
   const { student } = quantizeModel(createModel(sidecar.architecture, sidecar.numClasses), policy, { warn: () => {} });
-  const tensor = (key: string): StoredTensor => {
+  const blob = (key: string): StoredTensor => {
     const t = f.tensors.get(key);
     if (!t) throw new GranqError(`${file}: tensor '${key}' is missing`);
     return t;
   };
+  const codes = blob('codes').data as Uint8Array;
+  const scales = blob('scales').data as Float32Array;
+  const zeros = blob('zero_points').data as Int8Array | Int32Array;
+  const floatData = blob('floats').data as Float32Array;
   const state = new Map<string, Tensor>();
-  const packedNames = new Set<string>();
-  for (const pw of weights) {
-    packedNames.add(pw.name);
-    const n = pw.shape.reduce((a, b) => a * b, 1);
-    if (pw.stored === 'f32') {
-      state.set(pw.name, new Tensor(Float32Array.from(tensor(pw.name).data as Float32Array), pw.shape));
-      continue;
-    }
-    const bytes = tensor(`${pw.name}.codes`);
-    const s = tensor(`${pw.name}.scale`).data as Float32Array;
-    const z = tensor(`${pw.name}.zero_point`).data as Int8Array | Int16Array | Int32Array;
-    if (bytes.dtype !== 'U8' || bytes.data.length !== Math.ceil((n * pw.width) / 8) || s.length !== pw.rows || z.length !== pw.rows || pw.rows * pw.cols !== n) {
+  const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+  for (const v of index.floats) {
+    const n = size(v.shape);
+    if (v.offset < 0 || v.offset + n > floatData.length) throw new GranqError(`${file}: ${v.name}: outside the floats tensor`);
+    state.set(v.name, new Tensor(floatData.slice(v.offset, v.offset + n), v.shape));
+  }
+  for (const pw of index.weights) {
+    if (pw.stored === 'f32') continue;
+    const n = size(pw.shape);
+    const nBytes = Math.ceil((n * pw.width) / 8);
+    if (pw.rows * pw.cols !== n || pw.codeOffset + nBytes > codes.length || pw.rowOffset + pw.rows > scales.length || scales.length !== zeros.length) {
       throw new GranqError(`${file}: ${pw.name}: stored codes, scales or zero points do not fit shape [${pw.shape.join(',')}] at ${pw.width} bits`);
     }
-    const q = unpackBits(bytes.data as Uint8Array, n, pw.width);
+    const q = unpackBits(codes.subarray(pw.codeOffset, pw.codeOffset + nBytes), n, pw.width);
     const w = new Float32Array(n);
-    for (let i = 0; i < n; i++) { const r = Math.floor(i / pw.cols); w[i] = dequant(q[i]!, z[r]!, s[r]!); }
+    for (let i = 0; i < n; i++) { const r = pw.rowOffset + Math.floor(i / pw.cols); w[i] = dequant(q[i]!, zeros[r]!, scales[r]!); }
     state.set(pw.name, new Tensor(w, pw.shape));
   }
-  for (const [k] of student.stateDict()) if (!packedNames.has(k)) state.set(k, new Tensor(Float32Array.from(tensor(k).data as Float32Array), tensor(k).shape));
   try {
     student.loadStateDict(state);
   } catch (e) {
@@ -188,8 +220,9 @@ export function loadPackedModel(file: string): { model: Module; sidecar: ModelSi
     throw e;
   }
   // The weights are the quantized values already.
+  const packedNames = new Set(index.weights.map((w) => w.name));
   for (const [path, m] of quantizedLayers(student)) if (packedNames.has(`${path}.weight`)) m.wq.quantizing = false;
-  loadActRangeStates(student, metaJson<Record<string, EstimatorState>>(file, f.metadata, 'act_ranges'), file);
+  loadActRangeStates(student, index.actRanges, file);
   student.eval();
-  return { model: student, sidecar, policy, weights };
+  return { model: student, sidecar, policy, weights: index.weights.map(({ codeOffset: _c, rowOffset: _r, ...w }) => w) };
 }

@@ -54,8 +54,8 @@ describe('granq pack', () => {
       assertBitEqual(F.noGrad(() => packed.model.forward(x)).data, F.noGrad(() => model.forward(x)).data, 'logits');
       let fp = 0;
       for (const [, t] of model.stateDict()) fp += 4 * t.size;
-      // Codes at k bits: W4 channel is about 1/6.3 of float32 (the non-weight floats and the header are the rest).
-      if (policy.weight === 'channel') assert.ok(bytes < fp / (policy.wbits === 4 ? 6 : 7.5), `${bytes} bytes against ${fp} of float32`);
+      // Codes at k bits: W4 channel within 1/7 of float32 (the non-weight floats, scales and the header are the rest).
+      if (policy.weight === 'channel') assert.ok(bytes <= fp / (policy.wbits === 4 ? 7 : 8.5), `${bytes} bytes against ${fp} of float32`);
     });
   }
 
@@ -65,7 +65,7 @@ describe('granq pack', () => {
     const p = granq('pack', run, '--out', file);
     assert.equal(p.code, 0, p.stderr);
     assert.match(p.stdout, /22 bit-packed/);
-    assert.match(p.stdout, /bytes .* of float32: 1\/6\.\d\d/);
+    assert.match(p.stdout, /bytes .* of float32: 1\/7\.\d\d/);
     const a = granq('eval', '--model', file, '--data', CIFAR10_DIR, '--limit', '500', '--json');
     const b = granq('eval', '--model', path.join(run, 'student.safetensors'), '--data', CIFAR10_DIR, '--limit', '500', '--json');
     assert.equal(a.code, 0, a.stderr);
