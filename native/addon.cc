@@ -537,6 +537,20 @@ Napi::Value QuantClipRanges(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// ---------- qgemm ----------
+Napi::Value QgemmU8S8(const Napi::CallbackInfo& info) {
+  Args a(info, "qgemmU8S8");
+  QgemmParams p;
+  p.m = a.dim("m");
+  p.n = a.dim("n");
+  p.k = a.dim("k", 1, 65000);  // |a b| <= 32640: 65,000 terms stay inside int32
+  const uint8_t* x = a.u8("a", a.prod({p.m, p.k}));
+  const int8_t* w = a.s8("b", a.prod({p.n, p.k}));
+  int32_t* c = a.i32("c", a.prod({p.m, p.n}));
+  qgemm_u8s8(p, x, w, c);
+  return info.Env().Undefined();
+}
+
 // {unary, binary, reduce}: the op enums' sizes, which the TypeScript backend checks its own tables against.
 Napi::Value EnumCounts(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
@@ -590,6 +604,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"quantChannelLoopFwd", QuantChannelLoopFwd},
       {"quantGroupsFwd", QuantGroupsFwd},
       {"quantClipRanges", QuantClipRanges},
+      {"qgemmU8S8", QgemmU8S8},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

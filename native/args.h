@@ -73,6 +73,9 @@ class Args {
     return a.Data();
   }
 
+  uint8_t* u8(const char* name, int64_t len) { return typed<uint8_t>(name, len, napi_uint8_array, "a Uint8Array"); }
+  int8_t* s8(const char* name, int64_t len) { return typed<int8_t>(name, len, napi_int8_array, "an Int8Array"); }
+
   // A fixed-length array of integers (shapes and strides).
   void ints4(const char* name, int64_t out[4], int64_t lo) {
     Napi::Value v = obj_.Get(name);
@@ -135,6 +138,16 @@ class Args {
     }
     if (v.IsArray()) return "an array";
     return "an object";
+  }
+
+  template <typename T>
+  T* typed(const char* name, int64_t len, napi_typedarray_type type, const char* what) {
+    Napi::Value v = obj_.Get(name);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) fail_type(name, what, describe(v));
+    auto a = v.As<Napi::TypedArrayOf<T>>();
+    if (int64_t(a.ElementLength()) != len)
+      fail_range(name, std::string(what) + " of " + std::to_string(len) + " elements", std::to_string(a.ElementLength()) + " elements");
+    return a.Data();
   }
 
   Napi::TypedArrayOf<float> typed_f32(const char* name) {

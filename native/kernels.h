@@ -183,4 +183,14 @@ struct QuantClipParams {
 };
 void quant_clip_ranges(const QuantClipParams& p, const float* x, float* row_min, float* row_max);
 
+// ---------- qgemm.cc ----------
+// Integer GEMM of integer inference: c[m, n] = sum_k a[m, k] * b[n, k], a unsigned 8-bit (activation codes), b
+// signed 8-bit (weight codes, [n, k] as a weight [out, in] is stored), 32-bit accumulation, exact (|a b| <= 32640, so
+// k up to 65,000 cannot overflow). AVX-512 VNNI (vpdpbusd: 16 columns x 4 k per instruction) where the CPU has it,
+// a scalar loop otherwise; both exact, so equal.
+struct QgemmParams {
+  int64_t m, n, k;
+};
+void qgemm_u8s8(const QgemmParams& p, const uint8_t* a, const int8_t* b, int32_t* c);
+
 }  // namespace granq

@@ -122,6 +122,12 @@ export interface Backend {
    * [a m, a M], a_j = fround(1 - j (1 - lowest) / (steps - 1)), the one of least squared clamped fake-quant error.
    */
   quantClipRanges(p: { rows: number; cols: number; bits: number; steps: number; lowest: number; x: Buf; rowMin: Buf; rowMax: Buf }): void;
+
+  /**
+   * Integer GEMM of integer inference (native/kernels.h qgemm_u8s8): c[m, n] = sum_k a[m, k] * b[n, k], a unsigned
+   * 8-bit codes, b signed 8-bit, 32-bit exact accumulation (k <= 65,000).
+   */
+  qgemmU8S8(p: { m: number; n: number; k: number; a: Uint8Array; b: Int8Array; c: Int32Array }): void;
 }
 
 /** Kernel names, for the meta-test that every kernel has a reference and a case table. */

@@ -9,6 +9,7 @@ import { refPool2d } from './pool2d.js';
 import { refLoss } from './loss.js';
 import { refOptim } from './optim.js';
 import { refQuant } from './quant.js';
+import { refQgemm } from './qgemm.js';
 
 let threads = 1;
 
@@ -29,4 +30,5 @@ export const refBackend: Backend = Object.freeze({
   ...refLoss,
   ...refOptim,
   ...refQuant,
+  ...refQgemm,
 });
