@@ -35,22 +35,30 @@ void qgemm_u8s8(const QgemmParams& p, const uint8_t* a, const int8_t* b, int32_t
   std::vector<int8_t> packed(size_t(n16 * k4 * 64), 0);
   for (int64_t j = 0; j < p.n; ++j)
     for (int64_t t = 0; t < p.k; ++t) packed[size_t(((j / 16) * k4 + t / 4) * 64 + (j % 16) * 4 + t % 4)] = b[j * p.k + t];
+  // Four rows of a per pass, so each packed b vector is loaded once for four vpdpbusd.
+  constexpr int64_t kRows = 4;
+  const int64_t blocks = (p.m + kRows - 1) / kRows;
   parallel_for(
-      p.m,
-      [&](int64_t m0, int64_t m1) {
-        std::vector<uint8_t> row(size_t(k4 * 4), 0);  // a's row, zero padded to whole k groups
-        for (int64_t i = m0; i < m1; ++i) {
-          std::memcpy(row.data(), a + i * p.k, size_t(p.k));
+      blocks,
+      [&](int64_t b0, int64_t b1) {
+        std::vector<uint8_t> rows(size_t(kRows * k4 * 4), 0);  // the rows of a, zero padded to whole k groups
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t i0 = blk * kRows, nr = std::min(kRows, p.m - i0);
+          std::fill(rows.begin(), rows.end(), uint8_t(0));
+          for (int64_t r = 0; r < nr; ++r) std::memcpy(rows.data() + r * k4 * 4, a + (i0 + r) * p.k, size_t(p.k));
           for (int64_t jb = 0; jb < n16; ++jb) {
-            const int8_t* blk = packed.data() + jb * k4 * 64;
-            __m512i acc = _mm512_setzero_si512();
+            const int8_t* pk = packed.data() + jb * k4 * 64;
+            __m512i acc[kRows] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
             for (int64_t g = 0; g < k4; ++g) {
-              int32_t four;
-              std::memcpy(&four, row.data() + g * 4, 4);
-              acc = _mm512_dpbusd_epi32(acc, _mm512_set1_epi32(four), _mm512_loadu_si512(blk + g * 64));
+              const __m512i w = _mm512_loadu_si512(pk + g * 64);
+              for (int64_t r = 0; r < kRows; ++r) {
+                int32_t four;
+                std::memcpy(&four, rows.data() + r * k4 * 4 + g * 4, 4);
+                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(four), w);
+              }
             }
             const int64_t cols = std::min<int64_t>(16, p.n - jb * 16);
-            _mm512_mask_storeu_epi32(c + i * p.n + jb * 16, __mmask16((1u << cols) - 1), acc);
+            for (int64_t r = 0; r < nr; ++r) _mm512_mask_storeu_epi32(c + (i0 + r) * p.n + jb * 16, __mmask16((1u << cols) - 1), acc[r]);
           }
         }
       },
