@@ -21,7 +21,8 @@
         "native/loss.cc",
         "native/optim.cc",
         "native/quant.cc",
-        "native/qgemm.cc"
+        "native/qgemm.cc",
+        "native/qconv.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_CPP_EXCEPTIONS_ALL"],

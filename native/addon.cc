@@ -488,7 +488,8 @@ Napi::Value QuantRowsFwd(const Napi::CallbackInfo& info) {
   float* y = a.f32("y", len);
   float* mn = a.f32_opt("rowMin", p.rows);
   float* mx = a.f32_opt("rowMax", p.rows);
-  quant_rows_fwd(p, x, y, mn, mx);
+  uint8_t* codes = a.u8_opt("codes", len);
+  quant_rows_fwd(p, x, y, mn, mx, codes);
   return info.Env().Undefined();
 }
 
@@ -516,7 +517,8 @@ Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
   const float* maxs = a.f32("maxs", p.groups);
   const float* x = a.f32("x", len);
   float* y = a.f32("y", len);
-  quant_groups_fwd(p, mins, maxs, x, y);
+  uint8_t* codes = a.u8_opt("codes", len);
+  quant_groups_fwd(p, mins, maxs, x, y, codes);
   return info.Env().Undefined();
 }
 
@@ -548,6 +550,46 @@ Napi::Value QgemmU8S8(const Napi::CallbackInfo& info) {
   const int8_t* w = a.s8("b", a.prod({p.n, p.k}));
   int32_t* c = a.i32("c", a.prod({p.m, p.n}));
   qgemm_u8s8(p, x, w, c);
+  return info.Env().Undefined();
+}
+
+// ---------- qconv ----------
+Napi::Value Qconv2d(const Napi::CallbackInfo& info) {
+  Args a(info, "qconv2d");
+  QconvParams p;
+  p.n = a.dim("n");
+  p.c = a.dim("c");
+  p.h = a.dim("h");
+  p.w = a.dim("w");
+  p.o = a.dim("o");
+  p.k = a.dim("k", 1, 15);
+  p.stride = a.dim("stride", 1, 15);
+  p.pad = a.dim("pad", 0, 15);
+  p.per_input = a.flag("perInput");
+  if (p.h + 2 * p.pad < p.k || p.w + 2 * p.pad < p.k) a.fail("the kernel is larger than the padded input");
+  p.oh = (p.h + 2 * p.pad - p.k) / p.stride + 1;
+  p.ow = (p.w + 2 * p.pad - p.k) / p.stride + 1;
+  if (!p.per_input && a.prod({p.c, p.k, p.k}) > 65000) a.fail("c * k * k must be <= 65,000 for one int32 GEMM");
+  QconvOperands in;
+  in.x = a.u8("xq", a.prod({p.n, p.c, p.h, p.w}));
+  in.xbase = a.f64("xbase", a.prod({p.n, p.c}));
+  in.xscale = a.f32("xscale", a.prod({p.n, p.c}));
+  in.w = a.s8("wq", a.prod({p.o, p.c, p.k, p.k}));
+  in.wz = a.f64("wz", a.prod({p.o, p.c}));
+  in.wscale = a.f32("wscale", a.prod({p.o, p.c}));
+  in.bias = a.f32("bias", p.o);
+  in.y = a.f32("y", a.prod({p.n, p.o, p.oh, p.ow}));
+  if (!p.per_input) {
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t i = 1; i < p.c; ++i)
+        if (in.xbase[n * p.c + i] != in.xbase[n * p.c] || in.xscale[n * p.c + i] != in.xscale[n * p.c])
+          a.fail("perInput false needs one activation scale and offset per sample (they differ along the channels)");
+    for (int64_t o = 0; o < p.o; ++o)
+      for (int64_t i = 1; i < p.c; ++i)
+        if (in.wz[o * p.c + i] != in.wz[o * p.c] || in.wscale[o * p.c + i] != in.wscale[o * p.c])
+          a.fail("perInput false needs one weight scale and offset per output channel (they differ along the inputs)");
+  }
+  qconv2d(p, in);
   return info.Env().Undefined();
 }
 
@@ -605,6 +647,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"quantGroupsFwd", QuantGroupsFwd},
       {"quantClipRanges", QuantClipRanges},
       {"qgemmU8S8", QgemmU8S8},
+      {"qconv2d", Qconv2d},
   };
   for (const Entry& e : table) exports.Set(e.name, Napi::Function::New(env, e.fn, e.name));
   return exports;

@@ -75,6 +75,8 @@ class Args {
 
   uint8_t* u8(const char* name, int64_t len) { return typed<uint8_t>(name, len, napi_uint8_array, "a Uint8Array"); }
   int8_t* s8(const char* name, int64_t len) { return typed<int8_t>(name, len, napi_int8_array, "an Int8Array"); }
+  double* f64(const char* name, int64_t len) { return typed<double>(name, len, napi_float64_array, "a Float64Array"); }
+  uint8_t* u8_opt(const char* name, int64_t len) { return has(name) ? u8(name, len) : nullptr; }
 
   // A fixed-length array of integers (shapes and strides).
   void ints4(const char* name, int64_t out[4], int64_t lo) {

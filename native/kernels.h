@@ -156,7 +156,8 @@ struct QuantRowsParams {
 // GranQ: every row gets its own dynamic range (min and max over its cols); all rows' scales and zero points are
 // computed in one vectorized pass, then applied in one pass ("vectorized pre-scaling"). row_min/row_max (nullable)
 // receive the ranges.
-void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max);
+// codes (nullable) receive q + 2^(bits-1) as unsigned 8-bit (saturated: the unclamped rows at 8 bits can reach 256).
+void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max, uint8_t* codes = nullptr);
 // The conventional channel-wise loop over x [n, c, hw]: one channel at a time, each with its own min/max pass,
 // scale computation and quantize pass over that channel's strided rows across the batch. Same result as
 // quant_rows_fwd with rows = n * c (no clamp); it exists to measure what vectorization saves.
@@ -169,7 +170,7 @@ struct QuantGroupsParams {
   int32_t bits;
   bool clamp;
 };
-void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y);
+void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y, uint8_t* codes = nullptr);
 // Clipped weight ranges (the `mse` weight clip): for each row of x [rows, cols], the range [a m, a M] among
 // a_j = float(1 - j (1 - lowest) / (steps - 1)), j = 0..steps-1 (a_0 = 1: min/max), whose clamped fake
 // quantization has the least squared error. The error of a candidate (s, z) is E / s^2 in double, with E the sum of
@@ -192,5 +193,32 @@ struct QgemmParams {
   int64_t m, n, k;
 };
 void qgemm_u8s8(const QgemmParams& p, const uint8_t* a, const int8_t* b, int32_t* c);
+
+// ---------- qconv.cc ----------
+// Integer convolution (groups 1, square kernel k, zero padding) on codes: x [n, c, h, w] unsigned activation codes a
+// with u = a + xbase[n, c] and scale xscale[n, c] (the value is u / xscale); w [o, c, k, k] signed weight codes with
+// u = w + wz[o, c] and scale wscale[o, c]. For output (n, o, p) and input channel i, over the in-bounds taps B(p):
+// S = sum a w (int32, exact), A = sum a, W = sum w, cnt = |B|, and
+// T_i = float(((S + wz A) + base W) + (wz base) cnt) in double (= float(S) when wz = base = 0).
+// per_input (the scale changes along the reduction: granq rows, static per-channel activations, slice weights):
+//   y = float32 sum over i = 0, 1, ... of f_i * T_i, f_i = 1 / (wscale[o, i] * xscale[n, i]) in float32, + bias[o].
+// otherwise (scales and offsets constant over i, which the caller guarantees: the whole reduction in one GEMM):
+//   the same with S, A, W summed over every i and tap, cnt = c |B|, one f, y = f T + bias[o].
+// The in-bounds taps matter where an activation offset is not 0: padding is the value 0, not the code 0.
+struct QconvParams {
+  int64_t n, c, h, w, o, k, stride, pad, oh, ow;
+  bool per_input;
+};
+struct QconvOperands {
+  const uint8_t* x;
+  const double* xbase;
+  const float* xscale;
+  const int8_t* w;
+  const double* wz;
+  const float* wscale;
+  const float* bias;
+  float* y;
+};
+void qconv2d(const QconvParams& p, const QconvOperands& in);
 
 }  // namespace granq

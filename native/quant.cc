@@ -114,9 +114,12 @@ void prescale(const float* mn, const float* mx, int64_t count, int bits, float* 
   }
 }
 
+// A code q - lo (q >= lo by construction) as unsigned 8-bit, saturated at 255; NaN gives 0.
+inline uint8_t code_u8(double u) { return u >= 255.0 ? uint8_t(255) : (u > 0.0 ? uint8_t(u) : uint8_t(0)); }
+
 // The reference's exact arithmetic for a range whose z = round(s m) + 2^(bits-1) is not a float32 (|s m| >= 2^24,
 // e.g. a constant row at 8 bits): the reference keeps z in double there. Rare, so scalar.
-void quant_run_exact(const float* x, float* y, int64_t len, float s, float m, int bits, bool clamp) {
+void quant_run_exact(const float* x, float* y, int64_t len, float s, float m, int bits, bool clamp, uint8_t* codes) {
   const double z = double(std::nearbyint(s * m)) + double(1 << (bits - 1));
   const double lo = -double(1 << (bits - 1)), hi = double((1 << (bits - 1)) - 1);
   for (int64_t i = 0; i < len; ++i) {
@@ -124,12 +127,13 @@ void quant_run_exact(const float* x, float* y, int64_t len, float s, float m, in
     double q = std::nearbyint(float(double(sx) - z));
     if (clamp) q = q < lo ? lo : (q > hi ? hi : q);
     y[i] = float(q + z) / s;
+    if (codes) codes[i] = code_u8(q - lo);
   }
 }
 
 // y = (round(s x - z) [clamped] + z) / s over one contiguous run, z exact in float32.
 template <bool Clamp>
-void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits) {
+void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits, uint8_t* codes) {
   const float lo = -float(1 << (bits - 1)), hi = float((1 << (bits - 1)) - 1);
   int64_t i = 0;
 #ifdef GRANQ_QUANT_AVX512
@@ -140,6 +144,10 @@ void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits
     __m512 q = _mm512_roundscale_ps(_mm512_sub_ps(_mm512_mul_ps(vs, v), vz), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     if (Clamp) q = _mm512_min_ps(vhi, _mm512_max_ps(vlo, q));  // bound first: NaN propagates like Math.max
     _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(_mm512_add_ps(q, vz), vs));
+    if (codes) {  // q - lo bounded to [0, 255] in float first (NaN: max_ps returns its second operand, 0)
+      const __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(q, vlo), _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+      _mm_mask_storeu_epi8(codes + i, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(u)));
+    }
   }
 #endif
   for (; i < len; ++i) {
@@ -149,13 +157,14 @@ void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits
       q = hi < q ? hi : q;
     }
     y[i] = (q + z) / s;
+    if (codes) codes[i] = code_u8(double(q) - double(lo));
   }
 }
 
-void quant_any(const float* x, float* y, int64_t len, float s, float z, float m, int bits, bool clamp) {
-  if (!(std::fabs(z) < kZExact)) return quant_run_exact(x, y, len, s, m, bits, clamp);
-  if (clamp) return quant_run<true>(x, y, len, s, z, bits);
-  quant_run<false>(x, y, len, s, z, bits);
+void quant_any(const float* x, float* y, int64_t len, float s, float z, float m, int bits, bool clamp, uint8_t* codes = nullptr) {
+  if (!(std::fabs(z) < kZExact)) return quant_run_exact(x, y, len, s, m, bits, clamp, codes);
+  if (clamp) return quant_run<true>(x, y, len, s, z, bits, codes);
+  quant_run<false>(x, y, len, s, z, bits, codes);
 }
 
 constexpr int kClipLanes = 16;
@@ -220,7 +229,7 @@ void quant_clip_ranges(const QuantClipParams& p, const float* x, float* row_min,
   });
 }
 
-void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max) {
+void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max, uint8_t* codes) {
   const int64_t cols = p.cols;
   const int64_t block = std::min(kMaxBlockRows, std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(cols, 1)));
   parallel_for(
@@ -237,7 +246,7 @@ void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* r
           prescale(mn, mx, nr, p.bits, s, z);
           for (int64_t r = 0; r < nr; ++r) {
             const int64_t at = (r0 + r) * cols;
-            quant_any(x + at, y + at, cols, s[r], z[r], mn[r], p.bits, p.clamp);
+            quant_any(x + at, y + at, cols, s[r], z[r], mn[r], p.bits, p.clamp, codes ? codes + at : nullptr);
           }
         }
       },
@@ -271,7 +280,7 @@ void quant_channel_loop_fwd(int64_t n, int64_t c, int64_t hw, int32_t bits, cons
   }
 }
 
-void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y) {
+void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float* maxs, const float* x, float* y, uint8_t* codes) {
   float* scratch = thread_scratch(1, size_t(2 * p.groups));
   float *s = scratch, *z = scratch + p.groups;
   prescale(mins, maxs, p.groups, p.bits, s, z);
@@ -287,7 +296,7 @@ void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float
           const int64_t from = (it % pieces) * piece_len, len = std::min(piece_len, p.inner - from);
           if (len <= 0) continue;
           const int64_t at = run * p.inner + from;
-          quant_any(x + at, y + at, len, s[g], z[g], mins[g], p.bits, p.clamp);
+          quant_any(x + at, y + at, len, s[g], z[g], mins[g], p.bits, p.clamp, codes ? codes + at : nullptr);
         }
       },
       std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(piece_len, 1)));

@@ -112,11 +112,11 @@ export interface Backend {
    * z = round(s m) + 2^(bits-1), q = round(s x - z) (clamped to the signed range when `clamp`), y = (q + z) / s.
    * quantRowsFwd: each row's own dynamic range (GranQ); rowMin/rowMax optionally receive the ranges.
    */
-  quantRowsFwd(p: { rows: number; cols: number; bits: number; clamp: boolean; x: Buf; y: Buf; rowMin: Buf | null; rowMax: Buf | null }): void;
+  quantRowsFwd(p: { rows: number; cols: number; bits: number; clamp: boolean; x: Buf; y: Buf; rowMin: Buf | null; rowMax: Buf | null; codes?: Uint8Array | null }): void;
   /** The conventional per-channel loop over [n, c, hw]: same values as quantRowsFwd with rows = n c, no clamp. */
   quantChannelLoopFwd(p: { n: number; c: number; hw: number; bits: number; x: Buf; y: Buf }): void;
   /** Fixed ranges per group of x viewed as [outer, groups, inner]. */
-  quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf }): void;
+  quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf; codes?: Uint8Array | null }): void;
   /**
    * Clipped ranges per row of x [rows, cols] (the `mse` weight clip, native/kernels.h quant_clip_ranges): among
    * [a m, a M], a_j = fround(1 - j (1 - lowest) / (steps - 1)), the one of least squared clamped fake-quant error.
@@ -128,6 +128,19 @@ export interface Backend {
    * 8-bit codes, b signed 8-bit, 32-bit exact accumulation (k <= 65,000).
    */
   qgemmU8S8(p: { m: number; n: number; k: number; a: Uint8Array; b: Int8Array; c: Int32Array }): void;
+  /**
+   * Integer convolution on codes (native/kernels.h qconv2d: groups 1, square kernel, zero padding): activation value
+   * (xq + xbase[n, c]) / xscale[n, c], weight value (wq + wz[o, c]) / wscale[o, c]; exact integer partial sums per
+   * input channel (`perInput`) or over the whole reduction, then float32 scaling in a fixed order, + bias.
+   */
+  qconv2d(p: QconvArgs): void;
+}
+
+export interface QconvArgs {
+  n: number; c: number; h: number; w: number; o: number; k: number; stride: number; pad: number; perInput: boolean;
+  xq: Uint8Array; xbase: Float64Array; xscale: Float32Array;
+  wq: Int8Array; wz: Float64Array; wscale: Float32Array;
+  bias: Float32Array; y: Float32Array;
 }
 
 /** Kernel names, for the meta-test that every kernel has a reference and a case table. */

@@ -16,7 +16,7 @@ export const KERNELS = [
   'unaryFwd', 'unaryBwd', 'binaryFwd', 'addReluFwd', 'axpby', 'copyStrided', 'reduceFwd', 'reduceMinMaxBwd',
   'avgPool2dFwd', 'avgPool2dBwd', 'upsampleNearestFwd', 'upsampleNearestBwd', 'padChannelsFwd', 'padChannelsBwd',
   'softmaxFwd', 'softmaxBwd', 'embeddingFwd', 'embeddingBwd', 'sgdStep', 'adamStep',
-  'quantRowsFwd', 'quantChannelLoopFwd', 'quantGroupsFwd', 'quantClipRanges', 'qgemmU8S8',
+  'quantRowsFwd', 'quantChannelLoopFwd', 'quantGroupsFwd', 'quantClipRanges', 'qgemmU8S8', 'qconv2d',
 ] as const satisfies readonly KernelName[];
 type Unlisted = Exclude<KernelName, (typeof KERNELS)[number]>;
 const allListed: [Unlisted] extends [never] ? true : Unlisted = true;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { nativeBackend, refBackend, type Backend } from '../../src/backend/index.js';
 import { GranqError } from '../../src/errors.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { qparams } from '../../src/backend/ref/quant.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { randomFloats } from '../kit/random.js';
 import { withThreads } from '../kit/threads.js';
@@ -40,8 +41,9 @@ function rowsFwd(b: Backend, rows: number, cols: number, bits: number, clamp: bo
   const y = new Float32Array(rows * cols).fill(-123);
   const rowMin = new Float32Array(rows);
   const rowMax = new Float32Array(rows);
-  b.quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax });
-  return { y, rowMin, rowMax };
+  const codes = new Uint8Array(rows * cols).fill(77);
+  b.quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax, codes });
+  return { y, rowMin, rowMax, codes };
 }
 
 function loopFwd(b: Backend, n: number, c: number, hw: number, bits: number, x: Float32Array): Float32Array {
@@ -62,9 +64,13 @@ interface Groups {
 }
 
 function groupsFwd(b: Backend, g: Groups): Float32Array {
+  return groupsCodes(b, g).y;
+}
+function groupsCodes(b: Backend, g: Groups): { y: Float32Array; codes: Uint8Array } {
   const y = new Float32Array(g.x.length).fill(-123);
-  b.quantGroupsFwd({ ...g, y });
-  return y;
+  const codes = new Uint8Array(g.x.length).fill(77);
+  b.quantGroupsFwd({ ...g, y, codes });
+  return { y, codes };
 }
 
 /** Fixed ranges: random, narrower than the data (the clamp matters), empty, reversed, huge constant. */
@@ -97,17 +103,36 @@ test('quantRowsFwd: case table, native bit-identical to ref (y, rowMin, rowMax)'
           assertBitEqual(n.y, r.y, `y ${what}`);
           assertBitEqual(n.rowMin, r.rowMin, `rowMin ${what}`);
           assertBitEqual(n.rowMax, r.rowMax, `rowMax ${what}`);
+          assert.deepEqual(n.codes, r.codes, `codes ${what}`);
         }
       }
     }
   }
 });
 
-test('quantRowsFwd: rowMin/rowMax are optional', () => {
+test('quantRowsFwd: rowMin/rowMax and codes are optional', () => {
   const x = rowsInput(9, 33, 7);
   const y = new Float32Array(x.length);
   nativeBackend.quantRowsFwd({ rows: 9, cols: 33, bits: 3, clamp: false, x, y, rowMin: null, rowMax: null });
   assertBitEqual(y, rowsFwd(refBackend, 9, 33, 3, false, x).y, 'y without ranges');
+});
+
+test('quant codes: y = (code - 2^(bits-1) + z) / s, codes in 0..2^bits - 1 (clamped) or 0..2^bits (rows, saturated at 255)', () => {
+  const x = rowsInput(37, 64, 8);
+  for (const bits of BITS) {
+    for (const clamp of [false, true]) {
+      if (!clamp && bits === 8) continue; // the one case whose code 256 saturates (the integer path refuses it)
+      const { y, rowMin, rowMax, codes } = rowsFwd(nativeBackend, 37, 64, bits, clamp, x);
+      for (let r = 0; r < 37; r++) {
+        if (!Number.isFinite(rowMin[r]!) || !Number.isFinite(rowMax[r]!)) continue;
+        const { s, z } = qparams(rowMin[r]!, rowMax[r]!, bits);
+        for (let j = r * 64; j < (r + 1) * 64; j++) {
+          assert.ok(codes[j]! <= (clamp ? 2 ** bits - 1 : 2 ** bits), `bits ${bits} row ${r}: code ${codes[j]}`);
+          assert.equal(y[j], Math.fround(Math.fround(codes[j]! - 2 ** (bits - 1) + z) / s), `bits ${bits} clamp ${clamp} row ${r} col ${j - r * 64}`);
+        }
+      }
+    }
+  }
 });
 
 const LOOP_SHAPES: [number, number, number][] = [[1, 1, 1], [2, 3, 7], [3, 5, 17], [2, 4, 33], [4, 16, 64], [1, 3, 1024], [5, 2, 1]];
@@ -137,7 +162,9 @@ test('quantGroupsFwd: case table, native bit-identical to ref', () => {
       for (const clamp of [false, true]) {
         const g = { outer, groups, inner, bits, clamp, mins, maxs, x };
         const what = `[${outer},${groups},${inner}] bits ${bits} clamp ${clamp} seed=${seed - 2}`;
-        assertBitEqual(groupsFwd(nativeBackend, g), groupsFwd(refBackend, g), what);
+        const n = groupsCodes(nativeBackend, g), r = groupsCodes(refBackend, g);
+        assertBitEqual(n.y, r.y, what);
+        assert.deepEqual(n.codes, r.codes, `codes ${what}`);
       }
     }
   }

@@ -10,6 +10,7 @@ import { refLoss } from './loss.js';
 import { refOptim } from './optim.js';
 import { refQuant } from './quant.js';
 import { refQgemm } from './qgemm.js';
+import { refQconv } from './qconv.js';
 
 let threads = 1;
 
@@ -31,4 +32,5 @@ export const refBackend: Backend = Object.freeze({
   ...refOptim,
   ...refQuant,
   ...refQgemm,
+  ...refQconv,
 });

@@ -30,9 +30,14 @@ export function quantCode(v: number, s: number, z: number, bits: number, clamp: 
   return clamp ? Math.min(2 ** (bits - 1) - 1, Math.max(-(2 ** (bits - 1)), q)) : q;
 }
 
-/** y[i] = (code(x[i]) + z) / s over [from, to). */
-function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean): void {
-  for (let i = from; i < to; i += step) y[i] = f(f(quantCode(x[i]!, s, z, bits, clamp) + z) / s);
+/** y[i] = (code(x[i]) + z) / s over [from, to); codes[i] = code + 2^(bits-1), saturated to 0..255 (NaN: 0). */
+function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean,
+  codes?: Uint8Array | null): void {
+  for (let i = from; i < to; i += step) {
+    const q = quantCode(x[i]!, s, z, bits, clamp);
+    y[i] = f(f(q + z) / s);
+    if (codes) codes[i] = Number.isNaN(q) ? 0 : Math.min(255, Math.max(0, q + 2 ** (bits - 1)));
+  }
 }
 
 /** [min, max] of x[from, from + len). */
@@ -86,13 +91,13 @@ export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'q
       }
     }
   },
-  quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax }) {
+  quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax, codes }) {
     for (let r = 0; r < rows; r++) {
       const [m, M] = rowRange(x, r * cols, cols);
       if (rowMin) rowMin[r] = m;
       if (rowMax) rowMax[r] = M;
       const { s, z } = qparams(m, M, bits);
-      fakeQuantRun(x, y, r * cols, (r + 1) * cols, 1, s, z, bits, clamp);
+      fakeQuantRun(x, y, r * cols, (r + 1) * cols, 1, s, z, bits, clamp, codes);
     }
   },
   quantChannelLoopFwd({ n, c, hw, bits, x, y }) {
@@ -105,12 +110,12 @@ export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'q
       }
     }
   },
-  quantGroupsFwd({ outer, groups, inner, bits, clamp, mins, maxs, x, y }) {
+  quantGroupsFwd({ outer, groups, inner, bits, clamp, mins, maxs, x, y, codes }) {
     for (let g = 0; g < groups; g++) {
       const { s, z } = qparams(mins[g]!, maxs[g]!, bits);
       for (let o = 0; o < outer; o++) {
         const at = (o * groups + g) * inner;
-        fakeQuantRun(x, y, at, at + inner, 1, s, z, bits, clamp);
+        fakeQuantRun(x, y, at, at + inner, 1, s, z, bits, clamp, codes);
       }
     }
   },
