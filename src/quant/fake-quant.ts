@@ -6,6 +6,7 @@
 import { defineOp } from '../autograd/index.js';
 import { backend } from '../backend/index.js';
 import { check } from '../errors.js';
+import { qparams } from '../backend/ref/quant.js';
 import { Tensor } from '../tensor/tensor.js';
 
 declare module '../autograd/tape.js' {
@@ -99,4 +100,60 @@ export function fakeQuantChannelLoop(x: Tensor, bits: number): Tensor {
 /** Fixed ranges per group of x viewed as [outer, groups, inner] (per-tensor: 1 group; per-channel: groups = C). */
 export function fakeQuantGroups(x: Tensor, bits: number, view: [number, number, number], mins: Float32Array, maxs: Float32Array, clamp = true): Tensor {
   return fakeQuantGroupsOp([x], { outer: view[0], groups: view[1], inner: view[2], bits, clamp, mins, maxs });
+}
+
+/**
+ * An activation's integer form for integer inference: x [N, C, ...] as unsigned codes (code = q + 2^(bits-1)) with
+ * value = (code + base[n, c]) / scale[n, c], base = round(s m) = z - 2^(bits-1); `y` is the fake-quant output the
+ * codes stand for (bit for bit: the same kernel call writes both). `alongChannels`: the scale changes along C.
+ */
+export interface ActCodes {
+  y: Tensor;
+  codes: Uint8Array;
+  base: Float64Array;
+  scale: Float32Array;
+  alongChannels: boolean;
+}
+
+/** base and scale per (sample, channel) from per-range s, z and each (n, c)'s range index. */
+function perSampleChannel(shape: readonly number[], bits: number, mins: ArrayLike<number>, maxs: ArrayLike<number>, rangeOf: (n: number, c: number) => number) {
+  const n = shape[0]!, c = shape.length >= 2 ? shape[1]! : 1;
+  const base = new Float64Array(n * c);
+  const scale = new Float32Array(n * c);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const r = rangeOf(b, ch);
+      const { s, z } = qparams(mins[r]!, maxs[r]!, bits);
+      scale[b * c + ch] = s;
+      base[b * c + ch] = z - 2 ** (bits - 1);
+    }
+  }
+  return { base, scale };
+}
+
+/** fakeQuantRows with its codes (granq rows: one range per (sample, channel) row; per sample for a 2-D x). */
+export function fakeQuantRowsCodes(x: Tensor, bits: number, clamp = false): ActCodes {
+  checkBits('fakeQuantRowsCodes', bits);
+  check(clamp || bits < MAX_BITS, () => `integer activations: the unclamped rows quantizer at ${bits} bits can reach the code 2^${bits}, beyond 8 bits; use at most ${MAX_BITS - 1} bits`);
+  const [rows, cols] = rowView(x.shape);
+  const y = Tensor.empty(x.shape);
+  const codes = new Uint8Array(x.size);
+  const rowMin = new Float32Array(rows);
+  const rowMax = new Float32Array(rows);
+  backend().quantRowsFwd({ rows, cols, bits, clamp, x: x.data, y: y.data, rowMin, rowMax, codes });
+  const c = x.shape.length >= 2 ? x.shape[1]! : 1;
+  const rank2 = x.shape.length === 2;
+  return { y, codes, alongChannels: !rank2, ...perSampleChannel(x.shape, bits, rowMin, rowMax, (n, ch) => (rank2 ? n : n * c + ch)) };
+}
+
+/** fakeQuantGroups with its codes, for x [N, C, ...] viewed as [1, 1, size] (per tensor) or [N, C, h w] (per channel). */
+export function fakeQuantGroupsCodes(x: Tensor, bits: number, view: [number, number, number], mins: Float32Array, maxs: Float32Array, clamp = true): ActCodes {
+  checkBits('fakeQuantGroupsCodes', bits);
+  const perTensor = view[0] === 1 && view[1] === 1;
+  check(perTensor || (view[0] === x.shape[0] && view[1] === x.shape[1]), () => `fakeQuantGroupsCodes: view ${view.join('x')} is neither per tensor nor [N, C, h w] of ${x.shape.join('x')}`);
+  check(mins.length === view[1] && maxs.length === view[1], () => `fakeQuantGroupsCodes: expected ${view[1]} ranges, got ${mins.length}`);
+  const y = Tensor.empty(x.shape);
+  const codes = new Uint8Array(x.size);
+  backend().quantGroupsFwd({ outer: view[0], groups: view[1], inner: view[2], bits, clamp, mins, maxs, x: x.data, y: y.data, codes });
+  return { y, codes, alongChannels: !perTensor, ...perSampleChannel(x.shape, bits, mins, maxs, (_n, ch) => (perTensor ? 0 : ch)) };
 }

@@ -6,7 +6,6 @@
  * safetensors map (w = (code + zero_point) / scale, row by row).
  */
 import type * as F from '../autograd/index.js';
-import { qparams, quantCode } from '../backend/ref/quant.js';
 import { rowMinMax, type Ranges } from './estimators.js';
 import type { StoredTensor } from '../io/safetensors.js';
 import { fail, FLOAT_EMITTERS, QDQ_OPSET, reduceNode, traceToOnnx, type EmitCtx, type EmitTable, type ExportOptions } from '../models/onnx-export.js';
@@ -14,6 +13,7 @@ import { floatTensorProto, int64TensorProto, intTensorProto } from '../io/onnx-p
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { rowView } from './fake-quant.js';
+import { rowCodes, type RowCodes } from './quantizer.js';
 
 export { EXPORT_OPSET, QDQ_OPSET, type ExportOptions } from '../models/onnx-export.js';
 
@@ -102,23 +102,6 @@ const quantEmitters = (format: ExportFormat): EmitTable<FakeQuantOpName> => ({
 /** Every op of the op table: the float ones and the fake-quant ones (a missing entry does not compile). */
 const emitters = (format: ExportFormat): EmitTable<F.OpName> => ({ ...FLOAT_EMITTERS, ...quantEmitters(format) });
 
-/**
- * Integer codes, scales and zero points of a weight fake-quantized per row, with the ranges its op used (the rows
- * op's own min/max, or a groups op's given ranges): the reference twin of the kernels (ref/quant.ts), not a copy.
- */
-function weightCodes(w: Tensor, rows: number, cols: number, bits: number, clamp: boolean, ranges: Ranges): { codes: Int16Array; scale: Float32Array; zero: Float32Array } {
-  const codes = new Int16Array(w.size);
-  const scale = new Float32Array(rows);
-  const zero = new Float32Array(rows);
-  for (let r = 0; r < rows; r++) {
-    const { s, z } = qparams(ranges.mins[r]!, ranges.maxs[r]!, bits);
-    scale[r] = s;
-    zero[r] = z;
-    for (let i = r * cols; i < (r + 1) * cols; i++) codes[i] = quantCode(w.data[i]!, s, z, bits, clamp);
-  }
-  return { codes, scale, zero };
-}
-
 /** A weight quantizer's op: rows (min/max per row), or groups with one group per row (clipped ranges, outer = 1). */
 function weightView(call: F.OpCall): { rows: number; cols: number; bits: number; clamp: boolean; ranges: Ranges } | null {
   const w = call.inputs[0]!;
@@ -141,7 +124,7 @@ interface QdqWeight { codes: Int8Array; scale: Float32Array; zero: Int8Array; wi
  * weight comes back within a float32 rounding of ours). INT4 when every code and zero point fits in [−8, 7], else
  * INT8; none when a zero point is not an int8 (a 1x1 kernel slice under `slice`: one value, zero range).
  */
-function qdqWeight(c: { codes: Int16Array; scale: Float32Array; zero: Float32Array }, rows: number, cols: number): QdqWeight | null {
+function qdqWeight(c: RowCodes, rows: number, cols: number): QdqWeight | null {
   const zp = Array.from(c.zero, (z) => -z);
   if (!zp.every((v) => Number.isInteger(v) && v >= -128 && v <= 127) || !c.codes.every((q) => q >= -128 && q <= 127)) return null;
   const fits4 = (v: number) => v >= -8 && v <= 7;
@@ -165,12 +148,12 @@ export function exportOnnx(model: Module, opts: FullExportOptions): OnnxExport &
   const ex = traceToOnnx(model, { ...opts, opset: format === 'qdq' ? QDQ_OPSET : opts.opset }, emitters(format), (call, src) => {
     const v = weightView(call);
     if (!v) return false;
-    const c = weightCodes(call.inputs[0]!, v.rows, v.cols, v.bits, v.clamp, v.ranges);
+    const c = rowCodes(call.inputs[0]!.data, v.rows, v.cols, v.bits, v.clamp, v.ranges);
     const fits8 = c.codes.every((q) => q >= -128 && q <= 127);
     const shape = [...call.out.shape];
-    codes.set(`${src}.codes`, fits8 ? { dtype: 'I8', shape, data: Int8Array.from(c.codes) } : { dtype: 'I16', shape, data: c.codes });
+    codes.set(`${src}.codes`, fits8 ? { dtype: 'I8', shape, data: Int8Array.from(c.codes) } : { dtype: 'I16', shape, data: Int16Array.from(c.codes) });
     codes.set(`${src}.scale`, { dtype: 'F32', shape: [v.rows], data: c.scale });
-    codes.set(`${src}.zero_point`, { dtype: 'F32', shape: [v.rows], data: c.zero });
+    codes.set(`${src}.zero_point`, { dtype: 'F32', shape: [v.rows], data: Float32Array.from(c.zero) });
     weights.push({ name: src, bits: v.bits, rows: v.rows, cols: v.cols, clamp: v.clamp });
     if (format === 'qdq') pending.set(call.out, { name: src, bits: v.bits, q: qdqWeight(c, v.rows, v.cols), shape });
     return true;

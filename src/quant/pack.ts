@@ -12,7 +12,6 @@
  */
 import { statSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { qparams, quantCode } from '../backend/ref/quant.js';
 import { GranqError } from '../errors.js';
 import { readSafetensors, writeSafetensors, type StoredTensor } from '../io/safetensors.js';
 import { parseSidecar, type ModelSidecar } from '../io/sidecar.js';
@@ -109,19 +108,15 @@ export function packModel(student: Module, sidecar: ModelSidecar, policy: QuantP
     const w = m.weight;
     const [rows, cols] = m.wq.rowsOf(w.shape);
     const want = noGrad(() => m.wq.quantize(w)).data;
-    const r = m.wq.rowRanges(w);
-    const scale = new Float32Array(rows);
-    const zero = new Int32Array(rows);
-    const codes = new Int32Array(w.size);
+    const c = m.wq.codes(w);
+    const scale = c.scale;
+    const zero = Int32Array.from(c.zero);
+    const codes = c.codes;
     let codable = true;
     for (let i = 0; i < rows && codable; i++) {
-      const { s, z } = qparams(r.mins[i]!, r.maxs[i]!, m.wq.bits);
-      if (!(Math.abs(z) < 2 ** 24) || !Number.isFinite(s)) codable = false;
-      scale[i] = s;
-      zero[i] = z;
+      if (!(Math.abs(c.zero[i]!) < 2 ** 24) || !Number.isFinite(scale[i]!)) codable = false;
       for (let j = i * cols; j < (i + 1) * cols && codable; j++) {
-        codes[j] = quantCode(w.data[j]!, s, z, m.wq.bits, m.wq.clamp);
-        if (dequant(codes[j]!, z, s) !== want[j] && !Number.isNaN(want[j]!)) codable = false;
+        if (dequant(codes[j]!, zero[i]!, scale[i]!) !== want[j] && !Number.isNaN(want[j]!)) codable = false;
       }
     }
     coded.add(name);

@@ -6,8 +6,9 @@
 import { check } from '../errors.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { qparams, quantCode } from '../backend/ref/quant.js';
 import { mseClipRanges, rowMinMax, type RangeEstimator, type Ranges } from './estimators.js';
-import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS } from './fake-quant.js';
+import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS, type ActCodes } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
@@ -38,6 +39,32 @@ export const ACT_CAPABILITIES: Readonly<Record<ActKind, ActCapabilities>> = {
   'layer': { staticRange: true, needsCalibration: true, ema: true, observesInWarmupOnly: true },
   'channel-static': { staticRange: true, needsCalibration: true, ema: false, observesInWarmupOnly: false },
 };
+
+/** A weight's integer form per row: value = (code + zero) / scale (zero exact in double: it can pass 2^24). */
+export interface RowCodes {
+  rows: number;
+  cols: number;
+  codes: Int32Array;
+  scale: Float32Array;
+  zero: Float64Array;
+}
+
+/**
+ * The integer codes, scales and zero points of x [rows, cols] fake-quantized per row with the given ranges, by the
+ * kernels' own rule (their reference twin, ref/quant.ts): the one place a weight's codes are computed.
+ */
+export function rowCodes(x: Float32Array, rows: number, cols: number, bits: number, clamp: boolean, ranges: Ranges): RowCodes {
+  const codes = new Int32Array(rows * cols);
+  const scale = new Float32Array(rows);
+  const zero = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const { s, z } = qparams(ranges.mins[r]!, ranges.maxs[r]!, bits);
+    scale[r] = s;
+    zero[r] = z;
+    for (let i = r * cols; i < (r + 1) * cols; i++) codes[i] = quantCode(x[i]!, s, z, bits, clamp);
+  }
+  return { rows, cols, codes, scale, zero };
+}
 
 /** Called after every forward with the quantizer's input and output (error analysis, probes). */
 export type QuantHook = (x: Tensor, y: Tensor, q: Quantizer) => void;
@@ -76,6 +103,9 @@ export abstract class Quantizer extends Module {
 export abstract class ActQuantizer extends Quantizer {
   abstract override readonly kind: ActKind;
   readonly role = 'act' as const;
+
+  /** quantize(x) with its integer form (codes, base and scale per (sample, channel)), for integer inference. */
+  abstract quantizeCodes(x: Tensor): ActCodes;
 }
 
 /** Weight quantizers re-quantize the FP master weight at every forward (ranges from the current weight). */
@@ -94,6 +124,12 @@ export abstract class WeightQuantizer extends Quantizer {
   rowRanges(w: Tensor): Ranges {
     const [rows, cols] = this.rowsOf(w.shape);
     return this.clip === 'mse' ? mseClipRanges(w.data, rows, cols, this.bits) : rowMinMax(w.data, rows, cols);
+  }
+
+  /** The integer form of quantize(w): codes, scale and zero point per row. */
+  codes(w: Tensor): RowCodes {
+    const [rows, cols] = this.rowsOf(w.shape);
+    return rowCodes(w.data, rows, cols, this.bits, this.clamp, this.rowRanges(w));
   }
 
   quantize(w: Tensor): Tensor {

@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { RowsEstimator } from '../estimators.js';
-import { fakeQuantChannelLoop } from '../fake-quant.js';
+import { fakeQuantChannelLoop, fakeQuantRowsCodes, type ActCodes } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class ChannelLoopActQuantizer extends ActQuantizer {
@@ -15,5 +15,10 @@ export class ChannelLoopActQuantizer extends ActQuantizer {
 
   quantize(x: Tensor): Tensor {
     return fakeQuantChannelLoop(x, this.bits);
+  }
+
+  /** The same values as granq's rows (the loop differs, not the numbers), so the rows kernel's codes. */
+  quantizeCodes(x: Tensor): ActCodes {
+    return fakeQuantRowsCodes(x, this.bits, this.clamp);
   }
 }

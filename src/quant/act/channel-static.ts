@@ -5,7 +5,7 @@
 import { check, GranqError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { groupView, StaticChannelEstimator } from '../estimators.js';
-import { fakeQuantGroups } from '../fake-quant.js';
+import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class ChannelStaticActQuantizer extends ActQuantizer {
@@ -14,10 +14,20 @@ export class ChannelStaticActQuantizer extends ActQuantizer {
   readonly clamp = true;
 
   quantize(x: Tensor): Tensor {
+    const { view, r } = this.ranged(x);
+    return fakeQuantGroups(x, this.bits, view, r.mins, r.maxs, this.clamp);
+  }
+
+  quantizeCodes(x: Tensor): ActCodes {
+    const { view, r } = this.ranged(x);
+    return fakeQuantGroupsCodes(x, this.bits, view, r.mins, r.maxs, this.clamp);
+  }
+
+  private ranged(x: Tensor) {
     const r = this.estimator.ranges();
     if (r === null) throw new GranqError('channel-static activation quantizer: no range observed yet; calibrate first');
     const view = groupView(x.shape, 1);
     check(view[1] === r.mins.length, () => `channel-static activation quantizer: calibrated ${r.mins.length} channels, got ${view[1]}`);
-    return fakeQuantGroups(x, this.bits, view, r.mins, r.maxs, this.clamp);
+    return { view, r };
   }
 }

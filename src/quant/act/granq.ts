@@ -4,7 +4,7 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { RowsEstimator } from '../estimators.js';
-import { fakeQuantRows } from '../fake-quant.js';
+import { fakeQuantRows, fakeQuantRowsCodes, type ActCodes } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class GranqActQuantizer extends ActQuantizer {
@@ -14,5 +14,9 @@ export class GranqActQuantizer extends ActQuantizer {
 
   quantize(x: Tensor): Tensor {
     return fakeQuantRows(x, this.bits);
+  }
+
+  quantizeCodes(x: Tensor): ActCodes {
+    return fakeQuantRowsCodes(x, this.bits, this.clamp);
   }
 }

@@ -5,7 +5,7 @@
 import { GranqError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { EmaEstimator, type EmaOptions } from '../estimators.js';
-import { fakeQuantGroups } from '../fake-quant.js';
+import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class LayerActQuantizer extends ActQuantizer {
@@ -19,8 +19,18 @@ export class LayerActQuantizer extends ActQuantizer {
   }
 
   quantize(x: Tensor): Tensor {
+    const r = this.range();
+    return fakeQuantGroups(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp);
+  }
+
+  quantizeCodes(x: Tensor): ActCodes {
+    const r = this.range();
+    return fakeQuantGroupsCodes(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp);
+  }
+
+  private range() {
     const r = this.estimator.ranges();
     if (r === null) throw new GranqError('layer activation quantizer: no range observed yet; calibrate (observe some batches) first');
-    return fakeQuantGroups(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp);
+    return r;
   }
 }

@@ -1,0 +1,163 @@
+/**
+ * Integer inference of a quantized student (`granq eval --int`, `granq bench int`). integerModel(student) is a copy
+ * in which every activation quantizer also hands on its codes, and every conv or linear whose input is such an
+ * output runs on codes: native qconv2d, weight codes x activation codes with exact int32 partial sums, then float32
+ * scales. Where a scale changes along the reduction (granq's per-(sample, channel) rows, static per-channel
+ * activations, slice weights) the partial sums are per input channel, each scaled on its own, exactly; a per-tensor
+ * activation with per-output-channel weights is one GEMM over the whole reduction.
+ *
+ * What stays float, as in the fake-quant student: BatchNorm, ReLU, the residual adds and pooling (on the dequantized
+ * values the quantizer also writes), and any conv or linear whose input is not a quantizer's output: the first conv
+ * (its input is the image, which no policy quantizes) and a classifier after global average pooling. Those run on
+ * their fake-quant weights. Grouped convs are float too (the kernel takes groups 1).
+ */
+import * as F from '../autograd/index.js';
+import { backend } from '../backend/index.js';
+import { check, GranqError } from '../errors.js';
+import { cloneModule } from '../nn/clone.js';
+import { Module } from '../nn/module.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { ActCodes } from './fake-quant.js';
+import { QuantConv2d, QuantLinear } from './modules.js';
+import { ActQuantizer, type WeightQuantizer } from './quantizer.js';
+
+/** The codes of the tensors that act quantizers wrote, for the convs that consume them. */
+const CODES = new WeakMap<Tensor, ActCodes>();
+
+/** An activation quantizer that also records its output's codes. */
+export class IntActQuantizer extends Module {
+  constructor(readonly q: ActQuantizer) {
+    super();
+  }
+
+  forward(x: Tensor): Tensor {
+    const a = this.q.quantizeCodes(x);
+    CODES.set(a.y, a);
+    return a.y;
+  }
+}
+
+/** Weight codes as qconv2d takes them: per (out, in) scale and offset, value = (wq + wz) / wscale. */
+interface IntWeight {
+  wq: Int8Array;
+  wz: Float64Array;
+  wscale: Float32Array;
+  /** The scale or offset changes along the input channels (slice weights). */
+  alongInputs: boolean;
+}
+
+/** w [O, C, ...] (a conv's, or a linear's [O, C]) with its rule's rows mapped onto (out, in) pairs. */
+function intWeight(wq: WeightQuantizer, w: Tensor): IntWeight {
+  const [o, c] = [w.shape[0]!, w.shape[1]!];
+  const per = w.size / (o * c);
+  const rc = wq.codes(w);
+  const rowOf = (oc: number) => Math.floor((oc * per) / rc.cols);
+  const wz = new Float64Array(o * c);
+  const wscale = new Float32Array(o * c);
+  for (let oc = 0; oc < o * c; oc++) {
+    wz[oc] = rc.zero[rowOf(oc)]!;
+    wscale[oc] = rc.scale[rowOf(oc)]!;
+  }
+  // code + zero as one int8 where every weight's fits (k <= 7 with 0 inside the range): the offsets vanish.
+  const folded = Int32Array.from(rc.codes, (q, i) => q + rc.zero[rowOf(Math.floor(i / per))]!);
+  const fits = (v: Int32Array) => v.every((q) => q >= -128 && q <= 127);
+  let alongInputs = false;
+  for (let oc = 0; oc < o * c && !alongInputs; oc++) alongInputs = wz[oc] !== wz[oc - (oc % c)] || wscale[oc] !== wscale[oc - (oc % c)];
+  if (fits(folded)) return { wq: Int8Array.from(folded), wz: new Float64Array(o * c), wscale, alongInputs };
+  if (fits(rc.codes)) return { wq: Int8Array.from(rc.codes), wz, wscale, alongInputs };
+  throw new GranqError(`integer inference: ${wq.kind} weights at ${wq.bits} bits have codes outside int8 (the unclamped rule reaches 2^${wq.bits - 1}); use at most 7 bits`);
+}
+
+/** How many forwards of a layer ran on codes and how many in float. */
+export interface IntCounts { int: number; float: number }
+
+abstract class IntLayer extends Module {
+  readonly counts: IntCounts = { int: 0, float: 0 };
+  protected readonly w: IntWeight;
+  /** The fake-quant weight, for inputs that are not codes. */
+  protected readonly wFloat: Tensor;
+  protected readonly bias: Float32Array;
+
+  constructor(protected readonly m: QuantConv2d | QuantLinear) {
+    super();
+    this.w = intWeight(m.wq, m.weight);
+    this.wFloat = F.noGrad(() => m.wq.quantize(m.weight));
+    this.bias = m.bias ? m.bias.data : new Float32Array(m.weight.shape[0]!);
+  }
+
+  /** qconv2d of codes a (x [N, C, H, W]). */
+  protected intConv(a: ActCodes, x: Tensor, k: number, stride: number, pad: number): Tensor {
+    const [n, c, h, w] = [x.shape[0]!, x.shape[1]!, x.shape[2] ?? 1, x.shape[3] ?? 1];
+    const o = this.m.weight.shape[0]!;
+    const oh = Math.floor((h + 2 * pad - k) / stride) + 1;
+    const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
+    const y = Tensor.empty(x.shape.length === 2 ? [n, o] : [n, o, oh, ow]);
+    backend().qconv2d({
+      n, c, h, w, o, k, stride, pad, perInput: a.alongChannels || this.w.alongInputs,
+      xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data,
+    });
+    this.counts.int++;
+    return y;
+  }
+}
+
+export class IntConv2d extends IntLayer {
+  constructor(private readonly conv: QuantConv2d) {
+    super(conv);
+  }
+
+  forward(x: Tensor): Tensor {
+    const a = CODES.get(x);
+    const c = this.conv;
+    if (!a || c.groups !== 1) {
+      this.counts.float++;
+      return F.conv2d(x, this.wFloat, c.bias, { stride: c.stride, padding: c.padding, groups: c.groups });
+    }
+    return this.intConv(a, x, c.kernelSize, c.stride, c.padding);
+  }
+}
+
+export class IntLinear extends IntLayer {
+  constructor(private readonly lin: QuantLinear) {
+    super(lin);
+  }
+
+  forward(x: Tensor): Tensor {
+    const a = CODES.get(x);
+    if (!a || x.shape.length !== 2) {
+      this.counts.float++;
+      return F.linear(x, this.wFloat, this.lin.bias);
+    }
+    return this.intConv(a, x, 1, 1, 0);
+  }
+}
+
+/** The integer copy of a quantized student (which is left as it is); its layers count where they ran. */
+export function integerModel(student: Module): { model: Module; layers: [string, IntLayer][] } {
+  const model = cloneModule(student);
+  const layers: [string, IntLayer][] = [];
+  const todo: [Module, string, string, Module][] = [];
+  for (const [path, parent] of model.namedModules()) {
+    for (const [name, child] of parent.children()) {
+      if (child instanceof QuantConv2d || child instanceof QuantLinear || child instanceof ActQuantizer) todo.push([parent, name, path ? `${path}.${name}` : name, child]);
+    }
+  }
+  check(todo.some(([, , , m]) => m instanceof ActQuantizer), () => 'integer inference: the model has no activation quantizers (is it a quantized student?)');
+  for (const [parent, name, path, child] of todo) {
+    if (child instanceof ActQuantizer) {
+      parent.replaceChild(name, new IntActQuantizer(child));
+      continue;
+    }
+    const layer = child instanceof QuantConv2d ? new IntConv2d(child) : new IntLinear(child as QuantLinear);
+    parent.replaceChild(name, layer);
+    layers.push([path, layer]);
+  }
+  return { model, layers };
+}
+
+/** "20 of 22 conv/linear layers on codes (float: conv1 (input not codes), fc (input not codes))", from the counts. */
+export function describeIntLayers(layers: [string, IntLayer][]): string {
+  const floats = layers.filter(([, l]) => l.counts.float > 0).map(([p]) => p);
+  const ints = layers.filter(([, l]) => l.counts.int > 0 && l.counts.float === 0).length;
+  return `${ints} of ${layers.length} conv/linear layers ran on integer codes` + (floats.length ? `; on float (fake-quant weights; their input is not an activation quantizer's output): ${floats.join(', ')}` : '');
+}

@@ -1,0 +1,108 @@
+/**
+ * Integer inference of quantized students (quant/int-model.ts) on the default teacher: every conv that reads an
+ * activation quantizer's output runs on codes, each such layer equal to the float conv of the same dequantized
+ * input and fake-quant weight within float rounding (1e-5 of the output's scale); the whole model's logits equal the
+ * fake-quant student's within 1e-4 relative except where an activation code flips at a rounding boundary, and its
+ * predictions agree; for granq rows, slice and channel weights, static per-channel and per-tensor activations.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as F from '../../src/autograd/index.js';
+import { GranqError } from '../../src/errors.js';
+import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
+import { loadModel } from '../../src/models/load.js';
+import type { Module } from '../../src/nn/module.js';
+import { actQuantizers, describeIntLayers, integerModel, IntConv2d, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+
+const { model: teacher } = loadModel(DEFAULT_TEACHER);
+
+const maxAbs = (a: Float32Array) => a.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+
+function images(n: number, seed: number): Tensor {
+  const rng = new Rng(seed);
+  return new Tensor(Float32Array.from({ length: n * 3 * 32 * 32 }, () => rng.normal()), [n, 3, 32, 32]);
+}
+
+/** The student of `policy`, its static activation ranges (if any) observed on one batch. */
+function student(policy: QuantPolicy): Module {
+  const { student: s } = quantizeModel(teacher, policy, { warn: () => {} });
+  s.eval();
+  const acts = actQuantizers(s);
+  for (const [, q] of acts) q.observing = true;
+  F.noGrad(() => s.forward(images(16, 99)));
+  for (const [, q] of acts) q.observing = false;
+  return s;
+}
+
+const POLICIES: QuantPolicy[] = [
+  { wbits: 4, abits: 4, act: 'granq', weight: 'channel' },
+  { wbits: 4, abits: 4, act: 'granq', weight: 'slice' },
+  { wbits: 3, abits: 3, act: 'granq', weight: 'channel', weightClip: 'mse' },
+  { wbits: 4, abits: 4, act: 'channel-static', weight: 'channel' },
+  { wbits: 8, abits: 8, act: 'layer', weight: 'channel' },
+  { wbits: 5, abits: 5, act: 'layer', weight: 'tensor' },
+];
+
+for (const policy of POLICIES) {
+  const label = `${policy.act}/${policy.weight}${policy.weightClip ? `+${policy.weightClip}` : ''} W${policy.wbits}A${policy.abits}`;
+  test(`integer inference ${label}: each layer on codes = float conv of its input within 1e-5; logits within 1e-4 but for code flips; predictions agree`, () => {
+    const s = student(policy);
+    const { model, layers } = integerModel(s);
+    model.eval();
+    // Each integer conv, on the very input it gets, against the float conv of that dequantized input.
+    let checked = 0;
+    for (const [, layer] of layers) {
+      if (!(layer instanceof IntConv2d)) continue;
+      const forward = layer.forward.bind(layer);
+      const conv = (layer as unknown as { conv: { weight: Tensor; bias: Tensor | null; stride: number; padding: number; wq: { quantize(w: Tensor): Tensor } } }).conv;
+      layer.forward = (x: Tensor) => {
+        const before = layer.counts.int;
+        const y = forward(x);
+        if (layer.counts.int > before) {
+          const want = F.conv2d(x, conv.wq.quantize(conv.weight), conv.bias, { stride: conv.stride, padding: conv.padding });
+          const scale = maxAbs(want.data);
+          let worst = 0;
+          for (let i = 0; i < want.size; i++) worst = Math.max(worst, Math.abs(y.data[i]! - want.data[i]!));
+          assert.ok(worst <= 1e-5 * scale, `${label}: a layer differs by ${worst / scale} of its scale`);
+          checked++;
+        }
+        return y;
+      };
+    }
+    const x = images(24, 5);
+    const want = F.noGrad(() => s.forward(x));
+    const got = F.noGrad(() => model.forward(x));
+    assert.ok(checked >= 19, `${label}: ${checked} layers ran on codes; ${describeIntLayers(layers)}`);
+    const k = want.shape[1]!;
+    let within = 0, agree = 0;
+    for (let i = 0; i < 24; i++) {
+      const a = want.data.subarray(i * k, (i + 1) * k), b = got.data.subarray(i * k, (i + 1) * k);
+      const m = maxAbs(a);
+      const d = Math.max(...a.map((v, j) => Math.abs(v - b[j]!)));
+      if (d <= 1e-4 * m) within++;
+      if (a.indexOf(Math.max(...a)) === b.indexOf(Math.max(...b))) agree++;
+    }
+    assert.ok(within >= 18, `${label}: ${within} of 24 images within 1e-4`);
+    assert.ok(agree >= 23, `${label}: ${agree} of 24 predictions agree`);
+  });
+}
+
+test('integer inference: the student is left as it was; the image conv and the classifier stay float', () => {
+  const s = student(POLICIES[0]!);
+  const x = images(4, 3);
+  const before = F.noGrad(() => s.forward(x)).data.slice();
+  const { model, layers } = integerModel(s);
+  F.noGrad(() => model.forward(x));
+  assert.deepEqual(F.noGrad(() => s.forward(x)).data, before);
+  const floats = layers.filter(([, l]) => l.counts.float > 0).map(([p]) => p).sort();
+  assert.deepEqual(floats, ['features.init_block.conv.conv', 'output']);
+  assert.match(describeIntLayers(layers), /^20 of 22 conv\/linear layers ran on integer codes/);
+});
+
+test('integer inference: bad inputs are one-line GranqErrors', () => {
+  assert.throws(() => integerModel(teacher), (e: unknown) => e instanceof GranqError && /no activation quantizers/.test(e.message));
+  const { model } = integerModel(student({ wbits: 4, abits: 8, act: 'granq', weight: 'channel' }));
+  assert.throws(() => F.noGrad(() => model.forward(images(1, 1))), (e: unknown) => e instanceof GranqError && /at most 7 bits/.test(e.message));
+});
