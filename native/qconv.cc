@@ -2,6 +2,7 @@
 // sums, then a float epilogue that applies each partial sum's scale.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
@@ -11,9 +12,6 @@
 
 #include "kernels.h"
 
-// The epilogue's float32 order is the definition (kernels.h): every product and sum rounds on its own, so no
-// contraction into fused multiply-adds in this file (GCC contracts by default, vector intrinsics included).
-#pragma GCC optimize("fp-contract=off")
 
 namespace granq {
 namespace {
@@ -36,90 +34,228 @@ int64_t tap_sum(const int8_t* w, int64_t k, const Taps& t) {
   return s;
 }
 
+// The epilogue's float32 order is the definition (kernels.h): every product and sum rounds on its own. GCC contracts
+// a * b + c into a fused multiply-add by default (generic vector code from intrinsics too), so the products go
+// through these: an empty asm the compiler cannot see through, and the rounding-mode intrinsics (builtins).
+inline float mul_rounded(float a, float b) {
+  float r = a * b;
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(r));
+#else
+  __asm__("" : "+r"(r));
+#endif
+  return r;
+}
+#ifdef GRANQ_QCONV_VNNI
+inline __m512 mul_rounded(__m512 a, __m512 b) { return _mm512_maskz_mul_round_ps(__mmask16(0xffff), a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline __m512 add_rounded(__m512 a, __m512 b) { return _mm512_maskz_add_round_ps(__mmask16(0xffff), a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+#endif
+
 // T = sum over the taps of (wq + wz)(a + base), from its parts, in the order kernels.h fixes.
 inline float total(int64_t s, int64_t a_sum, int64_t w_sum, int64_t cnt, double wz, double base) {
   if (wz == 0.0 && base == 0.0) return float(s);
   return float(((double(s) + wz * double(a_sum)) + base * double(w_sum)) + (wz * base) * double(cnt));
 }
 
-// Codes of channel plane `plane` [h, w] under output positions [p0, p0 + np) into rows of `stride` bytes (k*k
-// taps, zero where out of bounds and after the taps).
-void im2col_plane(const QconvParams& p, const uint8_t* plane, int64_t p0, int64_t np, uint8_t* rows, int64_t stride) {
-  for (int64_t r = 0; r < np; ++r) {
-    const int64_t pos = p0 + r, oy = pos / p.ow, ox = pos % p.ow;
-    uint8_t* row = rows + r * stride;
-    std::memset(row, 0, size_t(stride));
-    const Taps t = taps_of(p, oy, ox);
-    const int64_t iy = oy * p.stride - p.pad, ix = ox * p.stride - p.pad;
-    for (int64_t ky = t.ky0; ky < t.ky1; ++ky)
-      for (int64_t kx = t.kx0; kx < t.kx1; ++kx) row[ky * p.k + kx] = plane[(iy + ky) * p.w + ix + kx];
-  }
+// The activation codes as zero-padded planes [n, c, hp, wp]: the taps of a kernel row are consecutive bytes, read 4 at
+// a time (a tap group) straight from the plane, so there is no im2col; wp leaves room for the last group's extra bytes
+// (their weights are 0). Padding is the code 0, which is the value 0 only where base = 0 (the slow path corrects).
+struct Planes {
+  int64_t hp, wp, groups;  // groups of 4 taps per kernel row
+  std::vector<uint8_t> data;
+  const uint8_t* at(int64_t plane, int64_t y, int64_t x) const { return data.data() + (plane * hp + y) * wp + x; }
+};
+
+Planes pad_planes(const QconvParams& p, const uint8_t* x) {
+  Planes pl;
+  pl.groups = (p.k + 3) / 4;
+  pl.hp = p.h + 2 * p.pad;
+  pl.wp = p.w + 2 * p.pad + 4 * pl.groups - p.k + 1;
+  pl.data.assign(size_t(p.n * p.c * pl.hp * pl.wp), 0);
+  parallel_for(p.n * p.c, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t y = 0; y < p.h; ++y)
+        std::memcpy(pl.data.data() + (b * pl.hp + y + p.pad) * pl.wp + p.pad, x + (b * p.h + y) * p.w, size_t(p.w));
+  });
+  return pl;
 }
 
-int64_t row_sum(const uint8_t* row, int64_t len) {
+// Sum of the codes under the k x k window at (row y0, col x0) of a padded plane (padding reads 0).
+int64_t window_sum(const Planes& pl, int64_t plane, int64_t y0, int64_t x0, int64_t k) {
   int64_t s = 0;
-  for (int64_t t = 0; t < len; ++t) s += row[t];
+  for (int64_t ky = 0; ky < k; ++ky) {
+    const uint8_t* r = pl.at(plane, y0 + ky, x0);
+    for (int64_t kx = 0; kx < k; ++kx) s += r[kx];
+  }
   return s;
 }
 
-constexpr int64_t kTile = 32;  // output positions per work item of the per-input-channel path
+// Weights packed for vpdpbusd per (input channel, block of 16 outputs, kernel row, tap group): 16 outputs x 4 taps.
+std::vector<int8_t> pack_weights(const QconvParams& p, const int8_t* w, int64_t groups) {
+  const int64_t o16 = (p.o + 15) / 16, kk = p.k * p.k;
+  std::vector<int8_t> pk(size_t(p.c * o16 * p.k * groups * 64), 0);
+  for (int64_t i = 0; i < p.c; ++i)
+    for (int64_t o = 0; o < p.o; ++o)
+      for (int64_t ky = 0; ky < p.k; ++ky)
+        for (int64_t kx = 0; kx < p.k; ++kx)
+          pk[size_t((((i * o16 + o / 16) * p.k + ky) * groups + kx / 4) * 64 + (o % 16) * 4 + kx % 4)] = w[(o * p.c + i) * kk + ky * p.k + kx];
+  return pk;
+}
 
-// One sample's positions [p0, p0 + np), per input channel: exact partial sums of each channel, scaled, summed.
-void per_input_tile(const QconvParams& p, const QconvOperands& in, int64_t n, int64_t p0, int64_t np, const int8_t* packed,
-                    int64_t k4, float* acc /* [np, o] */) {
-  const int64_t kk = p.k * p.k, stride = k4 * 4;
-  std::vector<uint8_t> rows(size_t(np * stride));
-  std::vector<float> f(size_t(p.o));
-  std::vector<int32_t> s(size_t(p.o));
-  std::fill(acc, acc + np * p.o, 0.0f);
-  for (int64_t i = 0; i < p.c; ++i) {
-    const int64_t ni = n * p.c + i;
-    im2col_plane(p, in.x + ni * p.h * p.w, p0, np, rows.data(), stride);
-    const double base = in.xbase[ni];
-    bool fast = base == 0.0;
-    for (int64_t o = 0; o < p.o; ++o) {
-      f[size_t(o)] = 1.0f / (in.wscale[o * p.c + i] * in.xscale[ni]);
-      fast = fast && in.wz[o * p.c + i] == 0.0;
-    }
-    for (int64_t r = 0; r < np; ++r) {
-      const uint8_t* row = rows.data() + r * stride;
+// S[o] for o in [16 ob, 16 ob + 16) of input channel `plane` at nb <= kBlock output positions x0 + j stride of one
+// row, accumulated into v[j]: each packed weight vector is loaded once for the nb positions.
+constexpr int64_t kBlock = 4;
 #ifdef GRANQ_QCONV_VNNI
-      const int8_t* pk = packed + i * ((p.o + 15) / 16) * k4 * 64;
-      for (int64_t ob = 0; ob * 16 < p.o; ++ob) {
-        __m512i v = _mm512_setzero_si512();
-        for (int64_t g = 0; g < k4; ++g) {
-          int32_t four;
-          std::memcpy(&four, row + g * 4, 4);
-          v = _mm512_dpbusd_epi32(v, _mm512_set1_epi32(four), _mm512_loadu_si512(pk + (ob * k4 + g) * 64));
-        }
-        const int64_t lanes = std::min<int64_t>(16, p.o - ob * 16);
-        const __mmask16 m = __mmask16((1u << lanes) - 1);
-        if (fast) {
-          float* a = acc + r * p.o + ob * 16;
-          const __m512 t = _mm512_maskz_cvtepi32_ps(m, v);
-          _mm512_mask_storeu_ps(a, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, a), _mm512_mul_ps(_mm512_maskz_loadu_ps(m, f.data() + ob * 16), t)));
-        } else {
-          _mm512_mask_storeu_epi32(s.data() + ob * 16, m, v);
-        }
+template <int NB>
+inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t plane, int64_t y0, int64_t x0, int64_t stride, int64_t k, __m512i* v) {
+  for (int64_t ky = 0; ky < k; ++ky) {
+    const uint8_t* r = pl.at(plane, y0 + ky, x0);
+    for (int64_t g = 0; g < pl.groups; ++g) {
+      const __m512i w = _mm512_loadu_si512(pk + (ky * pl.groups + g) * 64);
+#pragma GCC unroll 4
+      for (int j = 0; j < NB; ++j) {
+        int32_t four;
+        std::memcpy(&four, r + j * stride + g * 4, 4);
+        v[j] = _mm512_dpbusd_epi32(v[j], _mm512_set1_epi32(four), w);
       }
-#else
-      (void)packed;
-      for (int64_t o = 0; o < p.o; ++o) {
-        const int8_t* wr = in.w + (o * p.c + i) * kk;
-        int32_t t = 0;
-        for (int64_t j = 0; j < kk; ++j) t += int32_t(row[j]) * int32_t(wr[j]);
-        if (fast) acc[r * p.o + o] += f[size_t(o)] * float(t);
-        s[size_t(o)] = t;
-      }
+    }
+  }
+}
 #endif
-      if (fast) continue;
-      const int64_t pos = p0 + r;
-      const Taps t = taps_of(p, pos / p.ow, pos % p.ow);
-      const int64_t a_sum = row_sum(row, kk), cnt = t.count();
+
+[[maybe_unused]] void channel_sums_ref(const QconvParams& p, const QconvOperands& in, const Planes& pl, int64_t plane, int64_t i, int64_t y0, int64_t x0, int32_t* s) {
+  const int64_t kk = p.k * p.k;
+  for (int64_t o = 0; o < p.o; ++o) {
+    const int8_t* w = in.w + (o * p.c + i) * kk;
+    int32_t t = 0;
+    for (int64_t ky = 0; ky < p.k; ++ky) {
+      const uint8_t* r = pl.at(plane, y0 + ky, x0);
+      for (int64_t kx = 0; kx < p.k; ++kx) t += int32_t(r[kx]) * int32_t(w[ky * p.k + kx]);
+    }
+    s[o] = t;
+  }
+}
+
+// One output row (n, oy) of the per-input-channel mode into acc [ow, o] (before bias).
+void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const std::vector<int8_t>& pk, const float* f,
+                   const uint8_t* fast, int64_t n, int64_t oy, float* acc, int32_t* s) {
+  const int64_t y0 = oy * p.stride, kk = p.k * p.k;
+  // A slow channel (an offset is not 0): T from its parts in double (kernels.h), for outputs [o0, o1).
+  auto slow = [&](int64_t i, int64_t ox, int64_t o0, int64_t o1, float* a) {
+    const Taps t = taps_of(p, oy, ox);
+    const int64_t x0 = ox * p.stride, a_sum = window_sum(pl, n * p.c + i, y0, x0, p.k), cnt = t.count();
+    const double base = in.xbase[n * p.c + i];
+    for (int64_t o = o0; o < o1; ++o) {
+      const int64_t w_sum = base == 0.0 ? 0 : tap_sum(in.w + (o * p.c + i) * kk, p.k, t);
+      a[o - o0] += mul_rounded(f[i * p.o + o], total(s[o], a_sum, w_sum, cnt, in.wz[o * p.c + i], base));
+    }
+  };
+#ifdef GRANQ_QCONV_VNNI
+  const int64_t o16 = (p.o + 15) / 16, per_channel = o16 * p.k * pl.groups * 64;
+  // NB output positions from ox0, outputs [16 ob, 16 ob + 16): registers for the sums and the accumulators.
+  auto block = [&](auto nb_const, int64_t ox0, int64_t ob) {
+    constexpr int NB = decltype(nb_const)::value;
+    const int64_t lanes = std::min<int64_t>(16, p.o - ob * 16);
+    const __mmask16 m = __mmask16((1u << lanes) - 1);
+    __m512 a[NB];
+    for (int j = 0; j < NB; ++j) a[j] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < p.c; ++i) {
+      __m512i v[NB];
+      for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
+      channel_sums<NB>(pl, pk.data() + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
+      if (fast[i]) {
+        const __m512 fi = _mm512_maskz_loadu_ps(m, f + i * p.o + ob * 16);
+        for (int j = 0; j < NB; ++j) a[j] = add_rounded(a[j], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m, v[j])));
+      } else {
+        for (int j = 0; j < NB; ++j) {
+          float lane[16];
+          _mm512_storeu_ps(lane, a[j]);
+          _mm512_mask_storeu_epi32(s + ob * 16, m, v[j]);
+          slow(i, ox0 + j, ob * 16, ob * 16 + lanes, lane);
+          a[j] = _mm512_maskz_loadu_ps(m, lane);
+        }
+      }
+    }
+    for (int j = 0; j < NB; ++j) _mm512_mask_storeu_ps(acc + (ox0 + j) * p.o + ob * 16, m, a[j]);
+  };
+  for (int64_t ob = 0; ob < o16; ++ob) {
+    int64_t ox0 = 0;
+    for (; ox0 + kBlock <= p.ow; ox0 += kBlock) block(std::integral_constant<int, kBlock>{}, ox0, ob);
+    for (; ox0 < p.ow; ++ox0) block(std::integral_constant<int, 1>{}, ox0, ob);
+  }
+#else
+  for (int64_t ox = 0; ox < p.ow; ++ox) {
+    float* a = acc + ox * p.o;
+    std::fill(a, a + p.o, 0.0f);
+    for (int64_t i = 0; i < p.c; ++i) {
+      channel_sums_ref(p, in, pl, n * p.c + i, i, y0, ox * p.stride, s);
+      if (fast[i]) {
+        for (int64_t o = 0; o < p.o; ++o) a[o] += mul_rounded(f[i * p.o + o], float(s[o]));
+      } else {
+        slow(i, ox, 0, p.o, a);
+      }
+    }
+  }
+  (void)pk;
+#endif
+}
+
+// One output row (n, oy) of the whole-reduction mode into acc [ow, o] (before bias): int32 sums over every channel
+// and tap, one scale.
+void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const std::vector<int8_t>& pk, const int64_t* wk,
+               const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
+  const int64_t y0 = oy * p.stride;
+  const double base = in.xbase[n * p.c];
+  bool need_a = false;
+  for (int64_t o = 0; o < p.o && !need_a; ++o) need_a = in.wz[o * p.c] != 0.0;
+  for (int64_t ox0 = 0; ox0 < p.ow; ox0 += kBlock) {
+    const int64_t nb = std::min(kBlock, p.ow - ox0);
+    int32_t* sb = s;  // [nb, o]
+#ifdef GRANQ_QCONV_VNNI
+    const int64_t o16 = (p.o + 15) / 16, per_channel = o16 * p.k * pl.groups * 64;
+    auto sums = [&](auto nb_const, int64_t j0, int64_t ob) {
+      constexpr int NB = decltype(nb_const)::value;
+      const int64_t lanes = std::min<int64_t>(16, p.o - ob * 16);
+      __m512i v[NB];
+      for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
+      for (int64_t i = 0; i < p.c; ++i)
+        channel_sums<NB>(pl, pk.data() + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
+      for (int j = 0; j < NB; ++j) _mm512_mask_storeu_epi32(sb + (j0 + j) * p.o + ob * 16, __mmask16((1u << lanes) - 1), v[j]);
+    };
+    for (int64_t ob = 0; ob < o16; ++ob) {
+      if (nb == kBlock) {
+        sums(std::integral_constant<int, kBlock>{}, 0, ob);
+      } else {
+        for (int64_t j = 0; j < nb; ++j) sums(std::integral_constant<int, 1>{}, j, ob);
+      }
+    }
+    (void)tmp;
+#else
+    for (int64_t j = 0; j < nb; ++j) {
+      std::fill(sb + j * p.o, sb + (j + 1) * p.o, 0);
+      for (int64_t i = 0; i < p.c; ++i) {
+        channel_sums_ref(p, in, pl, n * p.c + i, i, y0, (ox0 + j) * p.stride, tmp);
+        for (int64_t o = 0; o < p.o; ++o) sb[j * p.o + o] += tmp[o];
+      }
+    }
+    (void)pk;
+#endif
+    for (int64_t j = 0; j < nb; ++j) {
+      const int64_t ox = ox0 + j, x0 = ox * p.stride;
+      if (base == 0.0 && !need_a) {  // no offsets: T = S, y = f S (the same products as total()'s float(s))
+        for (int64_t o = 0; o < p.o; ++o) acc[ox * p.o + o] = f[o] * float(sb[j * p.o + o]);  // a lone product: nothing to contract
+        continue;
+      }
+      const Taps t = taps_of(p, oy, ox);
+      int64_t a_sum = 0;
+      if (need_a)
+        for (int64_t i = 0; i < p.c; ++i) a_sum += window_sum(pl, n * p.c + i, y0, x0, p.k);
       for (int64_t o = 0; o < p.o; ++o) {
-        const double wz = in.wz[o * p.c + i];
-        const int64_t w_sum = base == 0.0 ? 0 : tap_sum(in.w + (o * p.c + i) * kk, p.k, t);
-        acc[r * p.o + o] += f[size_t(o)] * total(s[size_t(o)], a_sum, w_sum, cnt, wz, base);
+        int64_t w_sum = 0;
+        if (base != 0.0)
+          for (int64_t ky = t.ky0; ky < t.ky1; ++ky)
+            for (int64_t kx = t.kx0; kx < t.kx1; ++kx) w_sum += wk[o * p.k * p.k + ky * p.k + kx];
+        acc[ox * p.o + o] = mul_rounded(f[o], total(sb[j * p.o + o], a_sum, w_sum, p.c * t.count(), in.wz[o * p.c], base));
       }
     }
   }
@@ -129,72 +265,48 @@ void per_input_tile(const QconvParams& p, const QconvOperands& in, int64_t n, in
 
 void qconv2d(const QconvParams& p, const QconvOperands& in) {
   const int64_t P = p.oh * p.ow, kk = p.k * p.k;
+  const Planes pl = pad_planes(p, in.x);
+  const std::vector<int8_t> pk = pack_weights(p, in.w, pl.groups);
+  std::vector<float> f;
+  std::vector<uint8_t> fast;
+  std::vector<int64_t> wk;
   if (p.per_input) {
-    const int64_t k4 = (kk + 3) / 4;
-    std::vector<int8_t> packed;
-#ifdef GRANQ_QCONV_VNNI
-    // Per input channel i: [block of 16 outputs][group of 4 taps][16 outputs][4 taps], zero padded.
-    const int64_t o16 = (p.o + 15) / 16;
-    packed.assign(size_t(p.c * o16 * k4 * 64), 0);
-    for (int64_t i = 0; i < p.c; ++i)
-      for (int64_t o = 0; o < p.o; ++o)
-        for (int64_t t = 0; t < kk; ++t)
-          packed[size_t(((i * o16 + o / 16) * k4 + t / 4) * 64 + (o % 16) * 4 + t % 4)] = in.w[(o * p.c + i) * kk + t];
-#endif
-    const int64_t tiles = (P + kTile - 1) / kTile;
-    parallel_for(p.n * tiles, [&](int64_t b0, int64_t b1) {
-      std::vector<float> acc(size_t(kTile * p.o));
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t n = b / tiles, p0 = (b % tiles) * kTile, np = std::min(kTile, P - p0);
-        per_input_tile(p, in, n, p0, np, packed.data(), k4, acc.data());
-        for (int64_t o = 0; o < p.o; ++o)
-          for (int64_t r = 0; r < np; ++r) in.y[(n * p.o + o) * P + p0 + r] = acc[size_t(r * p.o + o)] + in.bias[o];
-      }
-    });
-    return;
-  }
-  // One scale and offset per (sample, output channel): one integer GEMM over the whole reduction c*k*k.
-  const int64_t K = p.c * kk;
-  std::vector<uint8_t> cols(size_t(P * K));
-  std::vector<int32_t> s(size_t(P * p.o));
-  std::vector<int64_t> wk(size_t(p.o * kk), 0);  // weight codes summed over the input channels, per tap
-  for (int64_t o = 0; o < p.o; ++o)
-    for (int64_t i = 0; i < p.c; ++i)
-      for (int64_t t = 0; t < kk; ++t) wk[size_t(o * kk + t)] += in.w[(o * p.c + i) * kk + t];
-  std::vector<int8_t> wt(size_t(p.o * K));  // [o, tap, i]: the im2col row order below
-  for (int64_t o = 0; o < p.o; ++o)
-    for (int64_t i = 0; i < p.c; ++i)
-      for (int64_t t = 0; t < kk; ++t) wt[size_t(o * K + t * p.c + i)] = in.w[(o * p.c + i) * kk + t];
-  for (int64_t n = 0; n < p.n; ++n) {
-    parallel_for((P + kTile - 1) / kTile, [&](int64_t b0, int64_t b1) {
-      std::vector<uint8_t> rows(size_t(kTile * kk));
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t p0 = b * kTile, np = std::min(kTile, P - p0);
-        for (int64_t i = 0; i < p.c; ++i) {
-          im2col_plane(p, in.x + (n * p.c + i) * p.h * p.w, p0, np, rows.data(), kk);
-          for (int64_t r = 0; r < np; ++r)
-            for (int64_t t = 0; t < kk; ++t) cols[size_t((p0 + r) * K + t * p.c + i)] = rows[size_t(r * kk + t)];
-        }
-      }
-    });
-    qgemm_u8s8({P, p.o, K}, cols.data(), wt.data(), s.data());
-    const double base = in.xbase[n * p.c];
-    parallel_for(P, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const Taps t = taps_of(p, r / p.ow, r % p.ow);
-        const int64_t a_sum = row_sum(cols.data() + r * K, K), cnt = p.c * t.count();
+    // Per sample: f [c, o], and which channels have no offsets (their T is the int32 sum itself).
+    f.resize(size_t(p.n * p.c * p.o));
+    fast.resize(size_t(p.n * p.c));
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t i = 0; i < p.c; ++i) {
+        const int64_t ni = n * p.c + i;
+        bool zero = in.xbase[ni] == 0.0;
         for (int64_t o = 0; o < p.o; ++o) {
-          const double wz = in.wz[o * p.c];
-          int64_t w_sum = 0;
-          if (base != 0.0)
-            for (int64_t ky = t.ky0; ky < t.ky1; ++ky)
-              for (int64_t kx = t.kx0; kx < t.kx1; ++kx) w_sum += wk[size_t(o * kk + ky * p.k + kx)];
-          const float f = 1.0f / (in.wscale[o * p.c] * in.xscale[n * p.c]);
-          in.y[(n * p.o + o) * P + r] = f * total(s[size_t(r * p.o + o)], a_sum, w_sum, cnt, wz, base) + in.bias[o];
+          f[size_t(ni * p.o + o)] = 1.0f / (in.wscale[o * p.c + i] * in.xscale[ni]);
+          zero = zero && in.wz[o * p.c + i] == 0.0;
         }
+        fast[size_t(ni)] = zero ? 1 : 0;
       }
-    }, 64);
+  } else {
+    f.resize(size_t(p.n * p.o));
+    for (int64_t n = 0; n < p.n; ++n)
+      for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = 1.0f / (in.wscale[o * p.c] * in.xscale[n * p.c]);
+    wk.assign(size_t(p.o * kk), 0);  // weight codes summed over the input channels, per tap
+    for (int64_t o = 0; o < p.o; ++o)
+      for (int64_t i = 0; i < p.c; ++i)
+        for (int64_t t = 0; t < kk; ++t) wk[size_t(o * kk + t)] += in.w[(o * p.c + i) * kk + t];
   }
+  parallel_for(p.n * p.oh, [&](int64_t b0, int64_t b1) {
+    std::vector<float> acc(size_t(p.ow * p.o));
+    std::vector<int32_t> s(size_t(kBlock * p.o + 16)), tmp(size_t(p.o + 16));
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n = b / p.oh, oy = b % p.oh;
+      if (p.per_input) {
+        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, n, oy, acc.data(), s.data());
+      } else {
+        whole_row(p, in, pl, pk, wk.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+      }
+      for (int64_t o = 0; o < p.o; ++o)
+        for (int64_t ox = 0; ox < p.ow; ++ox) in.y[(n * p.o + o) * P + oy * p.ow + ox] = acc[size_t(ox * p.o + o)] + in.bias[o];
+    }
+  });
 }
 
 }  // namespace granq

@@ -4,7 +4,7 @@ import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
 import { evaluate, type EvalCounts } from '../models/evaluate.js';
 import { bitsRecord, formatBits, formatSummary, modelBits, policyLabel, preparePtq, STORAGES, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
-import { loadAnyModel } from '../quant/index.js';
+import { describeIntLayers, integerModel, loadAnyModel } from '../quant/index.js';
 import { progressBar } from './progress.js';
 
 export interface EvalOptions {
@@ -21,6 +21,7 @@ export interface EvalOptions {
   calib?: number;
   releasedEma?: boolean;
   skip?: string;
+  int?: boolean;
 }
 
 /** The policy the options ask for, or null for a full-precision evaluation. */
@@ -64,7 +65,11 @@ export function runEval(opts: EvalOptions): void {
     }
   }
   const quantized = policy !== null || saved !== null;
+  if (opts.int && !quantized) throw new GranqError('--int: integer inference needs a quantized model (a granq quantize student, a .granq file, or --wbits/--abits)');
   if (quantized) err.write(`storage\n${formatBits(STORAGES.map((st) => modelBits(model, st)))}\n`);
+  const fakeQuant = model;
+  const intModel = opts.int ? integerModel(model) : null;
+  if (intModel) model = intModel.model;
   const data = loadCifarSplit(dir, { format, split: 'test', limit: opts.limit });
   const bar = progressBar(data.n, 'eval');
   const t0 = performance.now();
@@ -77,12 +82,14 @@ export function runEval(opts: EvalOptions): void {
     bar.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
+  if (intModel) err.write(`integer inference: ${describeIntLayers(intModel.layers)}\n`);
   const top1 = counts.correct / counts.images;
   const top5 = counts.correct5 / counts.images;
   const out = process.stdout;
   out.write(`model    ${sidecar.model} (${sidecar.architecture}, ${sidecar.numClasses} classes)\n`);
   if (saved) out.write(`quant    ${policyLabel(saved)}, as saved (sidecar quantization)\n`);
   if (policy) out.write(`quant    ${policyLabel(policy)}, PTQ (no training)${calibration ? `, calibrated on ${calibration.images} ${calibration.split} images` : ''}\n`);
+  if (intModel) out.write('engine   integer (conv/linear on codes: int32 partial sums, float32 scales)\n');
   out.write(`dataset  ${format} test, ${counts.images} images from ${dir}\n`);
   out.write(`top-1    ${(100 * top1).toFixed(2)}% (${counts.correct}/${counts.images})\n`);
   out.write(`top-5    ${(100 * top5).toFixed(2)}%\n`);
@@ -93,7 +100,8 @@ export function runEval(opts: EvalOptions): void {
       top1, top5, seconds: Number(seconds.toFixed(3)),
       ...(policy ? { policy, calibration } : {}),
       ...(saved ? { policy: saved, quantized: 'saved' } : {}),
-      ...(quantized ? { bits: bitsRecord(model) } : {}),
+      ...(quantized ? { bits: bitsRecord(fakeQuant) } : {}),
+      ...(intModel ? { engine: 'integer', int_layers: intModel.layers.filter(([, l]) => l.counts.float === 0).length, float_layers: intModel.layers.filter(([, l]) => l.counts.float > 0).map(([p]) => p) } : {}),
     })}\n`);
   }
 }

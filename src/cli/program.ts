@@ -49,6 +49,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
       '(data_batch_1.bin...; the test split when there is none)').argParser(positiveInt).default(4))
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction (overshoots early) instead of the correct one")
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
+    .option('--int', 'integer inference of the quantized model: every conv/linear whose input is an activation quantizer\'s output runs on codes (int32 partial sums, float32 scales)')
     .action((opts) => runEval({ ...opts, model: resolveModelArg(opts.model) }));
 
   addQuantizeCommand(program, setExit);
