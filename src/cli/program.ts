@@ -10,6 +10,7 @@ import { runAnalyzeError } from './analyze-error.js';
 import { bitWidth, DATA_DEFAULT_HELP, positiveInt, positiveIntList } from './args.js';
 import { runBenchQuant } from './bench-quant.js';
 import { runBenchIter } from './bench-iter.js';
+import { runBenchInt } from './bench-int.js';
 import { addDataCommand } from './data-fetch.js';
 import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
 import { runEval } from './eval.js';
@@ -101,6 +102,16 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .option('--profile', 'then time --runs more iterations op by op (forward and backward ms per iteration, on stderr)')
     .option('--json', 'print {"rows": [{batch, ms, it_per_s}]} as the last line of stdout')
     .action((opts) => runBenchIter(opts));
+
+  bench
+    .command('int')
+    .description('images/s of a ResNet-20 forward per batch size: FP teacher, fake-quant student, integer student ' +
+      '(granq eval --int) and onnxruntime-node on the QDQ export, interleaved; W8A8 and W4A4 layer/channel, W4A4 granq/channel')
+    .option('--model <file>', `teacher weights (.safetensors) with a <name>.json sidecar (default: ${DEFAULT_TEACHER})`)
+    .addOption(new Option('--batch <list>', 'batch sizes').argParser(positiveIntList).default([1, 64]))
+    .addOption(new Option('--runs <n>', 'timed runs of each (median)').argParser(positiveInt).default(5))
+    .option('--json', 'print {"rows": [...]} as the last line of stdout')
+    .action((opts) => runBenchInt({ ...opts, model: resolveModelArg(opts.model) }));
 
   const analyze = program.command('analyze').description('analyses of a quantized model');
   analyze
