@@ -74,14 +74,14 @@ export interface IntCounts { int: number; float: number }
 abstract class IntLayer extends Module {
   readonly counts: IntCounts = { int: 0, float: 0 };
   protected readonly w: IntWeight;
-  /** The fake-quant weight, for inputs that are not codes. */
+  /** The fake-quant weight (as the student's forward has it), for inputs that are not codes. */
   protected readonly wFloat: Tensor;
   protected readonly bias: Float32Array;
 
   constructor(protected readonly m: QuantConv2d | QuantLinear) {
     super();
     this.w = intWeight(m.wq, m.weight);
-    this.wFloat = F.noGrad(() => m.wq.quantize(m.weight));
+    this.wFloat = m.wq.quantizing ? F.noGrad(() => m.wq.quantize(m.weight)) : m.weight;
     this.bias = m.bias ? m.bias.data : new Float32Array(m.weight.shape[0]!);
   }
 

@@ -24,6 +24,7 @@ import { validatePolicy, type QuantPolicy } from './policy.js';
 import { quantizeModel } from './quantize-model.js';
 import { actRangeStates, loadActRangeStates, type EstimatorState } from './range-state.js';
 import { signedWidth } from './bits.js';
+import type { RowCodes } from './quantizer.js';
 
 export const PACK_FORMAT = 'granq-pack/1';
 export const PACK_EXT = '.granq';
@@ -190,6 +191,7 @@ export function loadPackedModel(file: string): { model: Module; sidecar: ModelSi
   const zeros = blob('zero_points').data as Int8Array | Int32Array;
   const floatData = blob('floats').data as Float32Array;
   const state = new Map<string, Tensor>();
+  const stored = new Map<string, RowCodes>();
   const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
   for (const v of index.floats) {
     const n = size(v.shape);
@@ -207,6 +209,10 @@ export function loadPackedModel(file: string): { model: Module; sidecar: ModelSi
     const w = new Float32Array(n);
     for (let i = 0; i < n; i++) { const r = pw.rowOffset + Math.floor(i / pw.cols); w[i] = dequant(q[i]!, zeros[r]!, scales[r]!); }
     state.set(pw.name, new Tensor(w, pw.shape));
+    stored.set(pw.name, {
+      rows: pw.rows, cols: pw.cols, codes: q,
+      scale: scales.slice(pw.rowOffset, pw.rowOffset + pw.rows), zero: Float64Array.from(zeros.subarray(pw.rowOffset, pw.rowOffset + pw.rows)),
+    });
   }
   try {
     student.loadStateDict(state);
@@ -216,7 +222,11 @@ export function loadPackedModel(file: string): { model: Module; sidecar: ModelSi
   }
   // The weights are the quantized values already.
   const packedNames = new Set(index.weights.map((w) => w.name));
-  for (const [path, m] of quantizedLayers(student)) if (packedNames.has(`${path}.weight`)) m.wq.quantizing = false;
+  for (const [path, m] of quantizedLayers(student)) {
+    if (!packedNames.has(`${path}.weight`)) continue;
+    m.wq.quantizing = false;
+    m.wq.stored = stored.get(`${path}.weight`) ?? null;
+  }
   loadActRangeStates(student, index.actRanges, file);
   student.eval();
   return { model: student, sidecar, policy, weights: index.weights.map(({ codeOffset: _c, rowOffset: _r, ...w }) => w) };

@@ -126,8 +126,15 @@ export abstract class WeightQuantizer extends Quantizer {
     return this.clip === 'mse' ? mseClipRanges(w.data, rows, cols, this.bits) : rowMinMax(w.data, rows, cols);
   }
 
+  /**
+   * The codes a loaded weight came from (a `.granq` pack: its weight holds their dequantized values and `quantizing`
+   * is off, since re-quantizing those is not always the identity); codes() hands them out as they are.
+   */
+  stored: RowCodes | null = null;
+
   /** The integer form of quantize(w): codes, scale and zero point per row. */
   codes(w: Tensor): RowCodes {
+    if (this.stored) return this.stored;
     const [rows, cols] = this.rowsOf(w.shape);
     return rowCodes(w.data, rows, cols, this.bits, this.clamp, this.rowRanges(w));
   }

@@ -15,6 +15,10 @@ import type { Module } from '../../src/nn/module.js';
 import { actQuantizers, describeIntLayers, integerModel, IntConv2d, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import path from 'node:path';
+import { assertOneLineError, granq, lastJson } from '../kit/cli.js';
+import { ptqRunDir } from '../kit/run-dir.js';
+import { CIFAR10_DIR, noShared } from '../kit/shared.js';
 
 const { model: teacher } = loadModel(DEFAULT_TEACHER);
 
@@ -105,4 +109,35 @@ test('integer inference: bad inputs are one-line GranqErrors', () => {
   assert.throws(() => integerModel(teacher), (e: unknown) => e instanceof GranqError && /no activation quantizers/.test(e.message));
   const { model } = integerModel(student({ wbits: 4, abits: 8, act: 'granq', weight: 'channel' }));
   assert.throws(() => F.noGrad(() => model.forward(images(1, 1))), (e: unknown) => e instanceof GranqError && /at most 7 bits/.test(e.message));
+});
+
+test('CLI: granq eval --int of a run and of its pack file: the fake-quant predictions within 2 images; errors are one line', { skip: noShared }, () => {
+  const run = ptqRunDir(DEFAULT_TEACHER, { wbits: 4, abits: 4, act: 'granq', weight: 'channel' });
+  const student = path.join(run, 'student.safetensors');
+  const fake = lastJson(granq('eval', '--model', student, '--data', CIFAR10_DIR, '--limit', '300', '--json').stdout);
+  const r = granq('eval', '--model', student, '--data', CIFAR10_DIR, '--limit', '300', '--int', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const int = lastJson(r.stdout);
+  assert.equal(int.engine, 'integer');
+  assert.equal(int.int_layers, 20);
+  assert.deepEqual(int.float_layers.sort(), ['features.init_block.conv.conv', 'output']);
+  assert.ok(Math.abs(int.correct - fake.correct) <= 2, `integer ${int.correct} vs fake-quant ${fake.correct}`);
+  assert.match(r.stdout, /^engine   integer/m);
+  const file = path.join(run, 'w4.granq');
+  assert.equal(granq('pack', run, '--out', file).code, 0);
+  const packed = lastJson(granq('eval', '--model', file, '--data', CIFAR10_DIR, '--limit', '300', '--int', '--json').stdout);
+  assert.equal(packed.correct, int.correct);
+  assertOneLineError(granq('eval', '--data', CIFAR10_DIR, '--limit', '10', '--int'), 1, /--int: integer inference needs a quantized model/);
+});
+
+test('CLI: granq bench int prints every policy and batch with positive rates, and its JSON', () => {
+  const r = granq('bench', 'int', '--batch', '2', '--runs', '1', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const { rows } = lastJson(r.stdout);
+  assert.deepEqual(rows.map((x: { policy: string }) => x.policy), ['W8A8 layer/channel', 'W4A4 layer/channel', 'W4A4 granq/channel']);
+  for (const x of rows) {
+    assert.equal(x.batch, 2);
+    for (const k of ['fp_img_s', 'fake_img_s', 'int_img_s', 'ort_img_s']) assert.ok(x[k] > 0, `${x.policy} ${k} = ${x[k]}`);
+  }
+  assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('| W')).length, 3);
 });
