@@ -579,6 +579,10 @@ Napi::Value Qconv2d(const Napi::CallbackInfo& info) {
   in.wscale = a.f32("wscale", a.prod({p.o, p.c}));
   in.bias = a.f32("bias", p.o);
   in.y = a.f32("y", a.prod({p.n, p.o, p.oh, p.ow}));
+  if (a.has("wpk")) {
+    in.wpk_len = a.prod({p.c, (p.o + 15) / 16, p.k, (p.k + 3) / 4, 64});
+    in.wpk = a.s8("wpk", in.wpk_len);
+  }
   if (!p.per_input) {
     for (int64_t n = 0; n < p.n; ++n)
       for (int64_t i = 1; i < p.c; ++i)

@@ -201,7 +201,7 @@ void qgemm_u8s8(const QgemmParams& p, const uint8_t* a, const int8_t* b, int32_t
 // S = sum a w (int32, exact), A = sum a, W = sum w, cnt = |B|, and
 // T_i = float(((S + wz A) + base W) + (wz base) cnt) in double (= float(S) when wz = base = 0).
 // per_input (the scale changes along the reduction: granq rows, static per-channel activations, slice weights):
-//   y = float32 sum over i = 0, 1, ... of f_i * T_i, f_i = 1 / (wscale[o, i] * xscale[n, i]) in float32, + bias[o].
+//   y = float32 sum over i = 0, 1, ... of f_i * T_i, f_i = (1 / wscale[o, i]) (1 / xscale[n, i]) in float32, + bias[o].
 // otherwise (scales and offsets constant over i, which the caller guarantees: the whole reduction in one GEMM):
 //   the same with S, A, W summed over every i and tap, cnt = c |B|, one f, y = f T + bias[o].
 // The in-bounds taps matter where an activation offset is not 0: padding is the value 0, not the code 0.
@@ -218,6 +218,10 @@ struct QconvOperands {
   const float* wscale;
   const float* bias;
   float* y;
+  // Optional: w already in the kernel's vpdpbusd layout, [c][o / 16 blocks][k rows][ceil(k / 4) tap groups][16][4]
+  // (zero padded), as qconvPackedWeights in src/backend/native.ts writes it; null packs w per call.
+  const int8_t* wpk = nullptr;
+  int64_t wpk_len = 0;
 };
 void qconv2d(const QconvParams& p, const QconvOperands& in);
 

@@ -138,7 +138,7 @@ inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t plane, int6
 }
 
 // One output row (n, oy) of the per-input-channel mode into acc [ow, o] (before bias).
-void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const std::vector<int8_t>& pk, const float* f,
+void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const float* f,
                    const uint8_t* fast, int64_t n, int64_t oy, float* acc, int32_t* s) {
   const int64_t y0 = oy * p.stride, kk = p.k * p.k;
   // A slow channel (an offset is not 0): T from its parts in double (kernels.h), for outputs [o0, o1).
@@ -163,7 +163,7 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
     for (int64_t i = 0; i < p.c; ++i) {
       __m512i v[NB];
       for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
-      channel_sums<NB>(pl, pk.data() + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
+      channel_sums<NB>(pl, pk + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
       if (fast[i]) {
         const __m512 fi = _mm512_maskz_loadu_ps(m, f + i * p.o + ob * 16);
         for (int j = 0; j < NB; ++j) a[j] = add_rounded(a[j], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m, v[j])));
@@ -203,7 +203,7 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
 
 // One output row (n, oy) of the whole-reduction mode into acc [ow, o] (before bias): int32 sums over every channel
 // and tap, one scale.
-void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const std::vector<int8_t>& pk, const int64_t* wk,
+void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const int64_t* wk,
                const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
   const int64_t y0 = oy * p.stride;
   const double base = in.xbase[n * p.c];
@@ -228,7 +228,7 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
       __m512i v[NB];
       for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
       for (int64_t i = 0; i < p.c; ++i)
-        channel_sums<NB>(pl, pk.data() + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
+        channel_sums<NB>(pl, pk + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
       for (int j = 0; j < NB; ++j) _mm512_mask_storeu_epi32(sb + (j0 + j) * p.o + ob * 16, __mmask16((1u << lanes) - 1), v[j]);
     };
     for (int64_t ob = 0; ob < o16; ++ob) {
@@ -279,10 +279,16 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
 void qconv2d(const QconvParams& p, const QconvOperands& in) {
   const int64_t P = p.oh * p.ow, kk = p.k * p.k;
   const Planes pl = pad_planes(p, in.x);
-  const std::vector<int8_t> pk = pack_weights(p, in.w, pl.groups);
+  std::vector<int8_t> packed;
+  if (!in.wpk) packed = pack_weights(p, in.w, pl.groups);
+  const int8_t* pk = in.wpk ? in.wpk : packed.data();
   std::vector<float> f;
   std::vector<uint8_t> fast;
   std::vector<int64_t> wk;
+  // f = (1 / wscale) (1 / xscale): c (o + n) divisions, then products.
+  std::vector<float> rw(size_t(p.o * p.c)), rx(size_t(p.n * p.c));
+  for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
+  for (int64_t j = 0; j < p.n * p.c; ++j) rx[size_t(j)] = 1.0f / in.xscale[j];
   if (p.per_input) {
     // Per sample: f [c, o], and which channels have no offsets (their T is the int32 sum itself).
     f.resize(size_t(p.n * p.c * p.o));
@@ -292,7 +298,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
         const int64_t ni = n * p.c + i;
         bool zero = in.xbase[ni] == 0.0;
         for (int64_t o = 0; o < p.o; ++o) {
-          f[size_t(ni * p.o + o)] = 1.0f / (in.wscale[o * p.c + i] * in.xscale[ni]);
+          f[size_t(ni * p.o + o)] = rw[size_t(o * p.c + i)] * rx[size_t(ni)];
           zero = zero && in.wz[o * p.c + i] == 0.0;
         }
         fast[size_t(ni)] = zero ? 1 : 0;
@@ -300,7 +306,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   } else {
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
-      for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = 1.0f / (in.wscale[o * p.c] * in.xscale[n * p.c]);
+      for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
     wk.assign(size_t(p.o * kk), 0);  // weight codes summed over the input channels, per tap
     for (int64_t o = 0; o < p.o; ++o)
       for (int64_t i = 0; i < p.c; ++i)

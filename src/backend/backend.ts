@@ -141,6 +141,24 @@ export interface QconvArgs {
   xq: Uint8Array; xbase: Float64Array; xscale: Float32Array;
   wq: Int8Array; wz: Float64Array; wscale: Float32Array;
   bias: Float32Array; y: Float32Array;
+  /** Optional: wq in the native kernel's layout (qconvPackedWeights), so it is not packed at every call; ref ignores it. */
+  wpk?: Int8Array | null;
+}
+
+/**
+ * wq [o, c, k, k] in native qconv2d's vpdpbusd layout: [c][ceil(o / 16)][k][ceil(k / 4)][16 outputs][4 taps], zero
+ * padded (native/kernels.h QconvOperands.wpk).
+ */
+export function qconvPackedWeights(o: number, c: number, k: number, wq: Int8Array): Int8Array {
+  const o16 = Math.ceil(o / 16), g = Math.ceil(k / 4);
+  const out = new Int8Array(c * o16 * k * g * 64);
+  for (let i = 0; i < c; i++)
+    for (let oo = 0; oo < o; oo++)
+      for (let ky = 0; ky < k; ky++)
+        for (let kx = 0; kx < k; kx++) {
+          out[((((i * o16 + Math.floor(oo / 16)) * k + ky) * g + Math.floor(kx / 4)) * 64) + (oo % 16) * 4 + (kx % 4)] = wq[((oo * c + i) * k + ky) * k + kx]!;
+        }
+  return out;
 }
 
 /** Kernel names, for the meta-test that every kernel has a reference and a case table. */

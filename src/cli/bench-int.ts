@@ -70,7 +70,10 @@ export async function benchInt(o: BenchIntOptions, log: (s: string) => void): Pr
       const { model: int } = integerModel(fake);
       const file = path.join(dir, 'student.onnx');
       fs.writeFileSync(file, encodeModel(exportOnnx(fake, { input: [3, 32, 32], format: 'qdq' }).model));
-      const session = await ort.InferenceSession.create(file, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+      // No spinning after a run: its threads would otherwise take the cores from the granq run timed next.
+      const session = await ort.InferenceSession.create(file, {
+        intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', extra: { session: { intra_op: { allow_spinning: '0' } } },
+      });
       for (const batch of o.batch) {
         const x = images(batch, rng);
         const feed = { [session.inputNames[0]!]: new ort.Tensor('float32', x.data, [...x.shape]) };

@@ -12,7 +12,7 @@
  * their fake-quant weights. Grouped convs are float too (the kernel takes groups 1).
  */
 import * as F from '../autograd/index.js';
-import { backend } from '../backend/index.js';
+import { backend, qconvPackedWeights } from '../backend/index.js';
 import { check, GranqError } from '../errors.js';
 import { cloneModule } from '../nn/clone.js';
 import { Module } from '../nn/module.js';
@@ -44,6 +44,8 @@ interface IntWeight {
   wscale: Float32Array;
   /** The scale or offset changes along the input channels (slice weights). */
   alongInputs: boolean;
+  /** wq in the native kernel's layout, packed once. */
+  wpk: Int8Array;
 }
 
 /** w [O, C, ...] (a conv's, or a linear's [O, C]) with its rule's rows mapped onto (out, in) pairs. */
@@ -63,8 +65,10 @@ function intWeight(wq: WeightQuantizer, w: Tensor): IntWeight {
   const fits = (v: Int32Array) => v.every((q) => q >= -128 && q <= 127);
   let alongInputs = false;
   for (let oc = 0; oc < o * c && !alongInputs; oc++) alongInputs = wz[oc] !== wz[oc - (oc % c)] || wscale[oc] !== wscale[oc - (oc % c)];
-  if (fits(folded)) return { wq: Int8Array.from(folded), wz: new Float64Array(o * c), wscale, alongInputs };
-  if (fits(rc.codes)) return { wq: Int8Array.from(rc.codes), wz, wscale, alongInputs };
+  const k = w.shape.length === 4 ? w.shape[2]! : 1;
+  const done = (q: Int8Array, z: Float64Array): IntWeight => ({ wq: q, wz: z, wscale, alongInputs, wpk: qconvPackedWeights(o, c, k, q) });
+  if (fits(folded)) return done(Int8Array.from(folded), new Float64Array(o * c));
+  if (fits(rc.codes)) return done(Int8Array.from(rc.codes), wz);
   throw new GranqError(`integer inference: ${wq.kind} weights at ${wq.bits} bits have codes outside int8 (the unclamped rule reaches 2^${wq.bits - 1}); use at most 7 bits`);
 }
 
@@ -94,7 +98,7 @@ abstract class IntLayer extends Module {
     const y = Tensor.empty(x.shape.length === 2 ? [n, o] : [n, o, oh, ow]);
     backend().qconv2d({
       n, c, h, w, o, k, stride, pad, perInput: a.alongChannels || this.w.alongInputs,
-      xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data,
+      xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk,
     });
     this.counts.int++;
     return y;

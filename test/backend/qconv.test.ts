@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nativeBackend, refBackend, type Backend } from '../../src/backend/index.js';
-import type { QconvArgs } from '../../src/backend/backend.js';
+import { qconvPackedWeights, type QconvArgs } from '../../src/backend/backend.js';
 import { GranqError } from '../../src/errors.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { withThreads } from '../kit/threads.js';
@@ -86,6 +86,16 @@ test('qconv2d: case table, native bit for bit equal to the reference', () => {
   }
 });
 
+test('qconv2d: weights pre-packed with qconvPackedWeights give the same bits as packed per call', () => {
+  let seed = 200;
+  for (const s of SHAPES) {
+    for (const perInput of [true, false]) {
+      const a = operands(s, perInput, 'both', seed++);
+      assert.deepEqual(run(nativeBackend, { ...a, wpk: qconvPackedWeights(s.o, s.c, s.k, a.wq) }), run(nativeBackend, a), `${JSON.stringify(s)} perInput ${perInput}`);
+    }
+  }
+});
+
 test('qconv2d: the same with 1 and 4 threads', () => {
   for (const perInput of [true, false]) {
     const a = operands({ n: 3, c: 16, h: 16, w: 16, o: 32, k: 3, stride: 1, pad: 1 }, perInput, 'both', 7);
@@ -124,6 +134,7 @@ test('qconv2d: bad inputs throw GranqError', () => {
     ['bias long', () => nativeBackend.qconv2d({ ...ok, bias: new Float32Array(4) })],
     ['kernel larger than the input', () => nativeBackend.qconv2d({ ...ok, k: 7, pad: 0, wq: new Int8Array(3 * 2 * 49) })],
     ['stride 0', () => nativeBackend.qconv2d({ ...ok, stride: 0 })],
+    ['wpk short', () => nativeBackend.qconv2d({ ...ok, wpk: new Int8Array(63) })],
     ['scales that differ along the channels without perInput', () => nativeBackend.qconv2d({ ...per, perInput: false })],
   ];
   for (const [what, fn] of bad) assert.throws(fn, GranqError, what);

@@ -45,7 +45,7 @@ export const refQconv: Pick<Backend, 'qconv2d'> = {
               let acc = 0;
               for (let i = 0; i < C; i++) {
                 const t = parts(n, o, i, oy, ox);
-                const fi = f(1 / f(p.wscale[o * C + i]! * p.xscale[n * C + i]!));
+                const fi = f(f(1 / p.wscale[o * C + i]!) * f(1 / p.xscale[n * C + i]!));
                 acc = f(acc + f(fi * total(t.s, t.aSum, t.wSum, t.cnt, p.wz[o * C + i]!, p.xbase[n * C + i]!)));
               }
               y = acc;
@@ -58,7 +58,7 @@ export const refQconv: Pick<Backend, 'qconv2d'> = {
                 wSum += t.wSum;
                 cnt += t.cnt;
               }
-              const fo = f(1 / f(p.wscale[o * C]! * p.xscale[n * C]!));
+              const fo = f(f(1 / p.wscale[o * C]!) * f(1 / p.xscale[n * C]!));
               y = f(fo * total(s, aSum, wSum, cnt, p.wz[o * C]!, p.xbase[n * C]!));
             }
             p.y[((n * O + o) * OH + oy) * OW + ox] = f(y + p.bias[o]!);
