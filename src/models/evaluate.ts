@@ -1,7 +1,34 @@
 /** Top-1 / top-5 evaluation of a classifier over batches, without gradients. */
 import { noGrad } from '../autograd/index.js';
 import type { Module } from '../nn/module.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+
+/**
+ * The most images one inference forward takes: a larger batch is run in chunks of this size, so the memory of a
+ * forward (every intermediate of a chunk) stays flat in the batch size and its buffers stay warm. The kernels'
+ * arithmetic does not depend on the batch size, so the logits are the same bit for bit (test/models/evaluate.test.ts).
+ */
+export const FORWARD_CHUNK = 256;
+
+/** model.forward(x) without gradients, in chunks of at most `chunk` images, as one logits tensor [N, C]. */
+export function forwardChunked(model: Module, x: Tensor, chunk = FORWARD_CHUNK): Tensor {
+  const n = x.shape[0]!;
+  if (n <= chunk) return noGrad(() => model.forward(x));
+  const per = x.size / n;
+  const parts: Tensor[] = [];
+  for (let at = 0; at < n; at += chunk) {
+    const m = Math.min(chunk, n - at);
+    parts.push(noGrad(() => model.forward(new Tensor(x.data.subarray(at * per, (at + m) * per), [m, ...x.shape.slice(1)]))));
+  }
+  const c = parts[0]!.size / parts[0]!.shape[0]!;
+  const out = Tensor.empty([n, ...parts[0]!.shape.slice(1)]);
+  let at = 0;
+  for (const p of parts) {
+    out.data.set(p.data, at * c);
+    at += p.shape[0]!;
+  }
+  return out;
+}
 
 export interface EvalCounts {
   images: number;
@@ -39,7 +66,7 @@ export function evaluate(
   model.eval();
   try {
     for (const { x, y } of batches) {
-      const logits = noGrad(() => model.forward(x));
+      const logits = forwardChunked(model, x);
       countHits(logits, y, counts);
       onBatch?.(counts);
     }

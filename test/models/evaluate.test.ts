@@ -1,0 +1,32 @@
+/**
+ * Inference in chunks (models/evaluate.ts forwardChunked, what `granq eval` and every test-set evaluation run): a
+ * forward at batch 7, 64 and 1,000 gives the same logits per image, bit for bit, chunked or not, for the FP teacher
+ * and a granq W4A4 student (whose activation ranges are per sample).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { noGrad } from '../../src/autograd/index.js';
+import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
+import { FORWARD_CHUNK, forwardChunked } from '../../src/models/evaluate.js';
+import { loadModel } from '../../src/models/load.js';
+import { quantizeModel } from '../../src/quant/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+
+const { model: teacher } = loadModel(DEFAULT_TEACHER);
+teacher.eval();
+const { student } = quantizeModel(teacher, { wbits: 4, abits: 4, act: 'granq', weight: 'channel' }, { warn: () => {} });
+student.eval();
+const x = Tensor.randn([1000, 3, 32, 32], new Rng(4));
+const first = (n: number) => new Tensor(x.data.subarray(0, n * 3072), [n, 3, 32, 32]);
+
+for (const [name, model] of [['FP teacher', teacher], ['W4A4 granq/channel student', student]] as const) {
+  test(`${name}: logits per image the same at batch 7, 64 and 1,000, in chunks of ${FORWARD_CHUNK} or in one forward`, () => {
+    const all = forwardChunked(model, x);
+    assert.deepEqual(all.shape, [1000, 10]);
+    const whole = noGrad(() => model.forward(x));
+    assert.deepEqual(all.data, whole.data, 'chunked = one forward of 1,000');
+    for (const n of [7, 64]) assert.deepEqual(forwardChunked(model, first(n)).data, all.data.subarray(0, n * 10), `batch ${n}`);
+    assert.deepEqual(forwardChunked(model, x, 7).data, all.data, 'chunks of 7');
+  });
+}
