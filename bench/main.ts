@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --single-threaded-gc
-/** `npm run bench -- <suite> [--json]`. Suites: fp. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
+/** `npm run bench -- <suite> [--json]`. Suites: fp, all. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
+import { benchAll } from './all.js';
 import { benchFp } from './fp.js';
 import { backend } from '../src/backend/index.js';
 
@@ -8,8 +9,9 @@ const json = args.includes('--json');
 const suite = args.find((a) => !a.startsWith('--')) ?? 'fp';
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-const suites: Record<string, () => object> = {
+const suites: Record<string, () => object | Promise<object>> = {
   fp: () => benchFp(log),
+  all: () => benchAll(log),
 };
 
 const run = suites[suite];
@@ -18,5 +20,5 @@ if (!run) {
   process.exit(2);
 }
 log(`granq bench ${suite}: backend ${backend().name}, ${backend().numThreads()} threads`);
-const result = run();
+const result = await run();
 if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
