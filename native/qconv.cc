@@ -36,8 +36,8 @@ int64_t tap_sum(const int8_t* w, int64_t k, const Taps& t) {
 }
 
 // The epilogue's float32 order is the definition (kernels.h): every product and sum rounds on its own. GCC contracts
-// a * b + c into a fused multiply-add by default (generic vector code from intrinsics too), so the products go
-// through these: an empty asm the compiler cannot see through, and the rounding-mode intrinsics (builtins).
+// a * b + c into a fused multiply-add by default (generic vector code from intrinsics too), so each product goes
+// through an empty asm the compiler cannot see through (the embedded-rounding intrinsics would too, 25% slower).
 inline float mul_rounded(float a, float b) {
   float r = a * b;
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,8 +48,12 @@ inline float mul_rounded(float a, float b) {
   return r;
 }
 #ifdef GRANQ_QCONV_VNNI
-inline __m512 mul_rounded(__m512 a, __m512 b) { return _mm512_maskz_mul_round_ps(__mmask16(0xffff), a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
-inline __m512 add_rounded(__m512 a, __m512 b) { return _mm512_maskz_add_round_ps(__mmask16(0xffff), a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+inline __m512 mul_rounded(__m512 a, __m512 b) {
+  __m512 r = _mm512_mul_ps(a, b);
+  __asm__("" : "+v"(r));
+  return r;
+}
+inline __m512 add_rounded(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
 #endif
 
 // T = sum over the taps of (wq + wz)(a + base), from its parts, in the order kernels.h fixes.
@@ -152,37 +156,71 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
     }
   };
 #ifdef GRANQ_QCONV_VNNI
-  const int64_t o16 = (p.o + 15) / 16, per_channel = o16 * p.k * pl.groups * 64;
-  // NB output positions from ox0, outputs [16 ob, 16 ob + 16): registers for the sums and the accumulators.
-  auto block = [&](auto nb_const, int64_t ox0, int64_t ob) {
-    constexpr int NB = decltype(nb_const)::value;
-    const int64_t lanes = std::min<int64_t>(16, p.o - ob * 16);
-    const __mmask16 m = __mmask16((1u << lanes) - 1);
-    __m512 a[NB];
-    for (int j = 0; j < NB; ++j) a[j] = _mm512_setzero_ps();
+  const int64_t o16 = (p.o + 15) / 16, kg64 = p.k * pl.groups * 64, per_channel = o16 * kg64;
+  // NB output positions from ox0 x OB blocks of 16 outputs from ob0, all in registers: each packed weight vector
+  // is loaded once for the NB positions and each broadcast of 4 codes once for the OB blocks.
+  auto block = [&](auto nb_c, auto ob_c, int64_t ox0, int64_t ob0) {
+    constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
+    __mmask16 m[OB];
+    int64_t lanes[OB];
+    for (int b = 0; b < OB; ++b) {
+      lanes[b] = std::min<int64_t>(16, p.o - (ob0 + b) * 16);
+      m[b] = __mmask16((1u << lanes[b]) - 1);
+    }
+    __m512 a[NB][OB];
+    for (int j = 0; j < NB; ++j)
+      for (int b = 0; b < OB; ++b) a[j][b] = _mm512_setzero_ps();
     for (int64_t i = 0; i < p.c; ++i) {
-      __m512i v[NB];
-      for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
-      channel_sums<NB>(pl, pk + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
-      if (fast[i]) {
-        const __m512 fi = _mm512_maskz_loadu_ps(m, f + i * p.o + ob * 16);
-        for (int j = 0; j < NB; ++j) a[j] = add_rounded(a[j], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m, v[j])));
-      } else {
-        for (int j = 0; j < NB; ++j) {
-          float lane[16];
-          _mm512_storeu_ps(lane, a[j]);
-          _mm512_mask_storeu_epi32(s + ob * 16, m, v[j]);
-          slow(i, ox0 + j, ob * 16, ob * 16 + lanes, lane);
-          a[j] = _mm512_maskz_loadu_ps(m, lane);
+      __m512i v[NB][OB];
+      for (int j = 0; j < NB; ++j)
+        for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
+      const int8_t* pki = pk + i * per_channel + ob0 * kg64;
+      for (int64_t ky = 0; ky < p.k; ++ky) {
+        const uint8_t* r = pl.at(n * p.c + i, y0 + ky, ox0 * p.stride);
+        for (int64_t g = 0; g < pl.groups; ++g) {
+          __m512i w[OB];
+          for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pki + b * kg64 + (ky * pl.groups + g) * 64);
+          for (int j = 0; j < NB; ++j) {
+            int32_t four;
+            std::memcpy(&four, r + j * p.stride + g * 4, 4);
+            const __m512i bc = _mm512_set1_epi32(four);
+            for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
+          }
         }
       }
+      if (fast[i]) {
+        for (int b = 0; b < OB; ++b) {
+          const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
+          for (int j = 0; j < NB; ++j) a[j][b] = add_rounded(a[j][b], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m[b], v[j][b])));
+        }
+      } else {
+        for (int j = 0; j < NB; ++j)
+          for (int b = 0; b < OB; ++b) {
+            float lane[16];
+            const int64_t o0 = (ob0 + b) * 16;
+            _mm512_storeu_ps(lane, a[j][b]);
+            _mm512_mask_storeu_epi32(s + o0, m[b], v[j][b]);
+            slow(i, ox0 + j, o0, o0 + lanes[b], lane);
+            a[j][b] = _mm512_maskz_loadu_ps(m[b], lane);
+          }
+      }
     }
-    for (int j = 0; j < NB; ++j) _mm512_mask_storeu_ps(acc + (ox0 + j) * p.o + ob * 16, m, a[j]);
+    for (int j = 0; j < NB; ++j)
+      for (int b = 0; b < OB; ++b) _mm512_mask_storeu_ps(acc + (ox0 + j) * p.o + (ob0 + b) * 16, m[b], a[j][b]);
   };
-  for (int64_t ob = 0; ob < o16; ++ob) {
+  // Registers: NB x OB accumulators and as many sums (<= 32 zmm with the weights and the broadcast).
+  auto row = [&](auto ob_c, auto nb_c, int64_t ob0) {
     int64_t ox0 = 0;
-    for (; ox0 + kBlock <= p.ow; ox0 += kBlock) block(std::integral_constant<int, kBlock>{}, ox0, ob);
-    for (; ox0 < p.ow; ++ox0) block(std::integral_constant<int, 1>{}, ox0, ob);
+    for (; ox0 + decltype(nb_c)::value <= p.ow; ox0 += decltype(nb_c)::value) block(nb_c, ob_c, ox0, ob0);
+    for (; ox0 < p.ow; ++ox0) block(std::integral_constant<int, 1>{}, ob_c, ox0, ob0);
+  };
+  for (int64_t ob0 = 0; ob0 < o16;) {
+    const int64_t ob = std::min<int64_t>(4, o16 - ob0);
+    if (ob == 4) row(std::integral_constant<int, 4>{}, std::integral_constant<int, 2>{}, ob0);
+    else if (ob == 3) row(std::integral_constant<int, 3>{}, std::integral_constant<int, 2>{}, ob0);
+    else if (ob == 2) row(std::integral_constant<int, 2>{}, std::integral_constant<int, 4>{}, ob0);
+    else row(std::integral_constant<int, 1>{}, std::integral_constant<int, 8>{}, ob0);
+    ob0 += ob;
   }
 #else
   for (int64_t ox = 0; ox < p.ow; ++ox) {
@@ -221,22 +259,49 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
     const int64_t nb = std::min(kBlock, p.ow - ox0);
     int32_t* sb = s;  // [nb, o]
 #ifdef GRANQ_QCONV_VNNI
-    const int64_t o16 = (p.o + 15) / 16, per_channel = o16 * p.k * pl.groups * 64;
-    auto sums = [&](auto nb_const, int64_t j0, int64_t ob) {
-      constexpr int NB = decltype(nb_const)::value;
-      const int64_t lanes = std::min<int64_t>(16, p.o - ob * 16);
-      __m512i v[NB];
-      for (int j = 0; j < NB; ++j) v[j] = _mm512_setzero_si512();
-      for (int64_t i = 0; i < p.c; ++i)
-        channel_sums<NB>(pl, pk + i * per_channel + ob * p.k * pl.groups * 64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
-      for (int j = 0; j < NB; ++j) _mm512_mask_storeu_epi32(sb + (j0 + j) * p.o + ob * 16, __mmask16((1u << lanes) - 1), v[j]);
-    };
-    for (int64_t ob = 0; ob < o16; ++ob) {
-      if (nb == kBlock) {
-        sums(std::integral_constant<int, kBlock>{}, 0, ob);
-      } else {
-        for (int64_t j = 0; j < nb; ++j) sums(std::integral_constant<int, 1>{}, j, ob);
+    const int64_t o16 = (p.o + 15) / 16, kg64 = p.k * pl.groups * 64, per_channel = o16 * kg64;
+    // NB positions from ox0 + j0 x OB blocks of 16 outputs: int32 sums over every channel and tap, in registers.
+    auto sums = [&](auto nb_c, auto ob_c, int64_t j0, int64_t ob0) {
+      constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
+      __m512i v[NB][OB];
+      for (int j = 0; j < NB; ++j)
+        for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
+      for (int64_t i = 0; i < p.c; ++i) {
+        const int8_t* pki = pk + i * per_channel + ob0 * kg64;
+        for (int64_t ky = 0; ky < p.k; ++ky) {
+          const uint8_t* r = pl.at(n * p.c + i, y0 + ky, (ox0 + j0) * p.stride);
+          for (int64_t g = 0; g < pl.groups; ++g) {
+            __m512i w[OB];
+            for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pki + b * kg64 + (ky * pl.groups + g) * 64);
+            for (int j = 0; j < NB; ++j) {
+              int32_t four;
+              std::memcpy(&four, r + j * p.stride + g * 4, 4);
+              const __m512i bc = _mm512_set1_epi32(four);
+              for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
+            }
+          }
+        }
       }
+      for (int j = 0; j < NB; ++j)
+        for (int b = 0; b < OB; ++b) {
+          const int64_t lanes = std::min<int64_t>(16, p.o - (ob0 + b) * 16);
+          _mm512_mask_storeu_epi32(sb + (j0 + j) * p.o + (ob0 + b) * 16, __mmask16((1u << lanes) - 1), v[j][b]);
+        }
+    };
+    for (int64_t ob0 = 0; ob0 < o16;) {
+      const int64_t ob = std::min<int64_t>(4, o16 - ob0);
+      auto go = [&](auto ob_c) {
+        if (nb == kBlock) {
+          sums(std::integral_constant<int, kBlock>{}, ob_c, 0, ob0);
+        } else {
+          for (int64_t j = 0; j < nb; ++j) sums(std::integral_constant<int, 1>{}, ob_c, j, ob0);
+        }
+      };
+      if (ob == 4) go(std::integral_constant<int, 4>{});
+      else if (ob == 3) go(std::integral_constant<int, 3>{});
+      else if (ob == 2) go(std::integral_constant<int, 2>{});
+      else go(std::integral_constant<int, 1>{});
+      ob0 += ob;
     }
     (void)tmp;
 #else
