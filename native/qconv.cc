@@ -107,26 +107,8 @@ std::vector<int8_t> pack_weights(const QconvParams& p, const int8_t* w, int64_t 
   return pk;
 }
 
-// S[o] for o in [16 ob, 16 ob + 16) of input channel `plane` at nb <= kBlock output positions x0 + j stride of one
-// row, accumulated into v[j]: each packed weight vector is loaded once for the nb positions.
-constexpr int64_t kBlock = 4;
-#ifdef GRANQ_QCONV_VNNI
-template <int NB>
-inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t plane, int64_t y0, int64_t x0, int64_t stride, int64_t k, __m512i* v) {
-  for (int64_t ky = 0; ky < k; ++ky) {
-    const uint8_t* r = pl.at(plane, y0 + ky, x0);
-    for (int64_t g = 0; g < pl.groups; ++g) {
-      const __m512i w = _mm512_loadu_si512(pk + (ky * pl.groups + g) * 64);
-#pragma GCC unroll 4
-      for (int j = 0; j < NB; ++j) {
-        int32_t four;
-        std::memcpy(&four, r + j * stride + g * 4, 4);
-        v[j] = _mm512_dpbusd_epi32(v[j], _mm512_set1_epi32(four), w);
-      }
-    }
-  }
-}
-#endif
+// Most output positions of one row that the whole-reduction mode keeps in registers at once.
+constexpr int64_t kBlock = 8;
 
 [[maybe_unused]] void channel_sums_ref(const QconvParams& p, const QconvOperands& in, const Planes& pl, int64_t plane, int64_t i, int64_t y0, int64_t x0, int32_t* s) {
   const int64_t kk = p.k * p.k;
@@ -255,8 +237,10 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
   // total()'s double sum is that integer whatever the order (its +-0 terms change no non-zero value, and a zero sum
   // is +0 both ways).
   const bool exact_wz = base == 0.0 && wz_max * 255.0 * double(p.c * p.k * p.k) < 4503599627370496.0;
-  for (int64_t ox0 = 0; ox0 < p.ow; ox0 += kBlock) {
-    const int64_t nb = std::min(kBlock, p.ow - ox0);
+  // 8 positions for up to 2 blocks of 16 outputs, 4 for more (at most 16 sums in registers).
+  const int64_t blk = (p.o + 15) / 16 <= 2 ? kBlock : kBlock / 2;
+  for (int64_t ox0 = 0; ox0 < p.ow; ox0 += blk) {
+    const int64_t nb = std::min(blk, p.ow - ox0);
     int32_t* sb = s;  // [nb, o]
 #ifdef GRANQ_QCONV_VNNI
     const int64_t o16 = (p.o + 15) / 16, kg64 = p.k * pl.groups * 64, per_channel = o16 * kg64;
@@ -291,8 +275,10 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
     for (int64_t ob0 = 0; ob0 < o16;) {
       const int64_t ob = std::min<int64_t>(4, o16 - ob0);
       auto go = [&](auto ob_c) {
-        if (nb == kBlock) {
-          sums(std::integral_constant<int, kBlock>{}, ob_c, 0, ob0);
+        if (nb == 8 && decltype(ob_c)::value <= 2) {
+          sums(std::integral_constant<int, 8>{}, ob_c, 0, ob0);
+        } else if (nb == 4) {
+          sums(std::integral_constant<int, 4>{}, ob_c, 0, ob0);
         } else {
           for (int64_t j = 0; j < nb; ++j) sums(std::integral_constant<int, 1>{}, ob_c, j, ob0);
         }
