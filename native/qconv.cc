@@ -124,8 +124,13 @@ constexpr int64_t kBlock = 8;
 }
 
 // One output row (n, oy) of the per-input-channel mode into acc [ow, o] (before bias).
+// fast[i]: kFast (no offsets: T = S), kBaseOnly (weights without offsets, |base| < 2^40: T = S + base W exactly, with
+// W the sum of the channel's weight codes, wfull [c, 16 ceil(o / 16)], at positions whose taps are all in bounds),
+// kSlow (total() lane by lane).
+constexpr uint8_t kSlow = 0, kFast = 1, kBaseOnly = 2;
+
 void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const float* f,
-                   const uint8_t* fast, int64_t n, int64_t oy, float* acc, int32_t* s) {
+                   const uint8_t* fast, const int32_t* wfull, int64_t n, int64_t oy, float* acc, int32_t* s) {
   const int64_t y0 = oy * p.stride, kk = p.k * p.k;
   // A slow channel (an offset is not 0): T from its parts in double (kernels.h), for outputs [o0, o1).
   auto slow = [&](int64_t i, int64_t ox, int64_t o0, int64_t o1, float* a) {
@@ -152,6 +157,8 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
     __m512 a[NB][OB];
     for (int j = 0; j < NB; ++j)
       for (int b = 0; b < OB; ++b) a[j][b] = _mm512_setzero_ps();
+    const int64_t iy = oy * p.stride - p.pad, ix0 = ox0 * p.stride - p.pad, ix1 = (ox0 + NB - 1) * p.stride - p.pad;
+    const bool interior = iy >= 0 && iy + p.k <= p.h && ix0 >= 0 && ix1 + p.k <= p.w;
     for (int64_t i = 0; i < p.c; ++i) {
       __m512i v[NB][OB];
       for (int j = 0; j < NB; ++j)
@@ -170,10 +177,24 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
           }
         }
       }
-      if (fast[i]) {
+      if (fast[i] == kFast) {
         for (int b = 0; b < OB; ++b) {
           const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
           for (int j = 0; j < NB; ++j) a[j][b] = add_rounded(a[j][b], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m[b], v[j][b])));
+        }
+      } else if (fast[i] == kBaseOnly && interior) {
+        const __m512d base = _mm512_set1_pd(in.xbase[n * p.c + i]);
+        for (int b = 0; b < OB; ++b) {
+          const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
+          const int32_t* wf = wfull + i * o16 * 16 + (ob0 + b) * 16;
+          const __m512d bw_lo = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf))));
+          const __m512d bw_hi = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf + 8))));
+          for (int j = 0; j < NB; ++j) {
+            const __m256 lo = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 0)), bw_lo));
+            const __m256 hi = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 1)), bw_hi));
+            const __m512 t = _mm512_maskz_mov_ps(m[b], _mm512_maskz_insertf32x8(__mmask16(0xffff), _mm512_castps256_ps512(lo), hi, 1));
+            a[j][b] = add_rounded(a[j][b], mul_rounded(fi, t));
+          }
         }
       } else {
         for (int j = 0; j < NB; ++j)
@@ -210,7 +231,7 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
     std::fill(a, a + p.o, 0.0f);
     for (int64_t i = 0; i < p.c; ++i) {
       channel_sums_ref(p, in, pl, n * p.c + i, i, y0, ox * p.stride, s);
-      if (fast[i]) {
+      if (fast[i] == kFast) {
         for (int64_t o = 0; o < p.o; ++o) a[o] += mul_rounded(f[i * p.o + o], float(s[o]));
       } else {
         slow(i, ox, 0, p.o, a);
@@ -336,6 +357,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   std::vector<float> f;
   std::vector<uint8_t> fast;
   std::vector<int64_t> wk;
+  std::vector<int32_t> wfull;
   // f = (1 / wscale) (1 / xscale): c (o + n) divisions, then products.
   std::vector<float> rw(size_t(p.o * p.c)), rx(size_t(p.n * p.c));
   for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
@@ -352,8 +374,14 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
           f[size_t(ni * p.o + o)] = rw[size_t(o * p.c + i)] * rx[size_t(ni)];
           zero = zero && in.wz[o * p.c + i] == 0.0;
         }
-        fast[size_t(ni)] = zero ? 1 : 0;
+        bool wz_zero = true;
+        for (int64_t o = 0; o < p.o; ++o) wz_zero = wz_zero && in.wz[o * p.c + i] == 0.0;
+        fast[size_t(ni)] = zero ? kFast : (wz_zero && std::fabs(in.xbase[ni]) < 1099511627776.0 ? kBaseOnly : kSlow);
       }
+    wfull.assign(size_t(p.c * ((p.o + 15) / 16) * 16), 0);
+    for (int64_t i = 0; i < p.c; ++i)
+      for (int64_t o = 0; o < p.o; ++o)
+        for (int64_t t = 0; t < kk; ++t) wfull[size_t(i * ((p.o + 15) / 16) * 16 + o)] += in.w[(o * p.c + i) * kk + t];
   } else {
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
@@ -369,7 +397,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = b / p.oh, oy = b % p.oh;
       if (p.per_input) {
-        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, n, oy, acc.data(), s.data());
+        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, wfull.data(), n, oy, acc.data(), s.data());
       } else {
         whole_row(p, in, pl, pk, wk.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
