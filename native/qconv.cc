@@ -110,6 +110,29 @@ std::vector<int8_t> pack_weights(const QconvParams& p, const int8_t* w, int64_t 
 // Most output positions of one row that the whole-reduction mode keeps in registers at once.
 constexpr int64_t kBlock = 8;
 
+#ifdef GRANQ_QCONV_VNNI
+// v[j][b] += the int32 partial sums of channel `plane` at the NB positions x0 + j stride of one output row (plane
+// row y0 on), for OB blocks of 16 outputs whose packed weights start at pk (kg64 bytes apart): each weight vector is
+// loaded once for the NB positions, each broadcast of 4 codes once for the OB blocks.
+template <int NB, int OB>
+inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t kg64, int64_t plane, int64_t y0, int64_t x0, int64_t stride, int64_t k,
+                         __m512i (&v)[NB][OB]) {
+  for (int64_t ky = 0; ky < k; ++ky) {
+    const uint8_t* r = pl.at(plane, y0 + ky, x0);
+    for (int64_t g = 0; g < pl.groups; ++g) {
+      __m512i w[OB];
+      for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pk + b * kg64 + (ky * pl.groups + g) * 64);
+      for (int j = 0; j < NB; ++j) {
+        int32_t four;
+        std::memcpy(&four, r + j * stride + g * 4, 4);
+        const __m512i bc = _mm512_set1_epi32(four);
+        for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
+      }
+    }
+  }
+}
+#endif
+
 [[maybe_unused]] void channel_sums_ref(const QconvParams& p, const QconvOperands& in, const Planes& pl, int64_t plane, int64_t i, int64_t y0, int64_t x0, int32_t* s) {
   const int64_t kk = p.k * p.k;
   for (int64_t o = 0; o < p.o; ++o) {
@@ -163,20 +186,7 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
       __m512i v[NB][OB];
       for (int j = 0; j < NB; ++j)
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
-      const int8_t* pki = pk + i * per_channel + ob0 * kg64;
-      for (int64_t ky = 0; ky < p.k; ++ky) {
-        const uint8_t* r = pl.at(n * p.c + i, y0 + ky, ox0 * p.stride);
-        for (int64_t g = 0; g < pl.groups; ++g) {
-          __m512i w[OB];
-          for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pki + b * kg64 + (ky * pl.groups + g) * 64);
-          for (int j = 0; j < NB; ++j) {
-            int32_t four;
-            std::memcpy(&four, r + j * p.stride + g * 4, 4);
-            const __m512i bc = _mm512_set1_epi32(four);
-            for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
-          }
-        }
-      }
+      channel_sums<NB, OB>(pl, pk + i * per_channel + ob0 * kg64, kg64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
       if (fast[i] == kFast) {
         for (int b = 0; b < OB; ++b) {
           const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
@@ -272,20 +282,7 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
       for (int j = 0; j < NB; ++j)
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
       for (int64_t i = 0; i < p.c; ++i) {
-        const int8_t* pki = pk + i * per_channel + ob0 * kg64;
-        for (int64_t ky = 0; ky < p.k; ++ky) {
-          const uint8_t* r = pl.at(n * p.c + i, y0 + ky, (ox0 + j0) * p.stride);
-          for (int64_t g = 0; g < pl.groups; ++g) {
-            __m512i w[OB];
-            for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pki + b * kg64 + (ky * pl.groups + g) * 64);
-            for (int j = 0; j < NB; ++j) {
-              int32_t four;
-              std::memcpy(&four, r + j * p.stride + g * 4, 4);
-              const __m512i bc = _mm512_set1_epi32(four);
-              for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
-            }
-          }
-        }
+        channel_sums<NB, OB>(pl, pk + i * per_channel + ob0 * kg64, kg64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
       }
       for (int j = 0; j < NB; ++j)
         for (int b = 0; b < OB; ++b) {
