@@ -23,7 +23,7 @@ export interface QuantizeCliOptions {
   milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
   alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
-  studentSchedule?: 'multistep' | 'cosine';
+  augment?: number; studentSchedule?: 'multistep' | 'cosine';
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -32,7 +32,7 @@ const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
   ['lrS', 'lrStudent'], ['lrG', 'lrGenerator'], ['milestones', 'milestones'], ['lrGamma', 'lrGamma'], ['momentum', 'momentum'],
   ['weightDecay', 'weightDecay'], ['temperature', 'temperature'], ['studentLoss', 'studentLoss'], ['marginLower', 'marginLower'],
   ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
-  ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'],
+  ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'], ['augment', 'augment'],
 ];
 
 export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
@@ -83,6 +83,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--generator-epochs <n>', 'beyond the released recipe: update the generator only before this epoch, then sample it frozen', nonNegativeInt))
     .addOption(new Option('--student-schedule <name>', "beyond the released recipe: the student's lr schedule: multistep (released: x lr-gamma at the milestones) or cosine (from --lr-s to 0 over the epochs; the milestones then move the generator's lr only)").choices(['multistep', 'cosine']))
     .addOption(num('--anchor <x>', "beyond the released recipe: pull the student's parameters towards the teacher's (adds x·(w − w_teacher) to each gradient)", nonNegativeNumber))
+    .addOption(num('--augment <p>', 'beyond the released recipe: the student step sees the generator\'s images shifted by up to p pixels (zero fill) and mirrored with probability 1/2, the teacher run again on them', nonNegativeInt))
     .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
     .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))

@@ -69,10 +69,11 @@ export function epochPlan(n: number, seed: number, epoch: number, aug: AugmentOp
 
 /**
  * Image `src` of `images` cropped at (dy, dx) of its zero-padded version and optionally mirrored, written to
- * `out` at `to`: out(y, x) = padded(y + dy, x') with x' = dx + (flip ? 31 - x : x).
+ * `out` at `to`: out(y, x) = padded(y + dy, x') with x' = dx + (flip ? 31 - x : x). The pixels are uint8 (a data
+ * set) or float32 (a generator's normalised images, whose padding 0 is the mean).
  */
-export function cropFlip(images: Uint8Array, src: number, padding: number, dy: number, dx: number, flip: boolean,
-  out: Uint8Array, to: number): void {
+export function cropFlip<T extends Uint8Array | Float32Array>(images: T, src: number, padding: number, dy: number, dx: number,
+  flip: boolean, out: T, to: number): void {
   const from = src * IMAGE_BYTES;
   for (let c = 0; c < 3; c++) {
     const plane = c * SIDE * SIDE;
@@ -104,6 +105,22 @@ export function cutoutSquare(x: Float32Array, i: number, side: number, cy: numbe
     const plane = (i * 3 + c) * SIDE * SIDE;
     for (let y = y0; y < y1; y++) x.fill(0, plane + y * SIDE + x0, plane + y * SIDE + x1);
   }
+}
+
+/**
+ * A batch of normalised [N,3,32,32] images, each shifted by up to `padding` pixels (zero fill) and mirrored with
+ * probability 1/2, the offsets and flips drawn from `rng` (dy, dx, flip per image, in image order).
+ */
+export function shiftFlipBatch(x: Float32Array, n: number, padding: number, rng: Rng): Float32Array {
+  check(x.length === n * IMAGE_BYTES, () => `shiftFlipBatch: expected ${n} images of 3x${SIDE}x${SIDE}, got ${x.length} values`);
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < n; i++) {
+    const dy = rng.randint(0, 2 * padding + 1);
+    const dx = rng.randint(0, 2 * padding + 1);
+    const flip = rng.uniform() < 0.5;
+    cropFlip(x, i, padding, dy, dx, flip, out, i * IMAGE_BYTES);
+  }
+  return out;
 }
 
 /** Batch `b` (positions b*size ... ) of an epoch's plan: augmented, then normalised. The last batch may be short. */

@@ -10,6 +10,7 @@ import { loadFlatStateDict, type Module } from '../nn/module.js';
 import { Adam, cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
+import { shiftFlipBatch } from '../data/augment.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss } from './losses.js';
@@ -91,7 +92,9 @@ export class ZsqTrainer {
     this.bns.reset();
     const t = this.teacher.forward(images);
     this.bns.active = false;
-    for (const p of this.studentParams) p.requiresGrad = trainStudent;
+    // With cfg.augment the student step runs on its own (augmented) forward, so this one needs no weight gradients.
+    const augment = c.augment ?? 0;
+    for (const p of this.studentParams) p.requiresGrad = trainStudent && augment === 0;
     const s = this.student.forward(images);
     for (const p of this.studentParams) p.requiresGrad = true;
 
@@ -112,12 +115,21 @@ export class ZsqTrainer {
     let student: number | null = null;
     let lossS: Tensor | null = null;
     if (trainStudent) {
-      const tS = t.detach();
+      let tS = t.detach();
+      let sS = s;
+      let inS = images;
+      if (augment > 0) {
+        // cfg.augment: the student learns on shifted and mirrored copies of the images, with the teacher's logits on
+        // those copies (the images the generator step saw are not reused).
+        inS = new Tensor(shiftFlipBatch(images.data, c.batch, augment, this.rng), images.shape);
+        tS = F.noGrad(() => this.teacher.forward(inS));
+        sS = this.student.forward(inS);
+      }
       lossS = c.studentLoss === 'entropy'
-        ? entropyKdLoss(tS, s, c.temperature)
-        : F.add(klKdLoss(tS, s, c.temperature), F.crossEntropy(s, labels));
+        ? entropyKdLoss(tS, sS, c.temperature)
+        : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
       this.optS.zeroGrad();
-      F.withoutGrad([images], () => lossS!.backward());
+      F.withoutGrad([inS], () => lossS!.backward());
       if (this.anchorTo) this.addAnchorGradient(c.anchor!);
       this.optS.step();
       student = lossS.item();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as F from '../../src/autograd/index.js';
-import { cropFlip, cutoutSquare, epochPlan, planBatch } from '../../src/data/augment.js';
+import { cropFlip, cutoutSquare, epochPlan, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
 import { IMAGE_BYTES } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
@@ -159,6 +159,24 @@ describe('augmentation', () => {
       cropFlip(images, 2, p, dy, dx, flip, out, 0);
       assert.deepEqual(out, reference(2, p, dy, dx, flip), `p ${p} dy ${dy} dx ${dx} flip ${flip}`);
     }
+  });
+
+  test('cropFlip on float images is the same map; shiftFlipBatch applies one draw per image from its Rng', () => {
+    const f = Float32Array.from(images.subarray(0, 3 * IMAGE_BYTES), (v) => v + 1); // no pixel is 0, the fill is
+    const out = new Float32Array(IMAGE_BYTES);
+    for (const [dy, dx, flip] of [[0, 0, false], [3, 1, true], [4, 4, false]] as const) {
+      cropFlip(f, 2, 2, dy, dx, flip, out, 0);
+      const ref = reference(2, 2, dy, dx, flip);
+      out.forEach((v, i) => assert.equal(v === 0 ? 0 : v - 1, ref[i], `dy ${dy} dx ${dx} flip ${flip} at ${i}`));
+    }
+    const batch = shiftFlipBatch(f, 3, 4, new Rng(5));
+    const rng = new Rng(5);
+    for (let i = 0; i < 3; i++) {
+      const dy = rng.randint(0, 9), dx = rng.randint(0, 9), flip = rng.uniform() < 0.5;
+      cropFlip(f, i, 4, dy, dx, flip, out, 0);
+      assert.deepEqual(batch.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), out, `image ${i}`);
+    }
+    assert.throws(() => shiftFlipBatch(f, 2, 4, new Rng(5)), /expected 2 images/);
   });
 
   test('an epoch plan depends on (seed, epoch) only; offsets and flips cover their ranges', () => {
