@@ -2,28 +2,16 @@
  * `npm run bench -- all --json`: every speed and memory figure the speed issue tracks, in one JSON line, so a
  * regression is one command to see: FP forward and training step (fp.ts), the ZSQ iteration at batch 16 and 200
  * (`granq bench iter`), the 19 granq activation quantizers at batch 64 with their GB/s beside a copy's (`granq bench
- * quant`), the integer forward against FP at batch 64 (`granq bench int`), and the peak RSS of `granq eval` at batch
- * 256 and 1,000 (a child process under /usr/bin/time, on the first 2,048 test images; null where there is no
- * /usr/bin/time or no test set). Figures of this host, not PyTorch ratios: those need the reference in the same
- * minutes (scripts/torch-reference/zsq_iter_ab.sh).
+ * quant`), the integer forward against FP at batch 64 (`granq bench int`), and memory.ts's peak RSS figures (eval
+ * at batch 256 and 1,000, quantize of ResNet-20 and MobileNetV2). Figures of this host, not PyTorch ratios: those
+ * need the reference in the same minutes (scripts/torch-reference/zsq_iter_ab.sh).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { benchInt } from '../src/cli/bench-int.js';
 import { benchIter } from '../src/cli/bench-iter.js';
 import { benchQuant } from '../src/cli/bench-quant.js';
 import { DEFAULT_TEACHER } from '../src/models/default-teacher.js';
 import { benchFp } from './fp.js';
-
-/** Peak RSS in MiB of `granq eval --batch B` on 2,048 test images, or null where it cannot be measured. */
-function evalPeakMib(batch: number): number | null {
-  if (!existsSync('/usr/bin/time')) return null;
-  const cli = path.resolve('dist/src/cli/main.js');
-  const r = spawnSync('/usr/bin/time', ['-f', 'peak-kb %M', process.execPath, cli, 'eval', '--batch', String(batch), '--limit', '2048'], { encoding: 'utf8' });
-  const m = /peak-kb (\d+)/.exec(r.stderr);
-  return r.status === 0 && m ? Math.round(Number(m[1]) / 1024) : null;
-}
+import { benchMemory } from './memory.js';
 
 const round1 = (v: number) => Number(v.toFixed(1));
 
@@ -38,6 +26,6 @@ export async function benchAll(log: (s: string) => void): Promise<Record<string,
     zsq_iter_b16_it_s: iter.find((r) => r.batch === 16)!.it_per_s, zsq_iter_b200_it_s: iter.find((r) => r.batch === 200)!.it_per_s,
     act_quant_granq_b64_ms: quant.granq_ms, act_quant_granq_b64_gb_s: quant.granq_gb_s, copy_b64_gb_s: quant.copy_gb_s,
     int_vs_fp_w8a8_layer_b64: intOf('W8A8 layer/channel'), int_vs_fp_w4a4_granq_b64: intOf('W4A4 granq/channel'),
-    eval_peak_mib_b256: evalPeakMib(256), eval_peak_mib_b1000: evalPeakMib(1000),
+    ...benchMemory(log),
   };
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --single-threaded-gc
-/** `npm run bench -- <suite> [--json]`. Suites: fp, all. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
+/** `npm run bench -- <suite> [--json]`. Suites: fp, memory, all. Human-readable lines go to stderr; --json prints one JSON line last on stdout. */
 import { benchAll } from './all.js';
 import { benchFp } from './fp.js';
+import { benchMemory } from './memory.js';
 import { backend } from '../src/backend/index.js';
 
 const args = process.argv.slice(2);
@@ -11,6 +12,7 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const suites: Record<string, () => object | Promise<object>> = {
   fp: () => benchFp(log),
+  memory: () => benchMemory(log),
   all: () => benchAll(log),
 };
 

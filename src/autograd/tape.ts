@@ -26,6 +26,30 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+let releasingDead = false;
+
+/**
+ * Runs fn as noGrad, and lets a model's forward hand each intermediate's buffer back to the allocator's pool as soon
+ * as its last consumer has run (OnnxGraph does; layer code whose temporaries are locals needs nothing), so the memory
+ * of an inference forward is that of its widest live set, not of every intermediate at once. Only for callers that
+ * keep no intermediate (evaluation, prediction): a quantizer hook that stores the tensors it sees (probes) must run
+ * under plain noGrad.
+ */
+export function inference<T>(fn: () => T): T {
+  const prev = releasingDead;
+  releasingDead = true;
+  try {
+    return noGrad(fn);
+  } finally {
+    releasingDead = prev;
+  }
+}
+
+/** Whether dead intermediates may be released now: inside inference() and with no graph being recorded. */
+export function releasingDeadIntermediates(): boolean {
+  return releasingDead && !gradEnabled;
+}
+
 export interface BackwardArgs<I, A, S> {
   gy: Float32Array;
   /** gy belongs to this backward alone: an elementwise backward may write its input gradient over it and return it. */

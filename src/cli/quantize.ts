@@ -23,7 +23,7 @@ export interface QuantizeCliOptions {
   milestones?: number[]; lrGamma?: number; momentum?: number; weightDecay?: number; nesterov: boolean;
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
   alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
-  augment?: number; studentSchedule?: 'multistep' | 'cosine';
+  augment?: number; lowPass?: number; studentSchedule?: 'multistep' | 'cosine';
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -32,7 +32,7 @@ const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
   ['lrS', 'lrStudent'], ['lrG', 'lrGenerator'], ['milestones', 'milestones'], ['lrGamma', 'lrGamma'], ['momentum', 'momentum'],
   ['weightDecay', 'weightDecay'], ['temperature', 'temperature'], ['studentLoss', 'studentLoss'], ['marginLower', 'marginLower'],
   ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
-  ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'], ['augment', 'augment'],
+  ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'], ['augment', 'augment'], ['lowPass', 'lowPass'],
 ];
 
 export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
@@ -84,6 +84,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(new Option('--student-schedule <name>', "beyond the released recipe: the student's lr schedule: multistep (released: x lr-gamma at the milestones) or cosine (from --lr-s to 0 over the epochs; the milestones then move the generator's lr only)").choices(['multistep', 'cosine']))
     .addOption(num('--anchor <x>', "beyond the released recipe: pull the student's parameters towards the teacher's (adds x·(w − w_teacher) to each gradient)", nonNegativeNumber))
     .addOption(num('--augment <p>', 'beyond the released recipe: the student step sees the generator\'s images shifted by up to p pixels (zero fill) and mirrored with probability 1/2, the teacher run again on them', nonNegativeInt))
+    .addOption(num('--low-pass <d>', "beyond the released recipe: the student step sees the generator's images through an ideal low-pass filter keeping spatial frequencies within radius d cycles per image (SynQ's filter; applied before --augment), the teacher run again on them", positiveNumber))
     .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
     .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))

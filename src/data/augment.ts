@@ -142,3 +142,101 @@ export function planBatch(data: CifarData, plan: EpochPlan, b: number, size: num
   if (aug.cutout > 0) for (let i = 0; i < n; i++) cutoutSquare(x.data, i, aug.cutout, plan.cy[from + i]!, plan.cx[from + i]!);
   return { x, y, indices };
 }
+
+/**
+ * An ideal low-pass filter of every H x W plane of x [N, C, H, W] (SynQ's filter of synthetic images, Kim et al.
+ * 2025): the plane's 2-D DFT keeps the frequencies (fu, fv), signed (fu = u for u <= H/2, else u - H), with
+ * fu^2 + fv^2 <= radius^2 (cycles per image) and drops the rest; the result is the real inverse DFT. The kept set is
+ * symmetric under (fu, fv) -> (-fu, -fv), so the output is real. Separable sums in double over the kept
+ * frequencies only; radius >= the largest |f| keeps every frequency (the plane comes back within float rounding).
+ */
+export function lowPassBatch(x: Float32Array, shape: readonly number[], radius: number): Float32Array {
+  check(shape.length === 4 && x.length === shape.reduce((p, d) => p * d, 1),
+    () => `lowPassBatch: expected [N,C,H,W] data, got ${x.length} values for shape [${shape}]`);
+  check(radius > 0 && Number.isFinite(radius), () => `lowPassBatch: radius must be a positive number, got ${radius}`);
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const signed = (k: number, len: number) => (k <= len / 2 ? k : k - len);
+  const us = [...Array(h).keys()].filter((u) => Math.abs(signed(u, h)) <= radius);
+  const vs = [...Array(w).keys()].filter((v) => Math.abs(signed(v, w)) <= radius);
+  // cos/sin(2 pi k t / len) at [t * ks.length + i] (t outer: the inner loops run over the kept frequencies).
+  const twiddles = (len: number, ks: number[]) => {
+    const cos = new Float64Array(ks.length * len);
+    const sin = new Float64Array(ks.length * len);
+    ks.forEach((k, i) => {
+      for (let t = 0; t < len; t++) {
+        const a = (2 * Math.PI * ((k * t) % len)) / len;
+        cos[t * ks.length + i] = Math.cos(a);
+        sin[t * ks.length + i] = Math.sin(a);
+      }
+    });
+    return { cos, sin };
+  };
+  const { cos: wc, sin: ws } = twiddles(w, vs);
+  const { cos: hc, sin: hs } = twiddles(h, us);
+  const keep = new Uint8Array(us.length * vs.length);
+  us.forEach((u, i) => vs.forEach((v, j) => {
+    keep[i * vs.length + j] = signed(u, h) ** 2 + signed(v, w) ** 2 <= radius * radius ? 1 : 0;
+  }));
+  const nv = vs.length;
+  const nu = us.length;
+  const rowRe = new Float64Array(h * nv);
+  const rowIm = new Float64Array(h * nv);
+  const fRe = new Float64Array(nu * nv);
+  const fIm = new Float64Array(nu * nv);
+  const out = new Float32Array(x.length);
+  for (let p = 0; p < n * c; p++) {
+    const base = p * h * w;
+    // Along W: R[r][v] = sum_t x[r][t] e^{-2 pi i v t / W}.
+    for (let r = 0; r < h; r++) {
+      for (let j = 0; j < nv; j++) {
+        let re = 0;
+        let im = 0;
+        for (let t = 0; t < w; t++) {
+          const xv = x[base + r * w + t]!;
+          re += xv * wc[t * nv + j]!;
+          im -= xv * ws[t * nv + j]!;
+        }
+        rowRe[r * nv + j] = re;
+        rowIm[r * nv + j] = im;
+      }
+    }
+    // Along H, masked: X[u][v] = sum_r R[r][v] e^{-2 pi i u r / H}.
+    for (let i = 0; i < nu; i++) {
+      for (let j = 0; j < nv; j++) {
+        let re = 0;
+        let im = 0;
+        if (keep[i * nv + j]) {
+          for (let r = 0; r < h; r++) {
+            const cr = hc[r * nu + i]!;
+            const sr = hs[r * nu + i]!;
+            re += rowRe[r * nv + j]! * cr + rowIm[r * nv + j]! * sr;
+            im += rowIm[r * nv + j]! * cr - rowRe[r * nv + j]! * sr;
+          }
+        }
+        fRe[i * nv + j] = re;
+        fIm[i * nv + j] = im;
+      }
+    }
+    // Inverse along H, then along W (real part), scaled by 1/(H W).
+    for (let r = 0; r < h; r++) {
+      for (let j = 0; j < nv; j++) {
+        let re = 0;
+        let im = 0;
+        for (let i = 0; i < nu; i++) {
+          const cr = hc[r * nu + i]!;
+          const sr = hs[r * nu + i]!;
+          re += fRe[i * nv + j]! * cr - fIm[i * nv + j]! * sr;
+          im += fRe[i * nv + j]! * sr + fIm[i * nv + j]! * cr;
+        }
+        rowRe[r * nv + j] = re;
+        rowIm[r * nv + j] = im;
+      }
+      for (let t = 0; t < w; t++) {
+        let s = 0;
+        for (let j = 0; j < nv; j++) s += rowRe[r * nv + j]! * wc[t * nv + j]! - rowIm[r * nv + j]! * ws[t * nv + j]!;
+        out[base + r * w + t] = s / (h * w);
+      }
+    }
+  }
+  return out;
+}

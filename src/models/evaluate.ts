@@ -1,5 +1,5 @@
 /** Top-1 / top-5 evaluation of a classifier over batches, without gradients. */
-import { noGrad } from '../autograd/index.js';
+import { inference } from '../autograd/index.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -13,12 +13,12 @@ export const FORWARD_CHUNK = 256;
 /** model.forward(x) without gradients, in chunks of at most `chunk` images, as one logits tensor [N, C]. */
 export function forwardChunked(model: Module, x: Tensor, chunk = FORWARD_CHUNK): Tensor {
   const n = x.shape[0]!;
-  if (n <= chunk) return noGrad(() => model.forward(x));
+  if (n <= chunk) return inference(() => model.forward(x));
   const per = x.size / n;
   const parts: Tensor[] = [];
   for (let at = 0; at < n; at += chunk) {
     const m = Math.min(chunk, n - at);
-    parts.push(noGrad(() => model.forward(new Tensor(x.data.subarray(at * per, (at + m) * per), [m, ...x.shape.slice(1)]))));
+    parts.push(inference(() => model.forward(new Tensor(x.data.subarray(at * per, (at + m) * per), [m, ...x.shape.slice(1)]))));
   }
   const c = parts[0]!.size / parts[0]!.shape[0]!;
   const out = Tensor.empty([n, ...parts[0]!.shape.slice(1)]);

@@ -7,7 +7,7 @@
 import * as F from '../autograd/index.js';
 import { check, GranqError } from '../errors.js';
 import { Module } from '../nn/module.js';
-import { Tensor } from '../tensor/tensor.js';
+import { releaseFloats, Tensor } from '../tensor/tensor.js';
 import { shapeStr } from '../tensor/shape.js';
 
 export interface GraphStep {
@@ -45,13 +45,39 @@ export class OnnxGraph extends Module {
     this.mods[name] = m;
   }
 
+  /** For each step, the values whose last reader it is (never the graph's input, output or constants). */
+  private lastReads: string[][] | null = null;
+
+  private deadAfter(): string[][] {
+    if (this.lastReads) return this.lastReads;
+    const last = new Map<string, number>();
+    this.steps.forEach((s, i) => { for (const n of s.inputs) last.set(n, i); });
+    const dead: string[][] = this.steps.map(() => []);
+    for (const [n, i] of last) {
+      if (n !== this.inputName && n !== this.outputName && !(n in this.consts)) dead[i]!.push(n);
+    }
+    return (this.lastReads = dead);
+  }
+
+  /**
+   * Runs the steps in order. Each intermediate leaves the value table after its last reader, so the garbage collector
+   * may take it; under F.inference() its buffer goes straight back to the allocator's pool (unless a live value, the
+   * input or a constant views the same memory), where the next step of the same size picks it up warm.
+   */
   forward(x: Tensor): Tensor {
     const values = new Map<string, Tensor>([[this.inputName, x]]);
     for (const [name, t] of Object.entries(this.consts)) values.set(name, t);
-    for (const s of this.steps) {
+    const dead = this.deadAfter();
+    const release = F.releasingDeadIntermediates();
+    this.steps.forEach((s, i) => {
       const xs = s.inputs.map((n) => values.get(n)!);
       values.set(s.output, s.child !== undefined ? this.mods[s.child]!.forward(xs[0]!) : s.fn!(xs));
-    }
+      for (const n of dead[i]!) {
+        const t = values.get(n);
+        values.delete(n);
+        if (release && t && ![...values.values()].some((v) => v.data.buffer === t.data.buffer)) releaseFloats(t.data);
+      }
+    });
     return values.get(this.outputName)!;
   }
 }

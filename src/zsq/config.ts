@@ -37,6 +37,9 @@ export interface ZsqConfig {
   /** The student step sees the generator's images shifted by up to this many pixels (zero fill) and mirrored with
    * probability 1/2, the teacher run again on them (DeepInversion's jitter and flip; 0 or absent: released). */
   augment?: number;
+  /** The student step sees the generator's images through an ideal low-pass filter that keeps the spatial
+   * frequencies within this radius (cycles per image; SynQ's filter), the teacher run again on them (absent: released). */
+  lowPass?: number;
 }
 
 const RELEASED: ZsqConfig = {

@@ -5,7 +5,7 @@
  */
 import { noGrad } from '../autograd/index.js';
 import { batches, type CifarData } from '../data/cifar.js';
-import { evaluate } from '../models/evaluate.js';
+import { evaluate, forwardChunked } from '../models/evaluate.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -60,7 +60,7 @@ export function predictions(model: Module, images: Tensor[]): Int32Array[] {
   const was = model.training;
   model.eval();
   try {
-    return withObserversOff(model, () => images.map((x) => argmaxRows(noGrad(() => model.forward(x)))));
+    return withObserversOff(model, () => images.map((x) => argmaxRows(forwardChunked(model, x))));
   } finally {
     model.train(was);
   }

@@ -72,6 +72,9 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   if (c.augment !== undefined && !(Number.isInteger(c.augment) && c.augment >= 0 && c.augment <= 16)) {
     throw new GranqError(`config: augment must be an integer number of pixels in [0, 16], got ${JSON.stringify(c.augment)}`);
   }
+  if (c.lowPass !== undefined && !(typeof c.lowPass === 'number' && c.lowPass > 0 && Number.isFinite(c.lowPass))) {
+    throw new GranqError(`config: lowPass must be a positive radius in cycles per image, got ${JSON.stringify(c.lowPass)}`);
+  }
   if (c.generatorEpochs !== undefined && !Number.isInteger(c.generatorEpochs)) throw new GranqError(`config: generatorEpochs must be an integer, got ${c.generatorEpochs}`);
   if (c.studentSchedule !== undefined && c.studentSchedule !== 'cosine') throw new GranqError(`config: studentSchedule must be 'cosine' or absent, got ${JSON.stringify(c.studentSchedule)}`);
   if (!(c.temperature > 0)) throw new GranqError(`config: temperature must be positive, got ${c.temperature}`);

@@ -10,7 +10,7 @@ import { loadFlatStateDict, type Module } from '../nn/module.js';
 import { Adam, cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
-import { shiftFlipBatch } from '../data/augment.js';
+import { lowPassBatch, shiftFlipBatch } from '../data/augment.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss } from './losses.js';
@@ -92,9 +92,11 @@ export class ZsqTrainer {
     this.bns.reset();
     const t = this.teacher.forward(images);
     this.bns.active = false;
-    // With cfg.augment the student step runs on its own (augmented) forward, so this one needs no weight gradients.
+    // With cfg.augment or cfg.lowPass the student step runs on its own forward (of its own images), so this one needs
+    // no weight gradients.
     const augment = c.augment ?? 0;
-    for (const p of this.studentParams) p.requiresGrad = trainStudent && augment === 0;
+    const ownImages = augment > 0 || c.lowPass !== undefined;
+    for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
     const s = this.student.forward(images);
     for (const p of this.studentParams) p.requiresGrad = true;
 
@@ -118,10 +120,12 @@ export class ZsqTrainer {
       let tS = t.detach();
       let sS = s;
       let inS = images;
-      if (augment > 0) {
-        // cfg.augment: the student learns on shifted and mirrored copies of the images, with the teacher's logits on
-        // those copies (the images the generator step saw are not reused).
-        inS = new Tensor(shiftFlipBatch(images.data, c.batch, augment, this.rng), images.shape);
+      if (ownImages) {
+        // cfg.lowPass, then cfg.augment: the student learns on low-passed and/or shifted and mirrored copies of the
+        // images, with the teacher's logits on those copies (the images the generator step saw are not reused).
+        let d = c.lowPass !== undefined ? lowPassBatch(images.data, images.shape, c.lowPass) : images.data;
+        if (augment > 0) d = shiftFlipBatch(d, c.batch, augment, this.rng);
+        inS = new Tensor(d, images.shape);
         tS = F.noGrad(() => this.teacher.forward(inS));
         sS = this.student.forward(inS);
       }

@@ -1,11 +1,16 @@
 /**
  * Inference in chunks (models/evaluate.ts forwardChunked, what `granq eval` and every test-set evaluation run): a
  * forward at batch 7, 64 and 1,000 gives the same logits per image, bit for bit, chunked or not, for the FP teacher
- * and a granq W4A4 student (whose activation ranges are per sample).
+ * and a granq W4A4 student (whose activation ranges are per sample); and for an imported ONNX graph (a MobileNetV2
+ * block stack), whose forward under F.inference() hands each dead intermediate's buffer back to the pool.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noGrad } from '../../src/autograd/index.js';
+import { inference, noGrad } from '../../src/autograd/index.js';
+import { decodeModel } from '../../src/io/onnx-proto.js';
+import { graphFromProto } from '../../src/models/onnx-import.js';
+import { poolStats } from '../../src/tensor/tensor.js';
+import { MOBILENET_INPUT, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
 import { FORWARD_CHUNK, forwardChunked } from '../../src/models/evaluate.js';
 import { loadModel } from '../../src/models/load.js';
@@ -30,3 +35,24 @@ for (const [name, model] of [['FP teacher', teacher], ['W4A4 granq/channel stude
     assert.deepEqual(forwardChunked(model, x, 7).data, all.data, 'chunks of 7');
   });
 }
+
+test('ONNX graph (MobileNetV2 blocks, FP and W4A4 granq): inference() reuses dead intermediates, logits unchanged', () => {
+  const graph = graphFromProto(decodeModel(mobileNetV2Onnx(), 'mbv2.onnx'), 'mbv2.onnx').eval();
+  const { student: q } = quantizeModel(graph, { wbits: 4, abits: 4, act: 'granq', weight: 'channel' }, { warn: () => {} });
+  q.eval();
+  const xs = Tensor.randn([300, ...MOBILENET_INPUT], new Rng(5));
+  const per = xs.size / 300;
+  const firstOf = (n: number) => new Tensor(xs.data.subarray(0, n * per), [n, ...MOBILENET_INPUT]);
+  for (const model of [graph, q]) {
+    // Kept: plain noGrad releases nothing.
+    const kept = noGrad(() => model.forward(xs));
+    const hits = poolStats().hits;
+    const reused = inference(() => model.forward(xs));
+    assert.ok(poolStats().hits > hits, 'inference() took buffers back from the pool');
+    assert.deepEqual(reused.data, kept.data, 'the same logits with dead intermediates released');
+    // A second pass through the reused buffers (graph constants must not have been handed out).
+    assert.deepEqual(inference(() => model.forward(xs)).data, kept.data, 'second inference forward');
+    assert.deepEqual(forwardChunked(model, xs, 64).data, kept.data, 'chunks of 64');
+    for (const n of [7, 64]) assert.deepEqual(forwardChunked(model, firstOf(n)).data, kept.data.subarray(0, n * 5), `batch ${n}`);
+  }
+});

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as F from '../../src/autograd/index.js';
-import { cropFlip, cutoutSquare, epochPlan, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
+import { cropFlip, cutoutSquare, epochPlan, lowPassBatch, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
 import { IMAGE_BYTES } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
@@ -177,6 +177,34 @@ describe('augmentation', () => {
       assert.deepEqual(batch.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), out, `image ${i}`);
     }
     assert.throws(() => shiftFlipBatch(f, 2, 4, new Rng(5)), /expected 2 images/);
+  });
+
+  test('lowPassBatch: an ideal low-pass in the 2-D DFT, any H x W, every plane apart', () => {
+    // Planes of 8 x 12 (H != W): a constant, a cosine at (fu, fv) = (1, 2) (radius sqrt 5) and one at (3, 4)
+    // (radius 5, above the H/2 = 4 of fu but inside the signed range), summed with different weights per plane.
+    const [n, c, h, w] = [2, 3, 8, 12];
+    const wave = (fu: number, fv: number, r: number, t: number) => Math.cos(2 * Math.PI * (fu * r / h + fv * t / w) + 0.3);
+    const x = new Float32Array(n * c * h * w);
+    const low = new Float32Array(x.length);
+    for (let p = 0; p < n * c; p++) {
+      for (let r = 0; r < h; r++) for (let t = 0; t < w; t++) {
+        const i = p * h * w + r * w + t;
+        low[i] = 0.5 + p + (p + 1) * wave(1, 2, r, t);
+        x[i] = low[i]! + 2 * wave(3, 4, r, t) - wave(0, 6, r, t);
+      }
+    }
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    // Radius 3: keeps (1, 2) and the constant, drops (3, 4) (radius 5) and (0, 6) (the Nyquist column, radius 6).
+    assert.ok(maxDiff(lowPassBatch(x, [n, c, h, w], 3), low) < 1e-5, `radius 3: ${maxDiff(lowPassBatch(x, [n, c, h, w], 3), low)}`);
+    // Radius 5 keeps (3, 4) too; only the (0, 6) wave goes.
+    const mid = Float32Array.from(x, (v, i) => v + Math.cos(2 * Math.PI * 6 * ((i % (h * w)) % w) / w + 0.3));
+    assert.ok(maxDiff(lowPassBatch(x, [n, c, h, w], 5), mid) < 1e-5, 'radius 5');
+    // A radius beyond every frequency keeps the planes as they are; a tiny one keeps each plane's mean only.
+    assert.ok(maxDiff(lowPassBatch(x, [n, c, h, w], 100), x) < 1e-5, 'radius 100 = identity');
+    const dc = lowPassBatch(x, [n, c, h, w], 0.5);
+    for (let p = 0; p < n * c; p++) for (let i = 0; i < h * w; i++) assert.ok(Math.abs(dc[p * h * w + i]! - (0.5 + p)) < 1e-5, `plane ${p} mean`);
+    assert.throws(() => lowPassBatch(x, [n, c, h, w + 1], 3), /expected \[N,C,H,W\] data/);
+    assert.throws(() => lowPassBatch(x, [n, c, h, w], 0), /radius must be a positive number/);
   });
 
   test('an epoch plan depends on (seed, epoch) only; offsets and flips cover their ranges', () => {

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { loadModel } from '../../src/models/load.js';
 import { presetConfig, type ZsqConfig } from '../../src/zsq/config.js';
 import { ZsqTrainer } from '../../src/zsq/trainer.js';
+import { validateConfig } from '../../src/zsq/settings.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { noShared, SHARED_MODEL } from '../kit/shared.js';
 
@@ -115,6 +116,29 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     resumed.runEpoch();
     params(aug).forEach(([k, v], i) => assertBitEqual(params(resumed)[i]![1], v, `resumed differs: ${k}`));
     for (const t of [released, zero, aug, first, resumed]) t.dispose();
+  });
+
+  test('--low-pass: warm-up is the released run; then the student learns on low-passed images, reproducibly, and with --augment on top', () => {
+    const off = (t: ZsqTrainer) => {
+      for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
+      return t;
+    };
+    const released = off(makeTrainer({ epochs: 2 }));
+    const lp = off(makeTrainer({ epochs: 2, lowPass: 4 }));
+    const again = off(makeTrainer({ epochs: 2, lowPass: 4 }));
+    const both = off(makeTrainer({ epochs: 2, lowPass: 4, augment: 2 }));
+    const aug = off(makeTrainer({ epochs: 2, augment: 2 }));
+    const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data.slice());
+    const all = [released, lp, again, both, aug];
+    for (const t of all) t.runEpoch(); // warm-up
+    s(released).forEach((p, i) => assertBitEqual(s(lp)[i]!, p, `warm-up differs, parameter ${i}`));
+    for (const t of all) t.runEpoch();
+    s(lp).forEach((p, i) => assertBitEqual(s(again)[i]!, p, `not reproducible, parameter ${i}`));
+    const differs = (a: ZsqTrainer, b: ZsqTrainer) => s(a).some((p, i) => p.some((v, j) => v !== s(b)[i]![j]));
+    assert.ok(differs(lp, released), 'the low-passed student equals the released one');
+    assert.ok(differs(both, aug) && differs(both, lp), 'low-pass + augment equals one of them alone');
+    assert.throws(() => validateConfig({ ...presetConfig('tiny'), lowPass: 0 }), /lowPass must be a positive radius/);
+    for (const t of all) t.dispose();
   });
 
   test('--anchor: the student stays closer to the teacher, and an anchor of 0 is the released step', () => {
