@@ -1,18 +1,55 @@
 /** Top-1 / top-5 evaluation of a classifier over batches, without gradients. */
-import { inference } from '../autograd/index.js';
+import { inference, traceOps } from '../autograd/index.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
 /**
- * The most images one inference forward takes: a larger batch is run in chunks of this size, so the memory of a
- * forward (every intermediate of a chunk) stays flat in the batch size and its buffers stay warm. The kernels'
- * arithmetic does not depend on the batch size, so the logits are the same bit for bit (test/models/evaluate.test.ts).
+ * The most images one inference forward takes: a larger batch is run in chunks, so the memory of a forward (every
+ * intermediate of a chunk) stays flat in the batch size and its buffers stay warm. The kernels' arithmetic does not
+ * depend on the batch size, so the logits are the same bit for bit (test/models/evaluate.test.ts).
  */
 export const FORWARD_CHUNK = 256;
 
-/** model.forward(x) without gradients, in chunks of at most `chunk` images, as one logits tensor [N, C]. */
-export function forwardChunked(model: Module, x: Tensor, chunk = FORWARD_CHUNK): Tensor {
+/**
+ * The largest intermediate of one chunk stays within this many floats (16 MiB): a model whose widest activation
+ * holds more than CHUNK_FLOATS / FORWARD_CHUNK floats per image (ResNet-20's 16 x 32 x 32 fits exactly) runs in
+ * smaller chunks, down to MIN_CHUNK images.
+ */
+export const CHUNK_FLOATS = 4 << 20;
+export const MIN_CHUNK = 16;
+
+/** Chunk sizes already chosen, per model and per input size of one image. */
+const CHUNKS = new WeakMap<Module, Map<number, number>>();
+
+/**
+ * The chunk for `model` on images of `per` floats: FORWARD_CHUNK, or fewer where the model's largest intermediate
+ * per image (seen on one forward of the first image of x, once per model and image size) would pass CHUNK_FLOATS.
+ * That forward changes nothing (inference, and evaluation runs with every activation observer off).
+ */
+export function chunkFor(model: Module, x: Tensor): number {
   const n = x.shape[0]!;
+  const per = x.size / n;
+  let byModel = CHUNKS.get(model);
+  if (!byModel) CHUNKS.set(model, (byModel = new Map()));
+  let chunk = byModel.get(per);
+  if (chunk === undefined) {
+    let widest = per;
+    const one = new Tensor(x.data.subarray(0, per), [1, ...x.shape.slice(1)]);
+    traceOps((call) => { widest = Math.max(widest, call.out.size); }, () => inference(() => model.forward(one)));
+    chunk = Math.max(MIN_CHUNK, Math.min(FORWARD_CHUNK, Math.floor(CHUNK_FLOATS / widest)));
+    byModel.set(per, chunk);
+  }
+  return chunk;
+}
+
+/**
+ * model.forward(x) without gradients, in chunks of at most `chunk` images (default: chunkFor's), as one logits
+ * tensor [N, C].
+ */
+export function forwardChunked(model: Module, x: Tensor, chunk?: number): Tensor {
+  const n = x.shape[0]!;
+  if (n <= MIN_CHUNK && chunk === undefined) return inference(() => model.forward(x));
+  chunk ??= chunkFor(model, x);
   if (n <= chunk) return inference(() => model.forward(x));
   const per = x.size / n;
   const parts: Tensor[] = [];

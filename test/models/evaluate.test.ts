@@ -2,7 +2,8 @@
  * Inference in chunks (models/evaluate.ts forwardChunked, what `granq eval` and every test-set evaluation run): a
  * forward at batch 7, 64 and 1,000 gives the same logits per image, bit for bit, chunked or not, for the FP teacher
  * and a granq W4A4 student (whose activation ranges are per sample); and for an imported ONNX graph (a MobileNetV2
- * block stack), whose forward under F.inference() hands each dead intermediate's buffer back to the pool.
+ * block stack), whose forward under F.inference() hands each dead intermediate's buffer back to the pool. A model
+ * with wide activations (the full CIFAR MobileNetV2) runs in smaller chunks, with the same logits.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,9 +11,9 @@ import { inference, noGrad } from '../../src/autograd/index.js';
 import { decodeModel } from '../../src/io/onnx-proto.js';
 import { graphFromProto } from '../../src/models/onnx-import.js';
 import { poolStats } from '../../src/tensor/tensor.js';
-import { MOBILENET_INPUT, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
+import { MOBILENET_INPUT, MOBILENET_V2_CIFAR, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
-import { FORWARD_CHUNK, forwardChunked } from '../../src/models/evaluate.js';
+import { CHUNK_FLOATS, chunkFor, FORWARD_CHUNK, forwardChunked } from '../../src/models/evaluate.js';
 import { loadModel } from '../../src/models/load.js';
 import { quantizeModel } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -55,4 +56,15 @@ test('ONNX graph (MobileNetV2 blocks, FP and W4A4 granq): inference() reuses dea
     assert.deepEqual(forwardChunked(model, xs, 64).data, kept.data, 'chunks of 64');
     for (const n of [7, 64]) assert.deepEqual(forwardChunked(model, firstOf(n)).data, kept.data.subarray(0, n * 5), `batch ${n}`);
   }
+});
+
+test('chunkFor: ResNet-20 keeps FORWARD_CHUNK; the CIFAR MobileNetV2 (widest: 144 x 32 x 32 per image) runs in 28s, same logits', () => {
+  assert.equal(chunkFor(teacher, x), FORWARD_CHUNK, 'ResNet-20: 16 x 32 x 32 floats per image, exactly CHUNK_FLOATS / 256');
+  const graph = graphFromProto(decodeModel(mobileNetV2Onnx(1, MOBILENET_V2_CIFAR), 'mnv2.onnx'), 'mnv2.onnx').eval();
+  const xs = Tensor.randn([40, 3, 32, 32], new Rng(6));
+  // The widest intermediate, by hand: stage 2 expands 24 channels x6 at 32 x 32.
+  assert.equal(chunkFor(graph, xs), Math.floor(CHUNK_FLOATS / (144 * 32 * 32)));
+  assert.equal(chunkFor(graph, xs), 28);
+  const whole = noGrad(() => graph.forward(xs));
+  assert.deepEqual(forwardChunked(graph, xs).data, whole.data, 'chunks of 28 and 12 = one forward of 40');
 });
