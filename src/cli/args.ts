@@ -66,3 +66,10 @@ export function nonNegativeIntList(value: string): number[] {
     }
   });
 }
+
+/** A number strictly between 0 and 1 ("0.9998"). */
+export function decay(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`expected a decay in (0, 1), got '${value}'`);
+  return n;
+}

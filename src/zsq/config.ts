@@ -40,6 +40,10 @@ export interface ZsqConfig {
   /** The student step sees the generator's images through an ideal low-pass filter that keeps the spatial
    * frequencies within this radius (cycles per image; SynQ's filter), the teacher run again on them (absent: released). */
   lowPass?: number;
+  /** Polyak averaging of the student: an exponential moving average of its parameters with this decay per student
+   * step is kept beside them; the average is what is evaluated and saved (the latest iterate is logged apart as
+   * test_top1_raw). Training itself does not change (absent: released). */
+  ema?: number;
 }
 
 const RELEASED: ZsqConfig = {

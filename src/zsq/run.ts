@@ -69,6 +69,8 @@ export interface EpochRecord {
   lr_s: number;
   lr_g: number;
   test_top1?: number;
+  /** With cfg.ema: test top-1 of the latest iterate (test_top1 is then the averaged student's). */
+  test_top1_raw?: number;
   wall_s: number;
 }
 
@@ -181,7 +183,8 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
           ? (partial.studentCount ? partial.sums[k] / partial.studentCount : null)
           : partial.sums[k] / partial.count])) as unknown as LossMeans,
         lr_s: tr.optS.lr, lr_g: tr.optG.lr,
-        ...(evalNow ? { test_top1: testTop1(student, test!) } : {}),
+        ...(evalNow ? { test_top1: tr.withAverage(() => testTop1(student, test!)) } : {}),
+        ...(evalNow && cfg.ema !== undefined ? { test_top1_raw: testTop1(student, test!) } : {}),
       };
       partial = emptyPartial();
       return rec;
@@ -204,6 +207,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
   } finally {
     tr.dispose();
   }
+  tr.adoptAverage();
 
   // The end: final accuracy (evaluated now if the last epoch was not), agreement, files.
   const last = history[history.length - 1];

@@ -75,6 +75,9 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   if (c.lowPass !== undefined && !(typeof c.lowPass === 'number' && c.lowPass > 0 && Number.isFinite(c.lowPass))) {
     throw new GranqError(`config: lowPass must be a positive radius in cycles per image, got ${JSON.stringify(c.lowPass)}`);
   }
+  if (c.ema !== undefined && !(typeof c.ema === 'number' && c.ema > 0 && c.ema < 1)) {
+    throw new GranqError(`config: ema must be a decay in (0, 1), got ${JSON.stringify(c.ema)}`);
+  }
   if (c.generatorEpochs !== undefined && !Number.isInteger(c.generatorEpochs)) throw new GranqError(`config: generatorEpochs must be an integer, got ${c.generatorEpochs}`);
   if (c.studentSchedule !== undefined && c.studentSchedule !== 'cosine') throw new GranqError(`config: studentSchedule must be 'cosine' or absent, got ${JSON.stringify(c.studentSchedule)}`);
   if (!(c.temperature > 0)) throw new GranqError(`config: temperature must be positive, got ${c.temperature}`);

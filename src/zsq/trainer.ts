@@ -41,6 +41,8 @@ export class ZsqTrainer {
   private readonly studentParams: Tensor[];
   /** The student's starting parameters (the teacher's), for cfg.anchor; taken before any restore. */
   private readonly anchorTo: Float32Array[] | null;
+  /** cfg.ema: the running average of the student's parameters (starting at the teacher's), one array per parameter. */
+  private readonly average: Float32Array[] | null;
 
   constructor(readonly teacher: Module, readonly student: Module, readonly numClasses: number, readonly cfg: ZsqConfig,
     private readonly hooks: TrainerHooks = {}) {
@@ -52,6 +54,7 @@ export class ZsqTrainer {
     student.eval();
     this.studentParams = student.parameters();
     this.anchorTo = cfg.anchor ? this.studentParams.map((p) => p.data.slice()) : null;
+    this.average = cfg.ema !== undefined ? this.studentParams.map((p) => p.data.slice()) : null;
     this.bns = new BnsLoss(teacher);
     this.optG = new Adam(this.generator.parameters(), { lr: cfg.lrGenerator, betas: cfg.generatorBetas });
     this.optS = new SGD(this.studentParams, {
@@ -136,6 +139,7 @@ export class ZsqTrainer {
       F.withoutGrad([inS], () => lossS!.backward());
       if (this.anchorTo) this.addAnchorGradient(c.anchor!);
       this.optS.step();
+      if (this.average) this.updateAverage(c.ema!);
       student = lossS.item();
     }
     const losses = { generator: lossG.item(), margin: margin.item(), ds: ds.item(), as: as.item(), bns: bns.item(), student };
@@ -153,6 +157,34 @@ export class ZsqTrainer {
     });
   }
 
+  /** avg ← d·avg + (1 − d)·w, in float32. */
+  private updateAverage(d: number): void {
+    const d32 = Math.fround(d);
+    const e32 = Math.fround(1 - d);
+    this.studentParams.forEach((p, i) => {
+      const a = this.average![i]!;
+      const w = p.data;
+      for (let j = 0; j < a.length; j++) a[j] = Math.fround(Math.fround(d32 * a[j]!) + Math.fround(e32 * w[j]!));
+    });
+  }
+
+  /** Runs fn with the student's parameters replaced by their average (cfg.ema), then puts the latest ones back. */
+  withAverage<T>(fn: () => T): T {
+    if (!this.average) return fn();
+    const latest = this.studentParams.map((p) => p.data.slice());
+    this.studentParams.forEach((p, i) => p.data.set(this.average![i]!));
+    try {
+      return fn();
+    } finally {
+      this.studentParams.forEach((p, i) => p.data.set(latest[i]!));
+    }
+  }
+
+  /** At the end of a run: the student keeps the averaged parameters for good (cfg.ema; nothing otherwise). */
+  adoptAverage(): void {
+    if (this.average) this.studentParams.forEach((p, i) => p.data.set(this.average![i]!));
+  }
+
   /** Everything needed to continue bit for bit. */
   state(): { tensors: Map<string, Float32Array>; meta: ZsqStateMeta } {
     const tensors = new Map<string, Float32Array>();
@@ -162,6 +194,7 @@ export class ZsqTrainer {
     const s = optimizerState(this.optS);
     for (const [k, v] of g.tensors) tensors.set(`optG.${k}`, v);
     for (const [k, v] of s.tensors) tensors.set(`optS.${k}`, v);
+    this.average?.forEach((a, i) => tensors.set(`ema.${i}`, a));
     return { tensors, meta: { epoch: this.epoch, iter: this.iter, rng: this.rng.getState(), optG: g.scalars, optS: s.scalars } };
   }
 
@@ -171,6 +204,11 @@ export class ZsqTrainer {
     loadFlatStateDict(this.student, tensors, 'student.');
     loadOptimizerState(this.optG, pick('optG.'), meta.optG);
     loadOptimizerState(this.optS, pick('optS.'), meta.optS);
+    this.average?.forEach((a, i) => {
+      const v = tensors.get(`ema.${i}`);
+      if (!v || v.length !== a.length) throw new Error(`checkpoint: ema.${i} missing or of the wrong size`);
+      a.set(v);
+    });
     this.rng.setState(meta.rng);
     this.epoch = meta.epoch;
     this.iter = meta.iter;

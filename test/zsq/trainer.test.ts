@@ -155,4 +155,45 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     assert.ok(dist(pulled) < 0.5 * dist(plain), `anchored ${dist(pulled)} vs plain ${dist(plain)}`);
     for (const t of [plain, zero, pulled]) t.dispose();
   });
+
+  test('--ema: training is the released run; the average is d·avg + (1 − d)·w per student step, swapped in and out exactly, and resumable', () => {
+    const d = 0.75;
+    const cfg = { lrStudent: 0.05, epochs: 3 };
+    const released = makeTrainer(cfg);
+    const averaged = makeTrainer({ ...cfg, ema: d });
+    const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data.slice());
+    // The average by hand, in float32, from the parameters after every student step (warm-up: the teacher's).
+    let expected = s(averaged);
+    const follow = (_i: number, l: { student: number | null }) => {
+      if (l.student === null) return;
+      expected = s(averaged).map((w, i) => w.map((v, j) => Math.fround(Math.fround(Math.fround(d) * expected[i]![j]!) + Math.fround(Math.fround(1 - d) * v))));
+    };
+    for (let e = 0; e < 3; e++) {
+      released.runEpoch();
+      averaged.runEpoch(follow);
+    }
+    s(released).forEach((p, i) => assertBitEqual(s(averaged)[i]!, p, `--ema changed training, parameter ${i}`));
+    const latest = s(averaged);
+    const inside = averaged.withAverage(() => s(averaged));
+    inside.forEach((p, i) => assertBitEqual(p, expected[i]!, `average of parameter ${i}`));
+    assert.ok(inside.some((p, i) => p.some((v, j) => v !== latest[i]![j])), 'the average equals the latest iterate');
+    s(averaged).forEach((p, i) => assertBitEqual(p, latest[i]!, `withAverage did not restore parameter ${i}`));
+    assert.equal(released.withAverage(() => 7), 7);
+
+    // Interrupted mid-epoch and resumed: the average continues bit for bit.
+    const first = makeTrainer({ ...cfg, ema: d });
+    first.runEpoch();
+    first.runEpoch(undefined, () => true);
+    const saved = first.state();
+    assert.ok(saved.tensors.has('ema.0'));
+    const resumed = makeTrainer({ ...cfg, ema: d });
+    resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
+    resumed.runEpoch();
+    resumed.runEpoch();
+    for (const [k, v] of averaged.state().tensors) assertBitEqual(resumed.state().tensors.get(k)!, v, `resumed differs: ${k}`);
+    resumed.adoptAverage();
+    s(resumed).forEach((p, i) => assertBitEqual(p, expected[i]!, `adoptAverage, parameter ${i}`));
+    for (const bad of [0, 1, -0.5, 1.5]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), ema: bad }), /ema must be a decay in \(0, 1\)/);
+    for (const t of [released, averaged, first, resumed]) t.dispose();
+  });
 });
