@@ -95,6 +95,32 @@ int64_t window_sum(const Planes& pl, int64_t plane, int64_t y0, int64_t x0, int6
   return s;
 }
 
+// A [n, oh, ow]: the sum of the codes of every channel under each output's window (padding reads 0), from one
+// plane per sample that sums the channels: c h w + oh ow k k additions instead of c k k per output.
+std::vector<int64_t> window_sums_all(const QconvParams& p, const Planes& pl) {
+  std::vector<int64_t> out(size_t(p.n * p.oh * p.ow));
+  parallel_for(p.n, [&](int64_t n0, int64_t n1) {
+    std::vector<int32_t> sum(size_t(pl.hp * pl.wp));
+    for (int64_t n = n0; n < n1; ++n) {
+      std::fill(sum.begin(), sum.end(), 0);
+      for (int64_t i = 0; i < p.c; ++i) {
+        const uint8_t* src = pl.at(n * p.c + i, 0, 0);
+        for (int64_t j = 0; j < pl.hp * pl.wp; ++j) sum[size_t(j)] += src[j];
+      }
+      for (int64_t oy = 0; oy < p.oh; ++oy)
+        for (int64_t ox = 0; ox < p.ow; ++ox) {
+          int64_t a = 0;
+          for (int64_t ky = 0; ky < p.k; ++ky) {
+            const int32_t* r = sum.data() + (oy * p.stride + ky) * pl.wp + ox * p.stride;
+            for (int64_t kx = 0; kx < p.k; ++kx) a += r[kx];
+          }
+          out[size_t((n * p.oh + oy) * p.ow + ox)] = a;
+        }
+    }
+  });
+  return out;
+}
+
 // Weights packed for vpdpbusd per (input channel, block of 16 outputs, kernel row, tap group): 16 outputs x 4 taps.
 std::vector<int8_t> pack_weights(const QconvParams& p, const int8_t* w, int64_t groups) {
   const int64_t o16 = (p.o + 15) / 16, kk = p.k * p.k;
@@ -146,14 +172,51 @@ inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t kg64, int64
   }
 }
 
+// The weight code sums W over the in-bounds taps, per input channel and output, for each class of output position
+// (positions whose in-bounds taps are the same: one class inside, a few at the borders): w [c][ny][nx][16 ceil(o / 16)].
+struct TapClasses {
+  std::vector<int64_t> ycls, xcls;  // class of each output row / column
+  int64_t ny = 0, nx = 0, o16 = 0;
+  std::vector<int32_t> w;
+  const int32_t* at(int64_t i, int64_t oy, int64_t ox) const { return w.data() + ((i * ny + ycls[size_t(oy)]) * nx + xcls[size_t(ox)]) * o16 * 16; }
+};
+
+TapClasses tap_classes(const QconvParams& p, const int8_t* w) {
+  TapClasses tc;
+  tc.o16 = (p.o + 15) / 16;
+  // Distinct [lo, hi) tap ranges along one axis, and each output index's class.
+  auto classes = [&](int64_t outs, bool rows, std::vector<int64_t>& cls, std::vector<std::pair<int64_t, int64_t>>& ranges) {
+    for (int64_t j = 0; j < outs; ++j) {
+      const Taps t = rows ? taps_of(p, j, 0) : taps_of(p, 0, j);
+      const std::pair<int64_t, int64_t> r = rows ? std::make_pair(t.ky0, t.ky1) : std::make_pair(t.kx0, t.kx1);
+      const auto it = std::find(ranges.begin(), ranges.end(), r);
+      cls.push_back(it - ranges.begin());
+      if (it == ranges.end()) ranges.push_back(r);
+    }
+  };
+  std::vector<std::pair<int64_t, int64_t>> yr, xr;
+  classes(p.oh, true, tc.ycls, yr);
+  classes(p.ow, false, tc.xcls, xr);
+  tc.ny = int64_t(yr.size());
+  tc.nx = int64_t(xr.size());
+  tc.w.assign(size_t(p.c * tc.ny * tc.nx * tc.o16 * 16), 0);
+  for (int64_t i = 0; i < p.c; ++i)
+    for (int64_t a = 0; a < tc.ny; ++a)
+      for (int64_t b = 0; b < tc.nx; ++b)
+        for (int64_t o = 0; o < p.o; ++o) {
+          const int64_t v = tap_sum(w + (o * p.c + i) * p.k * p.k, p.k, Taps{yr[size_t(a)].first, yr[size_t(a)].second, xr[size_t(b)].first, xr[size_t(b)].second});
+          tc.w[size_t(((i * tc.ny + a) * tc.nx + b) * tc.o16 * 16 + o)] = int32_t(v);
+        }
+  return tc;
+}
+
 // One output row (n, oy) of the per-input-channel mode into acc [ow, o] (before bias).
 // fast[i]: kFast (no offsets: T = S), kBaseOnly (weights without offsets, |base| < 2^40: T = S + base W exactly, with
-// W the sum of the channel's weight codes, wfull [c, 16 ceil(o / 16)], at positions whose taps are all in bounds),
-// kSlow (total() lane by lane).
+// W the sum of the channel's weight codes over the position's in-bounds taps, from TapClasses), kSlow (total() lane by lane).
 constexpr uint8_t kSlow = 0, kFast = 1, kBaseOnly = 2;
 
 void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const float* f,
-                   const uint8_t* fast, const int32_t* wfull, int64_t n, int64_t oy, float* acc, int32_t* s) {
+                   const uint8_t* fast, const TapClasses& tc, int64_t n, int64_t oy, float* acc, int32_t* s) {
   const int64_t y0 = oy * p.stride, kk = p.k * p.k;
   // A slow channel (an offset is not 0): T from its parts in double (kernels.h), for outputs [o0, o1).
   auto slow = [&](int64_t i, int64_t ox, int64_t o0, int64_t o1, float* a) {
@@ -180,8 +243,6 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
     __m512 a[NB][OB];
     for (int j = 0; j < NB; ++j)
       for (int b = 0; b < OB; ++b) a[j][b] = _mm512_setzero_ps();
-    const int64_t iy = oy * p.stride - p.pad, ix0 = ox0 * p.stride - p.pad, ix1 = (ox0 + NB - 1) * p.stride - p.pad;
-    const bool interior = iy >= 0 && iy + p.k <= p.h && ix0 >= 0 && ix1 + p.k <= p.w;
     for (int64_t i = 0; i < p.c; ++i) {
       __m512i v[NB][OB];
       for (int j = 0; j < NB; ++j)
@@ -192,14 +253,19 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
           const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
           for (int j = 0; j < NB; ++j) a[j][b] = add_rounded(a[j][b], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m[b], v[j][b])));
         }
-      } else if (fast[i] == kBaseOnly && interior) {
+      } else if (fast[i] == kBaseOnly) {
         const __m512d base = _mm512_set1_pd(in.xbase[n * p.c + i]);
         for (int b = 0; b < OB; ++b) {
           const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
-          const int32_t* wf = wfull + i * o16 * 16 + (ob0 + b) * 16;
-          const __m512d bw_lo = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf))));
-          const __m512d bw_hi = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf + 8))));
+          __m512d bw_lo = _mm512_setzero_pd(), bw_hi = _mm512_setzero_pd();
+          const int32_t* wf_prev = nullptr;
           for (int j = 0; j < NB; ++j) {
+            const int32_t* wf = tc.at(i, oy, ox0 + j) + (ob0 + b) * 16;
+            if (wf != wf_prev) {  // base W for this position's class (the same along an interior block)
+              bw_lo = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf))));
+              bw_hi = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf + 8))));
+              wf_prev = wf;
+            }
             const __m256 lo = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 0)), bw_lo));
             const __m256 hi = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 1)), bw_hi));
             const __m512 t = _mm512_maskz_mov_ps(m[b], _mm512_maskz_insertf32x8(__mmask16(0xffff), _mm512_castps256_ps512(lo), hi, 1));
@@ -255,7 +321,7 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
 // One output row (n, oy) of the whole-reduction mode into acc [ow, o] (before bias): int32 sums over every channel
 // and tap, one scale.
 void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const int64_t* wk,
-               const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
+               const int64_t* asum, const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
   const int64_t y0 = oy * p.stride;
   const double base = in.xbase[n * p.c];
   bool need_a = false;
@@ -319,14 +385,12 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
     (void)pk;
 #endif
     for (int64_t j = 0; j < nb; ++j) {
-      const int64_t ox = ox0 + j, x0 = ox * p.stride;
+      const int64_t ox = ox0 + j;
       if (base == 0.0 && !need_a) {  // no offsets: T = S, y = f S (the same products as total()'s float(s))
         for (int64_t o = 0; o < p.o; ++o) acc[ox * p.o + o] = f[o] * float(sb[j * p.o + o]);  // a lone product: nothing to contract
         continue;
       }
-      int64_t a_sum = 0;
-      if (need_a)
-        for (int64_t i = 0; i < p.c; ++i) a_sum += window_sum(pl, n * p.c + i, y0, x0, p.k);
+      const int64_t a_sum = need_a ? asum[(n * p.oh + oy) * p.ow + ox] : 0;
       if (exact_wz) {
         for (int64_t o = 0; o < p.o; ++o) acc[ox * p.o + o] = f[o] * float(double(sb[j * p.o + o]) + in.wz[o * p.c] * double(a_sum));
         continue;
@@ -354,7 +418,8 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   std::vector<float> f;
   std::vector<uint8_t> fast;
   std::vector<int64_t> wk;
-  std::vector<int32_t> wfull;
+  TapClasses tc;  // per-input mode with activation offsets: W per class of position
+  std::vector<int64_t> asum;  // whole mode with weight offsets: window_sums_all
   // f = (1 / wscale) (1 / xscale): c (o + n) divisions, then products.
   std::vector<float> rw(size_t(p.o * p.c)), rx(size_t(p.n * p.c));
   for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
@@ -375,11 +440,13 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
         for (int64_t o = 0; o < p.o; ++o) wz_zero = wz_zero && in.wz[o * p.c + i] == 0.0;
         fast[size_t(ni)] = zero ? kFast : (wz_zero && std::fabs(in.xbase[ni]) < 1099511627776.0 ? kBaseOnly : kSlow);
       }
-    wfull.assign(size_t(p.c * ((p.o + 15) / 16) * 16), 0);
-    for (int64_t i = 0; i < p.c; ++i)
-      for (int64_t o = 0; o < p.o; ++o)
-        for (int64_t t = 0; t < kk; ++t) wfull[size_t(i * ((p.o + 15) / 16) * 16 + o)] += in.w[(o * p.c + i) * kk + t];
+    bool base_only = false;
+    for (int64_t ni = 0; ni < p.n * p.c && !base_only; ++ni) base_only = fast[size_t(ni)] == kBaseOnly;
+    if (base_only) tc = tap_classes(p, in.w);
   } else {
+    bool need_a = false;
+    for (int64_t j = 0; j < p.o * p.c && !need_a; ++j) need_a = in.wz[j] != 0.0;
+    if (need_a) asum = window_sums_all(p, pl);
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
       for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
@@ -394,9 +461,9 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = b / p.oh, oy = b % p.oh;
       if (p.per_input) {
-        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, wfull.data(), n, oy, acc.data(), s.data());
+        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
       } else {
-        whole_row(p, in, pl, pk, wk.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+        whole_row(p, in, pl, pk, wk.data(), asum.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
         for (int64_t ox = 0; ox < p.ow; ++ox) in.y[(n * p.o + o) * P + oy * p.ow + ox] = acc[size_t(ox * p.o + o)] + in.bias[o];
