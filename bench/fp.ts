@@ -1,6 +1,7 @@
 /**
  * Full-precision ResNet-20 throughput: forward without grad (batch 64 and 256) and one SGD training step
- * (batch 64: forward, cross-entropy, backward, Nesterov SGD update), after warm-up, median of timed runs.
+ * (batch 64: forward, cross-entropy, backward, Nesterov SGD update, the graph's buffers back to the pool, as
+ * `granq train`'s step), after warm-up, median of timed runs. scripts/torch-reference/speed_bench.py is PyTorch's twin.
  */
 import * as F from '../src/autograd/index.js';
 import { backend } from '../src/backend/index.js';
@@ -40,9 +41,11 @@ export function benchFp(log: (s: string) => void): FpBenchResult {
   const y = Int32Array.from({ length: 64 }, () => rng.randint(0, 10));
   let peakRss = 0;
   const s = timeIt(() => {
+    const loss = F.crossEntropy(model.forward(x), y);
     opt.zeroGrad();
-    F.crossEntropy(model.forward(x), y).backward();
+    loss.backward();
     opt.step();
+    F.releaseGraph([loss]); // as granq train's step does (src/train/run.ts): the buffers go back to the pool
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
   });
   const train_b64 = 64 / s;
