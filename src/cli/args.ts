@@ -73,3 +73,10 @@ export function decay(value: string): number {
   if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`expected a decay in (0, 1), got '${value}'`);
   return n;
 }
+
+/** A probability in (0, 1] ("0.5"). */
+export function probability(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a probability in (0, 1], got '${value}'`);
+  return n;
+}

@@ -123,6 +123,37 @@ export function shiftFlipBatch(x: Float32Array, n: number, padding: number, rng:
   return out;
 }
 
+/**
+ * CutMix of a batch x [N, C, H, W] with itself (Yun et al. 2019; MixMix, Li et al. 2021, mixes synthetic images for
+ * data-free compression): each image, with probability p, gets a box of another image of the batch (drawn
+ * uniformly, possibly itself) pasted over every channel. The box covers a fraction 1 − λ of the plane, λ uniform in
+ * [0, 1) (side ratio √(1 − λ), rounded), centred on a uniform pixel and clipped at the border; the boxes come from
+ * the unmixed batch. Draws per image: one uniform (whether), then partner, λ, centre row and column when it mixes.
+ */
+export function cutMixBatch(x: Float32Array, shape: readonly number[], p: number, rng: Rng): Float32Array {
+  check(shape.length === 4 && x.length === shape.reduce((a, d) => a * d, 1),
+    () => `cutMixBatch: expected x [N, C, H, W] of ${x.length} values, got shape [${shape.join(', ')}]`);
+  check(p >= 0 && p <= 1, () => `cutMixBatch: p must be in [0, 1], got ${p}`);
+  const [n, c, h, w] = shape as [number, number, number, number];
+  const out = x.slice();
+  for (let i = 0; i < n; i++) {
+    if (!(rng.uniform() < p)) continue;
+    const j = rng.randint(0, n);
+    const r = Math.sqrt(1 - rng.uniform());
+    const bh = Math.round(h * r), bw = Math.round(w * r);
+    const cy = rng.randint(0, h), cx = rng.randint(0, w);
+    const y0 = Math.max(0, cy - (bh >> 1)), y1 = Math.min(h, cy - (bh >> 1) + bh);
+    const x0 = Math.max(0, cx - (bw >> 1)), x1 = Math.min(w, cx - (bw >> 1) + bw);
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = y0; y < y1; y++) {
+        const row = (ch * h + y) * w;
+        out.set(x.subarray((j * c) * h * w + row + x0, (j * c) * h * w + row + x1), (i * c) * h * w + row + x0);
+      }
+    }
+  }
+  return out;
+}
+
 /** Batch `b` (positions b*size ... ) of an epoch's plan: augmented, then normalised. The last batch may be short. */
 export function planBatch(data: CifarData, plan: EpochPlan, b: number, size: number, aug: AugmentOptions,
   mean: readonly number[], std: readonly number[]): Batch {

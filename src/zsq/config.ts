@@ -40,6 +40,10 @@ export interface ZsqConfig {
   /** The student step sees the generator's images through an ideal low-pass filter that keeps the spatial
    * frequencies within this radius (cycles per image; SynQ's filter), the teacher run again on them (absent: released). */
   lowPass?: number;
+  /** The student step sees the generator's images CutMixed with each other: each image, with this probability, gets
+   * a box of another image of the batch (a fraction uniform in [0, 1) of its area), the teacher run again on them
+   * (MixMix's data mixing; absent: released). After lowPass and augment. */
+  cutmix?: number;
   /** Polyak averaging of the student: an exponential moving average of its parameters with this decay per student
    * step is kept beside them; the average is what is evaluated and saved (the latest iterate is logged apart as
    * test_top1_raw). Training itself does not change (absent: released). */

@@ -75,6 +75,9 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   if (c.lowPass !== undefined && !(typeof c.lowPass === 'number' && c.lowPass > 0 && Number.isFinite(c.lowPass))) {
     throw new GranqError(`config: lowPass must be a positive radius in cycles per image, got ${JSON.stringify(c.lowPass)}`);
   }
+  if (c.cutmix !== undefined && !(typeof c.cutmix === 'number' && c.cutmix > 0 && c.cutmix <= 1)) {
+    throw new GranqError(`config: cutmix must be a probability in (0, 1], got ${JSON.stringify(c.cutmix)}`);
+  }
   if (c.ema !== undefined && !(typeof c.ema === 'number' && c.ema > 0 && c.ema < 1)) {
     throw new GranqError(`config: ema must be a decay in (0, 1), got ${JSON.stringify(c.ema)}`);
   }

@@ -10,7 +10,7 @@ import { loadFlatStateDict, type Module } from '../nn/module.js';
 import { Adam, cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
-import { lowPassBatch, shiftFlipBatch } from '../data/augment.js';
+import { cutMixBatch, lowPassBatch, shiftFlipBatch } from '../data/augment.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss } from './losses.js';
@@ -98,7 +98,7 @@ export class ZsqTrainer {
     // With cfg.augment or cfg.lowPass the student step runs on its own forward (of its own images), so this one needs
     // no weight gradients.
     const augment = c.augment ?? 0;
-    const ownImages = augment > 0 || c.lowPass !== undefined;
+    const ownImages = augment > 0 || c.lowPass !== undefined || c.cutmix !== undefined;
     for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
     const s = this.student.forward(images);
     for (const p of this.studentParams) p.requiresGrad = true;
@@ -124,10 +124,11 @@ export class ZsqTrainer {
       let sS = s;
       let inS = images;
       if (ownImages) {
-        // cfg.lowPass, then cfg.augment: the student learns on low-passed and/or shifted and mirrored copies of the
-        // images, with the teacher's logits on those copies (the images the generator step saw are not reused).
+        // cfg.lowPass, then cfg.augment, then cfg.cutmix: the student learns on low-passed, shifted and mirrored,
+        // and/or CutMixed copies of the images, with the teacher's logits on those copies (the images the generator step saw are not reused).
         let d = c.lowPass !== undefined ? lowPassBatch(images.data, images.shape, c.lowPass) : images.data;
         if (augment > 0) d = shiftFlipBatch(d, c.batch, augment, this.rng);
+        if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
         inS = new Tensor(d, images.shape);
         tS = F.noGrad(() => this.teacher.forward(inS));
         sS = this.student.forward(inS);

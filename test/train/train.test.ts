@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as F from '../../src/autograd/index.js';
-import { cropFlip, cutoutSquare, epochPlan, lowPassBatch, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
+import { cropFlip, cutMixBatch, cutoutSquare, epochPlan, lowPassBatch, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
 import { IMAGE_BYTES } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
@@ -177,6 +177,42 @@ describe('augmentation', () => {
       assert.deepEqual(batch.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), out, `image ${i}`);
     }
     assert.throws(() => shiftFlipBatch(f, 2, 4, new Rng(5)), /expected 2 images/);
+  });
+
+  test('cutMixBatch: each mixed image is itself outside one box and one partner inside it, over every channel', () => {
+    // 6 images of 3 x 5 x 7 (H != W); every value names its image, channel and pixel, so each output value says
+    // where it came from.
+    const [n, c, h, w] = [6, 3, 5, 7];
+    const x = Float32Array.from({ length: n * c * h * w }, (_, i) => i);
+    const src = (v: number) => ({ img: Math.floor(v / (c * h * w)), rest: v % (c * h * w) });
+    assert.deepEqual(cutMixBatch(x, [n, c, h, w], 0, new Rng(3)), x, 'p 0 changes nothing');
+    let mixedImages = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const out = cutMixBatch(x, [n, c, h, w], 1, new Rng(seed));
+      assert.deepEqual(out, cutMixBatch(x, [n, c, h, w], 1, new Rng(seed)), 'the same draws give the same batch');
+      for (let i = 0; i < n; i++) {
+        const partners = new Set<number>();
+        let ys = [h, -1], xs = [w, -1], inBox = 0;
+        for (let j = 0; j < c * h * w; j++) {
+          const v = out[i * c * h * w + j]!;
+          const s = src(v);
+          assert.equal(s.rest, j, `image ${i}: a value moved within the plane`);
+          if (s.img === i) continue;
+          partners.add(s.img);
+          inBox++;
+          const y = Math.floor((j % (h * w)) / w), t = j % w;
+          ys = [Math.min(ys[0]!, y), Math.max(ys[1]!, y)];
+          xs = [Math.min(xs[0]!, t), Math.max(xs[1]!, t)];
+        }
+        assert.ok(partners.size <= 1, `image ${i}: more than one partner`);
+        if (inBox > 0) {
+          mixedImages++;
+          assert.equal(inBox, c * (ys[1]! - ys[0]! + 1) * (xs[1]! - xs[0]! + 1), `image ${i}: the pasted region is not a box over every channel`);
+        }
+      }
+    }
+    assert.ok(mixedImages > 20 * n / 2, `only ${mixedImages} of ${20 * n} images got a box from another image`);
+    assert.throws(() => cutMixBatch(x, [n, c, h, w + 1], 1, new Rng(1)), /expected x \[N, C, H, W\]/);
   });
 
   test('lowPassBatch: an ideal low-pass in the 2-D DFT, any H x W, every plane apart', () => {

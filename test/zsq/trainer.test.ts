@@ -196,4 +196,30 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     for (const bad of [0, 1, -0.5, 1.5]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), ema: bad }), /ema must be a decay in \(0, 1\)/);
     for (const t of [released, averaged, first, resumed]) t.dispose();
   });
+
+  test('--cutmix: warm-up is the released run; then the student learns on CutMixed images, reproducibly and resumably', () => {
+    const off = (t: ZsqTrainer) => {
+      for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
+      return t;
+    };
+    const cfg = { epochs: 3, cutmix: 1 };
+    const released = off(makeTrainer({ epochs: 3 }));
+    const mixed = off(makeTrainer(cfg));
+    const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data.slice());
+    for (const t of [released, mixed]) t.runEpoch(); // warm-up
+    s(released).forEach((p, i) => assertBitEqual(s(mixed)[i]!, p, `warm-up differs, parameter ${i}`));
+    for (let e = 1; e < 3; e++) for (const t of [released, mixed]) t.runEpoch();
+    assert.ok(s(mixed).some((p, i) => p.some((v, j) => v !== s(released)[i]![j])), 'the CutMix student equals the released one');
+    const first = off(makeTrainer(cfg));
+    first.runEpoch();
+    first.runEpoch(undefined, () => true);
+    const saved = first.state();
+    const resumed = makeTrainer(cfg);
+    resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
+    resumed.runEpoch();
+    resumed.runEpoch();
+    s(mixed).forEach((p, i) => assertBitEqual(s(resumed)[i]!, p, `resumed differs, parameter ${i}`));
+    for (const bad of [0, 1.5, -1]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), cutmix: bad }), /cutmix must be a probability/);
+    for (const t of [released, mixed, first, resumed]) t.dispose();
+  });
 });
