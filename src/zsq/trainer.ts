@@ -95,8 +95,8 @@ export class ZsqTrainer {
     this.bns.reset();
     const t = this.teacher.forward(images);
     this.bns.active = false;
-    // With cfg.augment or cfg.lowPass the student step runs on its own forward (of its own images), so this one needs
-    // no weight gradients.
+    // With cfg.augment, cfg.lowPass or cfg.cutmix the student step runs on its own forward (of its own images), so
+    // this one needs no weight gradients.
     const augment = c.augment ?? 0;
     const ownImages = augment > 0 || c.lowPass !== undefined || c.cutmix !== undefined;
     for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
@@ -125,7 +125,8 @@ export class ZsqTrainer {
       let inS = images;
       if (ownImages) {
         // cfg.lowPass, then cfg.augment, then cfg.cutmix: the student learns on low-passed, shifted and mirrored,
-        // and/or CutMixed copies of the images, with the teacher's logits on those copies (the images the generator step saw are not reused).
+        // and/or CutMixed copies of the images, with the teacher's logits on those copies (the images the generator
+        // step saw are not reused).
         let d = c.lowPass !== undefined ? lowPassBatch(images.data, images.shape, c.lowPass) : images.data;
         if (augment > 0) d = shiftFlipBatch(d, c.batch, augment, this.rng);
         if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
