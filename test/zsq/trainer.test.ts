@@ -14,6 +14,26 @@ function makeTrainer(extra: Partial<ZsqConfig> = {}) {
   return new ZsqTrainer(loadModel(SHARED_MODEL).model, loadModel(SHARED_MODEL).model, 10, cfg);
 }
 
+/** A student that differs from the teacher (every weight x 0.9), so the student loss has a gradient. */
+function off(t: ZsqTrainer): ZsqTrainer {
+  for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
+  return t;
+}
+
+/** A 3-epoch run of `extra` interrupted in its second epoch (as Ctrl-C does), restored into a fresh trainer and run to the end. */
+function resumedMidEpoch(extra: Partial<ZsqConfig>, prepare: (t: ZsqTrainer) => ZsqTrainer = (t) => t): ZsqTrainer {
+  const first = prepare(makeTrainer(extra));
+  first.runEpoch();
+  first.runEpoch(undefined, () => true);
+  const saved = first.state();
+  first.dispose();
+  const resumed = makeTrainer(extra);
+  resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
+  resumed.runEpoch();
+  resumed.runEpoch();
+  return resumed;
+}
+
 describe('ZSQ trainer', { skip: noShared }, () => {
   test('losses are finite; the student is frozen during warm-up', () => {
     const tr = makeTrainer();
@@ -90,11 +110,6 @@ describe('ZSQ trainer', { skip: noShared }, () => {
 
   test('--augment: warm-up is the released run; then the student learns on shifted, mirrored images, reproducibly and resumably', () => {
     const cfg = { epochs: 3, augment: 2 };
-    // A student that differs from the teacher (every weight x 0.9), so the student loss has a gradient.
-    const off = (t: ZsqTrainer) => {
-      for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
-      return t;
-    };
     const released = off(makeTrainer({ epochs: 3 }));
     const zero = off(makeTrainer({ epochs: 3, augment: 0 }));
     const aug = off(makeTrainer(cfg));
@@ -106,23 +121,12 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data);
     assert.ok(s(aug).some((p, i) => p.some((v, j) => v !== s(released)[i]![j])), 'the augmented student equals the released one');
     // Interrupted mid-epoch and resumed: bit-identical to the straight run.
-    const first = off(makeTrainer(cfg));
-    first.runEpoch();
-    first.runEpoch(undefined, () => true);
-    const saved = first.state();
-    const resumed = makeTrainer(cfg);
-    resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
-    resumed.runEpoch();
-    resumed.runEpoch();
+    const resumed = resumedMidEpoch(cfg, off);
     params(aug).forEach(([k, v], i) => assertBitEqual(params(resumed)[i]![1], v, `resumed differs: ${k}`));
-    for (const t of [released, zero, aug, first, resumed]) t.dispose();
+    for (const t of [released, zero, aug, resumed]) t.dispose();
   });
 
   test('--low-pass: warm-up is the released run; then the student learns on low-passed images, reproducibly, and with --augment on top', () => {
-    const off = (t: ZsqTrainer) => {
-      for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
-      return t;
-    };
     const released = off(makeTrainer({ epochs: 2 }));
     const lp = off(makeTrainer({ epochs: 2, lowPass: 4 }));
     const again = off(makeTrainer({ epochs: 2, lowPass: 4 }));
@@ -181,27 +185,16 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     assert.equal(released.withAverage(() => 7), 7);
 
     // Interrupted mid-epoch and resumed: the average continues bit for bit.
-    const first = makeTrainer({ ...cfg, ema: d });
-    first.runEpoch();
-    first.runEpoch(undefined, () => true);
-    const saved = first.state();
-    assert.ok(saved.tensors.has('ema.0'));
-    const resumed = makeTrainer({ ...cfg, ema: d });
-    resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
-    resumed.runEpoch();
-    resumed.runEpoch();
+    assert.ok(averaged.state().tensors.has('ema.0'));
+    const resumed = resumedMidEpoch({ ...cfg, ema: d });
     for (const [k, v] of averaged.state().tensors) assertBitEqual(resumed.state().tensors.get(k)!, v, `resumed differs: ${k}`);
     resumed.adoptAverage();
     s(resumed).forEach((p, i) => assertBitEqual(p, expected[i]!, `adoptAverage, parameter ${i}`));
     for (const bad of [0, 1, -0.5, 1.5]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), ema: bad }), /ema must be a decay in \(0, 1\)/);
-    for (const t of [released, averaged, first, resumed]) t.dispose();
+    for (const t of [released, averaged, resumed]) t.dispose();
   });
 
   test('--cutmix: warm-up is the released run; then the student learns on CutMixed images, reproducibly and resumably', () => {
-    const off = (t: ZsqTrainer) => {
-      for (const p of t.student.parameters()) p.data.forEach((v, j) => { p.data[j] = Math.fround(0.9 * v); });
-      return t;
-    };
     const cfg = { epochs: 3, cutmix: 1 };
     const released = off(makeTrainer({ epochs: 3 }));
     const mixed = off(makeTrainer(cfg));
@@ -210,16 +203,9 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     s(released).forEach((p, i) => assertBitEqual(s(mixed)[i]!, p, `warm-up differs, parameter ${i}`));
     for (let e = 1; e < 3; e++) for (const t of [released, mixed]) t.runEpoch();
     assert.ok(s(mixed).some((p, i) => p.some((v, j) => v !== s(released)[i]![j])), 'the CutMix student equals the released one');
-    const first = off(makeTrainer(cfg));
-    first.runEpoch();
-    first.runEpoch(undefined, () => true);
-    const saved = first.state();
-    const resumed = makeTrainer(cfg);
-    resumed.restore(new Map([...saved.tensors].map(([k, v]) => [k, v.slice()])), structuredClone(saved.meta));
-    resumed.runEpoch();
-    resumed.runEpoch();
+    const resumed = resumedMidEpoch(cfg, off);
     s(mixed).forEach((p, i) => assertBitEqual(s(resumed)[i]!, p, `resumed differs, parameter ${i}`));
     for (const bad of [0, 1.5, -1]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), cutmix: bad }), /cutmix must be a probability/);
-    for (const t of [released, mixed, first, resumed]) t.dispose();
+    for (const t of [released, mixed, resumed]) t.dispose();
   });
 });
