@@ -320,16 +320,14 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
 
 // One output row (n, oy) of the whole-reduction mode into acc [ow, o] (before bias): int32 sums over every channel
 // and tap, one scale.
+// asum: window_sums_all when a weight offset is not 0 (the wz A terms), else null.
 void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const int64_t* wk,
                const int64_t* asum, const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
   const int64_t y0 = oy * p.stride;
   const double base = in.xbase[n * p.c];
-  bool need_a = false;
+  const bool need_a = asum != nullptr;
   double wz_max = 0.0;
-  for (int64_t o = 0; o < p.o; ++o) {
-    need_a = need_a || in.wz[o * p.c] != 0.0;
-    wz_max = std::max(wz_max, std::fabs(in.wz[o * p.c]));
-  }
+  for (int64_t o = 0; o < p.o; ++o) wz_max = std::max(wz_max, std::fabs(in.wz[o * p.c]));
   // With no activation offset, T = S + wz A exactly when |wz| A stays below 2^52 (A <= 255 c k k): an integer, so
   // total()'s double sum is that integer whatever the order (its +-0 terms change no non-zero value, and a zero sum
   // is +0 both ways).
@@ -444,8 +442,8 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
     for (int64_t ni = 0; ni < p.n * p.c && !base_only; ++ni) base_only = fast[size_t(ni)] == kBaseOnly;
     if (base_only) tc = tap_classes(p, in.w);
   } else {
-    bool need_a = false;
-    for (int64_t j = 0; j < p.o * p.c && !need_a; ++j) need_a = in.wz[j] != 0.0;
+    bool need_a = false;  // wz is constant along the channels here: one entry per output
+    for (int64_t o = 0; o < p.o && !need_a; ++o) need_a = in.wz[o * p.c] != 0.0;
     if (need_a) asum = window_sums_all(p, pl);
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
@@ -463,7 +461,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       if (p.per_input) {
         per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
       } else {
-        whole_row(p, in, pl, pk, wk.data(), asum.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+        whole_row(p, in, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
         for (int64_t ox = 0; ox < p.ow; ++ox) in.y[(n * p.o + o) * P + oy * p.ow + ox] = acc[size_t(ox * p.o + o)] + in.bias[o];
