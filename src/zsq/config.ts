@@ -48,6 +48,10 @@ export interface ZsqConfig {
    * step is kept beside them; the average is what is evaluated and saved (the latest iterate is logged apart as
    * test_top1_raw). Training itself does not change (absent: released). */
   ema?: number;
+  /** Feature distillation: adds this weight x the mean over BatchNorm layers of the mean squared difference of the
+   * student's and the teacher's BN inputs, scaled per channel as the teacher's BN scales them (|γ| / std), to the student loss
+   * (FeatureKdLoss; absent or 0: released). */
+  featureKd?: number;
 }
 
 const RELEASED: ZsqConfig = {

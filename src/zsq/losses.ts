@@ -4,7 +4,7 @@
  */
 import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
-import { BatchNorm2d } from '../nn/layers.js';
+import { BatchNorm2d, type BatchNormInputHook } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -67,7 +67,7 @@ export class BnsLoss {
   active = true;
 
   constructor(teacher: Module) {
-    this.bns = teacher.namedModules().map(([, m]) => m).filter((m): m is BatchNorm2d => m instanceof BatchNorm2d);
+    this.bns = batchNorms(teacher);
     check(this.bns.length > 0, 'BNS loss: the teacher has no BatchNorm2d layer');
     for (const bn of this.bns) bn.inputHooks.push(this.hook);
   }
@@ -92,10 +92,84 @@ export class BnsLoss {
 
   /** Removes the hooks from the teacher. */
   detach(): void {
-    for (const bn of this.bns) {
-      const i = bn.inputHooks.indexOf(this.hook);
-      if (i >= 0) bn.inputHooks.splice(i, 1);
+    for (const bn of this.bns) removeInputHook(bn, this.hook);
+  }
+}
+
+function removeInputHook(bn: BatchNorm2d, hook: BatchNormInputHook): void {
+  const i = bn.inputHooks.indexOf(hook);
+  if (i >= 0) bn.inputHooks.splice(i, 1);
+}
+
+/** A model's BatchNorm2d layers, in module order. */
+export const batchNorms = (m: Module): BatchNorm2d[] =>
+  m.namedModules().map(([, x]) => x).filter((x): x is BatchNorm2d => x instanceof BatchNorm2d);
+
+/**
+ * Feature distillation (beyond the released recipe; cfg.featureKd): the student's BatchNorm inputs (its conv outputs)
+ * pulled towards the teacher's on the same images, the difference measured after the teacher's BatchNorm (its scale
+ * |γ_c| / sqrt(running_var_c + eps) per channel; a near-dead channel's tiny variance would otherwise dominate): the
+ * mean over BN layers of mean((|γ| (s − t) / sqrt(running_var + eps))²). Hooks on both networks record
+ * the BN inputs of the forward passes run inside record(); teacher and student share an architecture, so the i-th
+ * BN input of one pass pairs with the i-th of the other. The teacher's are recorded detached.
+ */
+export class FeatureKdLoss {
+  private teacherInputs: { x: Tensor; bn: BatchNorm2d }[] = [];
+  private studentInputs: Tensor[] = [];
+  private side: 'teacher' | 'student' | null = null;
+  private readonly hooks: [BatchNorm2d, BatchNormInputHook][] = [];
+
+  constructor(teacher: Module, student: Module) {
+    const t = batchNorms(teacher);
+    const s = batchNorms(student);
+    check(t.length > 0 && t.length === s.length,
+      () => `feature KD: teacher and student need the same BatchNorm2d layers, got ${t.length} and ${s.length}`);
+    const onTeacher: BatchNormInputHook = (x, bn) => {
+      if (this.side === 'teacher') this.teacherInputs.push({ x: x.detach(), bn });
+    };
+    const onStudent: BatchNormInputHook = (x) => {
+      if (this.side === 'student') this.studentInputs.push(x);
+    };
+    for (const bn of t) this.hooks.push([bn, onTeacher]);
+    for (const bn of s) this.hooks.push([bn, onStudent]);
+    for (const [bn, h] of this.hooks) bn.inputHooks.push(h);
+  }
+
+  /** Runs one forward pass of `side`'s network (fn), recording its BN inputs in place of the previous pass's. */
+  record<T>(side: 'teacher' | 'student', fn: () => T): T {
+    if (side === 'teacher') this.teacherInputs = [];
+    else this.studentInputs = [];
+    this.side = side;
+    try {
+      return fn();
+    } finally {
+      this.side = null;
     }
+  }
+
+  /** The loss between the last recorded teacher and student passes (on the same images). */
+  value(): Tensor {
+    const n = this.teacherInputs.length;
+    check(n > 0 && n === this.studentInputs.length,
+      () => `feature KD: recorded ${n} teacher and ${this.studentInputs.length} student BatchNorm inputs; record one pass of each`);
+    let total: Tensor | null = null;
+    this.teacherInputs.forEach(({ x: t, bn }, i) => {
+      const s = this.studentInputs[i]!;
+      F.checkSameShape(s, t, 'feature KD');
+      const c = t.shape[1]!;
+      const inv = Tensor.empty([1, c, ...new Array<number>(t.shape.length - 2).fill(1)]);
+      const g = bn.weight?.data;
+      for (let j = 0; j < c; j++) inv.data[j] = (g ? Math.abs(g[j]!) : 1) / Math.sqrt(bn.runningVar.data[j]! + bn.eps);
+      const d = F.mul(F.sub(s, t), inv);
+      const term = F.mean(F.mul(d, d));
+      total = total ? F.add(total, term) : term;
+    });
+    return F.scale(total!, 1 / n);
+  }
+
+  /** Removes the hooks from both networks. */
+  detach(): void {
+    for (const [bn, h] of this.hooks) removeInputHook(bn, h);
   }
 }
 

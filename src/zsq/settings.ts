@@ -68,7 +68,7 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   };
   for (const k of ['epochs', 'itersPerEpoch', 'batch'] as const) posInt(k);
   for (const k of ['warmupEpochs', 'lrStudent', 'lrGenerator', 'lrGamma', 'momentum', 'weightDecay', 'alphaDs', 'alphaAs', 'beta', 'gamma', 'seed'] as const) nonNeg(k);
-  for (const k of ['generatorEpochs', 'anchor'] as const) if (c[k] !== undefined) nonNeg(k);
+  for (const k of ['generatorEpochs', 'anchor', 'featureKd'] as const) if (c[k] !== undefined) nonNeg(k);
   if (c.augment !== undefined && !(Number.isInteger(c.augment) && c.augment >= 0 && c.augment <= 16)) {
     throw new GranqError(`config: augment must be an integer number of pixels in [0, 16], got ${JSON.stringify(c.augment)}`);
   }

@@ -13,7 +13,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { cutMixBatch, lowPassBatch, shiftFlipBatch } from '../data/augment.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
-import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss } from './losses.js';
+import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, FeatureKdLoss, klKdLoss, marginLoss } from './losses.js';
 
 export interface IterationLosses {
   generator: number;
@@ -38,6 +38,8 @@ export class ZsqTrainer {
   /** Iterations already done in the current epoch (non-zero only after an interruption). */
   iter = 0;
   private readonly bns: BnsLoss;
+  /** cfg.featureKd: the BN-input recorder of both networks. */
+  private readonly featureKd: FeatureKdLoss | null;
   private readonly studentParams: Tensor[];
   /** The student's starting parameters (the teacher's), for cfg.anchor; taken before any restore. */
   private readonly anchorTo: Float32Array[] | null;
@@ -56,6 +58,7 @@ export class ZsqTrainer {
     this.anchorTo = cfg.anchor ? this.studentParams.map((p) => p.data.slice()) : null;
     this.average = cfg.ema !== undefined ? this.studentParams.map((p) => p.data.slice()) : null;
     this.bns = new BnsLoss(teacher);
+    this.featureKd = cfg.featureKd ? new FeatureKdLoss(teacher, student) : null;
     this.optG = new Adam(this.generator.parameters(), { lr: cfg.lrGenerator, betas: cfg.generatorBetas });
     this.optS = new SGD(this.studentParams, {
       lr: cfg.lrStudent, momentum: cfg.momentum, weightDecay: cfg.weightDecay, nesterov: cfg.nesterov,
@@ -91,16 +94,20 @@ export class ZsqTrainer {
     const trainStudent = this.studentTrains;
     const { images, labels } = this.generator.sample(c.batch, this.rng);
 
-    this.bns.active = true;
-    this.bns.reset();
-    const t = this.teacher.forward(images);
-    this.bns.active = false;
     // With cfg.augment, cfg.lowPass or cfg.cutmix the student step runs on its own forward (of its own images), so
     // this one needs no weight gradients.
     const augment = c.augment ?? 0;
     const ownImages = augment > 0 || c.lowPass !== undefined || c.cutmix !== undefined;
+    // cfg.featureKd: the BN inputs of the two forward passes the student loss is computed on.
+    const fk = trainStudent ? this.featureKd : null;
+    const tap = <T>(side: 'teacher' | 'student', studentPass: boolean, fn: () => T): T => (fk && studentPass ? fk.record(side, fn) : fn());
+
+    this.bns.active = true;
+    this.bns.reset();
+    const t = tap('teacher', !ownImages, () => this.teacher.forward(images));
+    this.bns.active = false;
     for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
-    const s = this.student.forward(images);
+    const s = tap('student', !ownImages, () => this.student.forward(images));
     for (const p of this.studentParams) p.requiresGrad = true;
 
     // Generator step.
@@ -131,12 +138,13 @@ export class ZsqTrainer {
         if (augment > 0) d = shiftFlipBatch(d, c.batch, augment, this.rng);
         if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
         inS = new Tensor(d, images.shape);
-        tS = F.noGrad(() => this.teacher.forward(inS));
-        sS = this.student.forward(inS);
+        tS = tap('teacher', true, () => F.noGrad(() => this.teacher.forward(inS)));
+        sS = tap('student', true, () => this.student.forward(inS));
       }
       lossS = c.studentLoss === 'entropy'
         ? entropyKdLoss(tS, sS, c.temperature)
         : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
+      if (fk) lossS = F.add(lossS, F.scale(fk.value(), c.featureKd!));
       this.optS.zeroGrad();
       F.withoutGrad([inS], () => lossS!.backward());
       if (this.anchorTo) this.addAnchorGradient(c.anchor!);
@@ -245,6 +253,7 @@ export class ZsqTrainer {
 
   dispose(): void {
     this.bns.detach();
+    this.featureKd?.detach();
   }
 }
 

@@ -9,8 +9,9 @@ import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Generator } from '../../src/zsq/generator.js';
 import {
-  agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, klKdLoss, marginLoss,
+  agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, FeatureKdLoss, klKdLoss, marginLoss,
 } from '../../src/zsq/losses.js';
+import { BatchNorm2d, Conv2d, Sequential } from '../../src/nn/layers.js';
 import { assertClose } from '../kit/compare.js';
 import { FIXTURES, noShared, SHARED_MODEL } from '../kit/shared.js';
 
@@ -89,4 +90,62 @@ test('generator: output shape, BN(3, no affine) statistics, deterministic for a 
     assert.ok(keys.includes(k), k);
   }
   assert.ok(!keys.includes('conv_blocks2.5.weight'), 'the last BN has no affine parameters');
+});
+
+test('feature KD: the BN-input loss and its weight gradient by hand; zero for an equal student; hooks removed', () => {
+  // One 1x1 conv (no bias) into a BatchNorm with known running variances and scales: with a_c = |γ_c| / σ_c,
+  // loss = mean((a_c (Ws − Wt)x)²), d loss / d Ws[c,k] = 2 / N · Σ_{n,h,w} d[n,c,h,w] · a_c · x[n,k,h,w], d = a_c (Ws − Wt)x.
+  const [n, k, c, hw] = [2, 3, 4, 5];
+  const net = (scale: number) => {
+    const conv = new Conv2d(k, c, 1, { bias: false, rng: new Rng(3) });
+    conv.weight.data.forEach((v, i) => { conv.weight.data[i] = Math.fround(v * scale); });
+    const bn = new BatchNorm2d(c);
+    bn.runningVar.data.set([0.5, 1, 2, 4]);
+    bn.weight!.data.set([1, -0.5, 2, 0.25]);
+    const m = new Sequential(conv, bn);
+    m.eval();
+    return { m, conv, bn };
+  };
+  const teacher = net(1);
+  const student = net(0.7);
+  const x = Tensor.empty([n, k, hw, hw]);
+  new Rng(5).fillUniform(x.data, -1, 1);
+  const fk = new FeatureKdLoss(teacher.m, student.m);
+  fk.record('teacher', () => F.noGrad(() => teacher.m.forward(x)));
+  fk.record('student', () => student.m.forward(x));
+  const loss = fk.value();
+  loss.backward();
+
+  const wt = teacher.conv.weight.data;
+  const ws = student.conv.weight.data;
+  const a = [0.5, 1, 2, 4].map((v, o) => [1, 0.5, 2, 0.25][o]! / Math.sqrt(v + 1e-5));
+  let expected = 0;
+  const grad = new Float64Array(c * k);
+  const N = n * c * hw * hw;
+  for (let b = 0; b < n; b++) for (let o = 0; o < c; o++) for (let p = 0; p < hw * hw; p++) {
+    let diff = 0;
+    for (let i = 0; i < k; i++) diff += (ws[o * k + i]! - wt[o * k + i]!) * x.data[(b * k + i) * hw * hw + p]!;
+    const d = diff * a[o]!;
+    expected += (d * d) / N;
+    for (let i = 0; i < k; i++) grad[o * k + i]! += (2 / N) * d * a[o]! * x.data[(b * k + i) * hw * hw + p]!;
+  }
+  assert.ok(rel(loss.item(), expected) < 1e-5, `loss ${loss.item()} vs ${expected}`);
+  assertClose(student.conv.weight.grad!.data, grad, { rtol: 1e-4, atol: 1e-7 }, 'd loss / d student weight');
+  assert.equal(teacher.conv.weight.grad, null, 'the teacher got a gradient');
+
+  // A student equal to the teacher: zero loss.
+  const same = net(1);
+  const fk0 = new FeatureKdLoss(teacher.m, same.m);
+  fk0.record('teacher', () => F.noGrad(() => teacher.m.forward(x)));
+  fk0.record('student', () => same.m.forward(x));
+  assert.equal(fk0.value().item(), 0);
+  // Unrecorded passes are ignored; a missing pass is an error; detach() removes the hooks.
+  student.m.forward(x);
+  const fresh = new FeatureKdLoss(teacher.m, student.m);
+  fresh.record('student', () => student.m.forward(x));
+  assert.throws(() => fresh.value(), /recorded 0 teacher and 1 student BatchNorm inputs/);
+  for (const f of [fk, fk0, fresh]) f.detach();
+  assert.equal(teacher.bn.inputHooks.length, 0);
+  assert.equal(student.bn.inputHooks.length, 0);
+  assert.throws(() => new FeatureKdLoss(teacher.m, new Sequential(new Conv2d(k, c, 1))), /same BatchNorm2d layers, got 1 and 0/);
 });

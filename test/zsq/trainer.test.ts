@@ -5,6 +5,10 @@ import { loadModel } from '../../src/models/load.js';
 import { presetConfig, type ZsqConfig } from '../../src/zsq/config.js';
 import { ZsqTrainer } from '../../src/zsq/trainer.js';
 import { validateConfig } from '../../src/zsq/settings.js';
+import { FeatureKdLoss } from '../../src/zsq/losses.js';
+import * as F from '../../src/autograd/index.js';
+import { Rng } from '../../src/tensor/rng.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { noShared, SHARED_MODEL } from '../kit/shared.js';
 
@@ -208,4 +212,45 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     for (const bad of [0, 1.5, -1]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), cutmix: bad }), /cutmix must be a probability/);
     for (const t of [released, mixed, resumed]) t.dispose();
   });
+
+  test('--feature-kd: warm-up is the released run; then the conv outputs are pulled towards the teacher\'s, with or without --augment, resumably', () => {
+    const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data.slice());
+    const differs = (a: ZsqTrainer, b: ZsqTrainer) => s(a).some((p, i) => p.some((v, j) => v !== s(b)[i]![j]));
+    const released = off(makeTrainer());
+    const zero = off(makeTrainer({ featureKd: 0 }));
+    const fk = off(makeTrainer({ featureKd: 10 }));
+    const fkAug = off(makeTrainer({ featureKd: 10, augment: 2 }));
+    const aug = off(makeTrainer({ augment: 2 }));
+    const all = [released, zero, fk, fkAug, aug];
+    for (const t of all) t.runEpoch(); // warm-up
+    s(released).forEach((p, i) => assertBitEqual(s(fk)[i]!, p, `warm-up differs, parameter ${i}`));
+    for (let e = 1; e < 3; e++) for (const t of all) t.runEpoch();
+    s(released).forEach((p, i) => assertBitEqual(s(zero)[i]!, p, `--feature-kd 0 changed parameter ${i}`));
+    assert.ok(differs(fk, released), 'the feature-KD student equals the released one');
+    assert.ok(differs(fkAug, aug), 'feature KD changed nothing with --augment');
+    for (const [cfg, ran] of [[{ featureKd: 10 }, fk], [{ featureKd: 10, augment: 2 }, fkAug]] as const) {
+      const resumed = resumedMidEpoch(cfg, off);
+      s(ran).forEach((p, i) => assertBitEqual(s(resumed)[i]!, p, `resumed differs, parameter ${i}`));
+      resumed.dispose();
+    }
+    assert.throws(() => validateConfig({ ...presetConfig('tiny'), featureKd: -1 }), /featureKd must be a non-negative number/);
+    for (const t of all) t.dispose();
+
+    // Pulled towards the teacher: with a larger lr, the conv outputs on fixed images end closer to the teacher's.
+    const x = Tensor.empty([4, 3, 32, 32]);
+    new Rng(1).fillUniform(x.data, -2, 2);
+    const distance = (t: ZsqTrainer) => {
+      const probe = new FeatureKdLoss(t.teacher, t.student);
+      probe.record('teacher', () => F.noGrad(() => t.teacher.forward(x)));
+      probe.record('student', () => F.noGrad(() => t.student.forward(x)));
+      const v = probe.value().item();
+      probe.detach();
+      return v;
+    };
+    const [plain, pulled] = [{}, { featureKd: 100 }].map((extra) => off(makeTrainer({ lrStudent: 0.002, ...extra })));
+    for (let e = 0; e < 3; e++) for (const t of [plain, pulled]) t.runEpoch();
+    assert.ok(distance(pulled) < 0.95 * distance(plain), `feature distance ${distance(pulled)} (feature KD) vs ${distance(plain)} (released)`);
+    for (const t of [plain, pulled]) t.dispose();
+  });
 });
+
