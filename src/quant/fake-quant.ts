@@ -6,8 +6,8 @@
 import { defineOp } from '../autograd/index.js';
 import { backend } from '../backend/index.js';
 import { check } from '../errors.js';
-import { qparams } from '../backend/ref/quant.js';
-import { Tensor } from '../tensor/tensor.js';
+import { qscale, roundHalfEven } from '../backend/ref/quant.js';
+import { allocBytes, Tensor } from '../tensor/tensor.js';
 
 declare module '../autograd/tape.js' {
   interface OpAttrs {
@@ -115,45 +115,65 @@ export interface ActCodes {
   alongChannels: boolean;
 }
 
-/** base and scale per (sample, channel) from per-range s, z and each (n, c)'s range index. */
-function perSampleChannel(shape: readonly number[], bits: number, mins: ArrayLike<number>, maxs: ArrayLike<number>, rangeOf: (n: number, c: number) => number) {
+/** Buffers for an ActCodes' y and codes (x.size elements each) that the caller owns and may reuse; absent: fresh ones. */
+export interface CodesOut {
+  y: Float32Array;
+  codes: Uint8Array;
+}
+
+function codesOut(x: Tensor, out: CodesOut | undefined, what: string): { y: Tensor; codes: Uint8Array } {
+  if (!out) return { y: Tensor.empty(x.shape), codes: allocBytes(x.size) };
+  check(out.y.length === x.size && out.codes.length === x.size, () => `${what}: output buffers of ${out.y.length} and ${out.codes.length} elements for an input of ${x.size}`);
+  return { y: new Tensor(out.y, x.shape), codes: out.codes };
+}
+
+/**
+ * base and scale per (sample, channel) from the ranges (one per tensor, per channel or per (sample, channel) row)
+ * (n, c) has range n perN + c perC: s = qparams' s, base = z − 2^(bits−1) = round(s m), once per range. (Strides, not
+ * a callback: a callback per (n, c) made V8 deoptimize this loop, 20x slower.)
+ */
+function perSampleChannel(shape: readonly number[], bits: number, mins: ArrayLike<number>, maxs: ArrayLike<number>, perN: number, perC: number) {
   const n = shape[0]!, c = shape.length >= 2 ? shape[1]! : 1;
+  const levels = 2 ** bits - 1;
+  const rs = new Float32Array(mins.length);
+  const rb = new Float64Array(mins.length);
+  for (let r = 0; r < mins.length; r++) {
+    rs[r] = qscale(mins[r]!, maxs[r]!, levels);
+    rb[r] = roundHalfEven(Math.fround(rs[r]! * mins[r]!));
+  }
   const base = new Float64Array(n * c);
   const scale = new Float32Array(n * c);
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
-      const r = rangeOf(b, ch);
-      const { s, z } = qparams(mins[r]!, maxs[r]!, bits);
-      scale[b * c + ch] = s;
-      base[b * c + ch] = z - 2 ** (bits - 1);
+      const r = b * perN + ch * perC;
+      scale[b * c + ch] = rs[r]!;
+      base[b * c + ch] = rb[r]!;
     }
   }
   return { base, scale };
 }
 
 /** fakeQuantRows with its codes (granq rows: one range per (sample, channel) row; per sample for a 2-D x). */
-export function fakeQuantRowsCodes(x: Tensor, bits: number, clamp = false): ActCodes {
+export function fakeQuantRowsCodes(x: Tensor, bits: number, clamp = false, out?: CodesOut): ActCodes {
   checkBits('fakeQuantRowsCodes', bits);
   check(clamp || bits < MAX_BITS, () => `integer activations: the unclamped rows quantizer at ${bits} bits can reach the code 2^${bits}, beyond 8 bits; use at most ${MAX_BITS - 1} bits`);
   const [rows, cols] = rowView(x.shape);
-  const y = Tensor.empty(x.shape);
-  const codes = new Uint8Array(x.size);
+  const { y, codes } = codesOut(x, out, 'fakeQuantRowsCodes');
   const rowMin = new Float32Array(rows);
   const rowMax = new Float32Array(rows);
   backend().quantRowsFwd({ rows, cols, bits, clamp, x: x.data, y: y.data, rowMin, rowMax, codes });
   const c = x.shape.length >= 2 ? x.shape[1]! : 1;
   const rank2 = x.shape.length === 2;
-  return { y, codes, alongChannels: !rank2, ...perSampleChannel(x.shape, bits, rowMin, rowMax, (n, ch) => (rank2 ? n : n * c + ch)) };
+  return { y, codes, alongChannels: !rank2, ...perSampleChannel(x.shape, bits, rowMin, rowMax, rank2 ? 1 : c, rank2 ? 0 : 1) };
 }
 
 /** fakeQuantGroups with its codes, for x [N, C, ...] viewed as [1, 1, size] (per tensor) or [N, C, h w] (per channel). */
-export function fakeQuantGroupsCodes(x: Tensor, bits: number, view: [number, number, number], mins: Float32Array, maxs: Float32Array, clamp = true): ActCodes {
+export function fakeQuantGroupsCodes(x: Tensor, bits: number, view: [number, number, number], mins: Float32Array, maxs: Float32Array, clamp = true, out?: CodesOut): ActCodes {
   checkBits('fakeQuantGroupsCodes', bits);
   const perTensor = view[0] === 1 && view[1] === 1;
   check(perTensor || (view[0] === x.shape[0] && view[1] === x.shape[1]), () => `fakeQuantGroupsCodes: view ${view.join('x')} is neither per tensor nor [N, C, h w] of ${x.shape.join('x')}`);
   check(mins.length === view[1] && maxs.length === view[1], () => `fakeQuantGroupsCodes: expected ${view[1]} ranges, got ${mins.length}`);
-  const y = Tensor.empty(x.shape);
-  const codes = new Uint8Array(x.size);
+  const { y, codes } = codesOut(x, out, 'fakeQuantGroupsCodes');
   backend().quantGroupsFwd({ outer: view[0], groups: view[1], inner: view[2], bits, clamp, mins, maxs, x: x.data, y: y.data, codes });
-  return { y, codes, alongChannels: !perTensor, ...perSampleChannel(x.shape, bits, mins, maxs, (_n, ch) => (perTensor ? 0 : ch)) };
+  return { y, codes, alongChannels: !perTensor, ...perSampleChannel(x.shape, bits, mins, maxs, 0, perTensor ? 0 : 1) };
 }

@@ -19,5 +19,5 @@ export * from './ptq.js';
 export * from './bits.js';
 export * from './pack.js';
 export * from './probe.js';
-export { integerModel, describeIntLayers, IntConv2d, IntLinear, IntActQuantizer } from './int-model.js';
+export { integerModel, describeIntLayers, IntConv2d, IntLinear, IntActQuantizer, IntegerModel } from './int-model.js';
 export { exportOnnx, EXPORT_FORMATS, EXPORT_OPSET, QDQ_OPSET, type ExportFormat, type OnnxExport, type QdqWeightInfo, type WeightCodes } from './onnx-export.js';

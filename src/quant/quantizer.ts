@@ -8,7 +8,7 @@ import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { qparams, quantCode } from '../backend/ref/quant.js';
 import { mseClipRanges, rowMinMax, type RangeEstimator, type Ranges } from './estimators.js';
-import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS, type ActCodes } from './fake-quant.js';
+import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS, type ActCodes, type CodesOut } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
@@ -104,8 +104,11 @@ export abstract class ActQuantizer extends Quantizer {
   abstract override readonly kind: ActKind;
   readonly role = 'act' as const;
 
-  /** quantize(x) with its integer form (codes, base and scale per (sample, channel)), for integer inference. */
-  abstract quantizeCodes(x: Tensor): ActCodes;
+  /**
+   * quantize(x) with its integer form (codes, base and scale per (sample, channel)), for integer inference; written
+   * into `out` when given.
+   */
+  abstract quantizeCodes(x: Tensor, out?: CodesOut): ActCodes;
 }
 
 /** Weight quantizers re-quantize the FP master weight at every forward (ranges from the current weight). */

@@ -12,7 +12,8 @@ import { GranqError } from '../../src/errors.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
 import { loadModel } from '../../src/models/load.js';
 import type { Module } from '../../src/nn/module.js';
-import { actQuantizers, describeIntLayers, integerModel, IntConv2d, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
+import { actQuantizers, describeIntLayers, IntActQuantizer, integerModel, IntConv2d, IntegerModel, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
+import { assertBitEqual } from '../kit/compare.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import path from 'node:path';
@@ -103,6 +104,25 @@ test('integer inference: the student is left as it was; the image conv and the c
   const floats = layers.filter(([, l]) => l.counts.float > 0).map(([p]) => p).sort();
   assert.deepEqual(floats, ['features.init_block.conv.conv', 'output']);
   assert.match(describeIntLayers(layers), /^20 of 22 conv\/linear layers ran on integer codes/);
+});
+
+test('integer inference: buffers reused from one forward to the next change no logit, and earlier outputs stay as they were', () => {
+  const { model } = integerModel(student({ wbits: 4, abits: 4, act: 'granq', weight: 'channel' }));
+  const inner = (model as IntegerModel).model;
+  const xs = [images(7, 11), images(64, 12), images(7, 13), images(64, 14)];
+  // Outside IntegerModel.forward every layer writes fresh buffers: the reference.
+  const fresh = xs.map((x) => F.noGrad(() => inner.forward(x)).data.slice());
+  const outs = xs.map((x) => F.noGrad(() => model.forward(x)));
+  outs.forEach((y, i) => assertBitEqual(y.data, fresh[i]!, `forward ${i}`));
+  const again = F.noGrad(() => model.forward(xs[0]!));
+  assertBitEqual(again.data, fresh[0]!, 'forward 0 repeated');
+  outs.forEach((y, i) => assertBitEqual(y.data, fresh[i]!, `forward ${i} after later ones`));
+  // A model whose output is a quantizer's (a reused buffer) hands out a copy.
+  const tail = new IntegerModel(new IntActQuantizer(actQuantizers(student({ wbits: 4, abits: 4, act: 'granq', weight: 'channel' }))[0]![1]));
+  const a = F.noGrad(() => tail.forward(xs[0]!));
+  const first = a.data.slice();
+  F.noGrad(() => tail.forward(xs[2]!));
+  assertBitEqual(a.data, first, 'the first output was written over');
 });
 
 test('integer inference: bad inputs are one-line GranqErrors', () => {

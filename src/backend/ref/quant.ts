@@ -18,11 +18,12 @@ export function roundHalfEven(v: number): number {
  * this differs from a direct division by an ulp in some cases, and the fixtures pin it.
  */
 export function qparams(m: number, M: number, bits: number): { s: number; z: number } {
-  const n = 2 ** bits - 1;
-  const s = f(n * f(1 / Math.max(f(M - m), f(1e-8))));
-  const z = roundHalfEven(f(s * m)) + 2 ** (bits - 1);
-  return { s, z };
+  const s = qscale(m, M, 2 ** bits - 1);
+  return { s, z: roundHalfEven(f(s * m)) + 2 ** (bits - 1) };
 }
+
+/** qparams' s for `levels` = 2^bits − 1 (a scalar for loops over many ranges). */
+export const qscale = (m: number, M: number, levels: number): number => f(levels * f(1 / Math.max(f(M - m), f(1e-8))));
 
 /** The integer code of v: round(s v - z), clamped to [-2^(bits-1), 2^(bits-1) - 1] when `clamp`. */
 export function quantCode(v: number, s: number, z: number, bits: number, clamp: boolean): number {

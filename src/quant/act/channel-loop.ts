@@ -5,7 +5,7 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { RowsEstimator } from '../estimators.js';
-import { fakeQuantChannelLoop, fakeQuantRowsCodes, type ActCodes } from '../fake-quant.js';
+import { fakeQuantChannelLoop, fakeQuantRowsCodes, type ActCodes, type CodesOut } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class ChannelLoopActQuantizer extends ActQuantizer {
@@ -18,7 +18,7 @@ export class ChannelLoopActQuantizer extends ActQuantizer {
   }
 
   /** The same values as granq's rows (the loop differs, not the numbers), so the rows kernel's codes. */
-  quantizeCodes(x: Tensor): ActCodes {
-    return fakeQuantRowsCodes(x, this.bits, this.clamp);
+  quantizeCodes(x: Tensor, out?: CodesOut): ActCodes {
+    return fakeQuantRowsCodes(x, this.bits, this.clamp, out);
   }
 }

@@ -5,7 +5,7 @@
 import { check, GranqError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { groupView, StaticChannelEstimator } from '../estimators.js';
-import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes } from '../fake-quant.js';
+import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes, type CodesOut } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class ChannelStaticActQuantizer extends ActQuantizer {
@@ -18,9 +18,9 @@ export class ChannelStaticActQuantizer extends ActQuantizer {
     return fakeQuantGroups(x, this.bits, view, r.mins, r.maxs, this.clamp);
   }
 
-  quantizeCodes(x: Tensor): ActCodes {
+  quantizeCodes(x: Tensor, out?: CodesOut): ActCodes {
     const { view, r } = this.ranged(x);
-    return fakeQuantGroupsCodes(x, this.bits, view, r.mins, r.maxs, this.clamp);
+    return fakeQuantGroupsCodes(x, this.bits, view, r.mins, r.maxs, this.clamp, out);
   }
 
   private ranged(x: Tensor) {

@@ -4,7 +4,7 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { RowsEstimator } from '../estimators.js';
-import { fakeQuantRows, fakeQuantRowsCodes, type ActCodes } from '../fake-quant.js';
+import { fakeQuantRows, fakeQuantRowsCodes, type ActCodes, type CodesOut } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class GranqActQuantizer extends ActQuantizer {
@@ -16,7 +16,7 @@ export class GranqActQuantizer extends ActQuantizer {
     return fakeQuantRows(x, this.bits);
   }
 
-  quantizeCodes(x: Tensor): ActCodes {
-    return fakeQuantRowsCodes(x, this.bits, this.clamp);
+  quantizeCodes(x: Tensor, out?: CodesOut): ActCodes {
+    return fakeQuantRowsCodes(x, this.bits, this.clamp, out);
   }
 }

@@ -5,7 +5,7 @@
 import { GranqError } from '../../errors.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { EmaEstimator, type EmaOptions } from '../estimators.js';
-import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes } from '../fake-quant.js';
+import { fakeQuantGroups, fakeQuantGroupsCodes, type ActCodes, type CodesOut } from '../fake-quant.js';
 import { ActQuantizer } from '../quantizer.js';
 
 export class LayerActQuantizer extends ActQuantizer {
@@ -23,9 +23,9 @@ export class LayerActQuantizer extends ActQuantizer {
     return fakeQuantGroups(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp);
   }
 
-  quantizeCodes(x: Tensor): ActCodes {
+  quantizeCodes(x: Tensor, out?: CodesOut): ActCodes {
     const r = this.range();
-    return fakeQuantGroupsCodes(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp);
+    return fakeQuantGroupsCodes(x, this.bits, [1, 1, x.size], r.mins, r.maxs, this.clamp, out);
   }
 
   private range() {
