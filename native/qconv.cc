@@ -67,20 +67,27 @@ inline float total(int64_t s, int64_t a_sum, int64_t w_sum, int64_t cnt, double 
 // (their weights are 0). Padding is the code 0, which is the value 0 only where base = 0 (the slow path corrects).
 struct Planes {
   int64_t hp, wp, groups;  // groups of 4 taps per kernel row
-  std::vector<uint8_t> data;
-  const uint8_t* at(int64_t plane, int64_t y, int64_t x) const { return data.data() + (plane * hp + y) * wp + x; }
+  uint8_t* data;
+  const uint8_t* at(int64_t plane, int64_t y, int64_t x) const { return data + (plane * hp + y) * wp + x; }
 };
 
+// The planes live in one buffer per calling thread, kept from call to call: a fresh one per call cost its page faults
+// (a few MB at batch 64), more than filling it. Valid until the thread's next qconv2d.
 Planes pad_planes(const QconvParams& p, const uint8_t* x) {
+  static thread_local std::vector<uint8_t> buffer;
   Planes pl;
   pl.groups = (p.k + 3) / 4;
   pl.hp = p.h + 2 * p.pad;
   pl.wp = p.w + 2 * p.pad + 4 * pl.groups - p.k + 1;
-  pl.data.assign(size_t(p.n * p.c * pl.hp * pl.wp), 0);
+  const size_t bytes = size_t(p.n * p.c * pl.hp * pl.wp);
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  pl.data = buffer.data();
   parallel_for(p.n * p.c, [&](int64_t b0, int64_t b1) {
+    const int64_t plane = pl.hp * pl.wp;
+    std::memset(pl.data + b0 * plane, 0, size_t((b1 - b0) * plane));
     for (int64_t b = b0; b < b1; ++b)
       for (int64_t y = 0; y < p.h; ++y)
-        std::memcpy(pl.data.data() + (b * pl.hp + y + p.pad) * pl.wp + p.pad, x + (b * p.h + y) * p.w, size_t(p.w));
+        std::memcpy(pl.data + (b * pl.hp + y + p.pad) * pl.wp + p.pad, x + (b * p.h + y) * p.w, size_t(p.w));
   });
   return pl;
 }
