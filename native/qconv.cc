@@ -107,22 +107,30 @@ int64_t window_sum(const Planes& pl, int64_t plane, int64_t y0, int64_t x0, int6
 std::vector<int64_t> window_sums_all(const QconvParams& p, const Planes& pl) {
   std::vector<int64_t> out(size_t(p.n * p.oh * p.ow));
   parallel_for(p.n, [&](int64_t n0, int64_t n1) {
-    std::vector<int32_t> sum(size_t(pl.hp * pl.wp));
+    std::vector<int32_t> sum(size_t(pl.hp * pl.wp)), hsum(size_t(pl.hp * p.ow));
     for (int64_t n = n0; n < n1; ++n) {
       std::fill(sum.begin(), sum.end(), 0);
       for (int64_t i = 0; i < p.c; ++i) {
         const uint8_t* src = pl.at(n * p.c + i, 0, 0);
         for (int64_t j = 0; j < pl.hp * pl.wp; ++j) sum[size_t(j)] += src[j];
       }
-      for (int64_t oy = 0; oy < p.oh; ++oy)
-        for (int64_t ox = 0; ox < p.ow; ++ox) {
-          int64_t a = 0;
-          for (int64_t ky = 0; ky < p.k; ++ky) {
-            const int32_t* r = sum.data() + (oy * p.stride + ky) * pl.wp + ox * p.stride;
-            for (int64_t kx = 0; kx < p.k; ++kx) a += r[kx];
-          }
-          out[size_t((n * p.oh + oy) * p.ow + ox)] = a;
+      // Separable: the k taps of each plane row at every output column, then k of those rows per output row (the
+      // integer sums are exact in any order).
+      for (int64_t y = 0; y < pl.hp; ++y) {
+        const int32_t* r = sum.data() + y * pl.wp;
+        int32_t* h = hsum.data() + y * p.ow;
+        for (int64_t ox = 0; ox < p.ow; ++ox) h[ox] = 0;
+        for (int64_t kx = 0; kx < p.k; ++kx)
+          for (int64_t ox = 0; ox < p.ow; ++ox) h[ox] += r[ox * p.stride + kx];
+      }
+      for (int64_t oy = 0; oy < p.oh; ++oy) {
+        int64_t* o = out.data() + (n * p.oh + oy) * p.ow;
+        for (int64_t ox = 0; ox < p.ow; ++ox) o[ox] = 0;
+        for (int64_t ky = 0; ky < p.k; ++ky) {
+          const int32_t* h = hsum.data() + (oy * p.stride + ky) * p.ow;
+          for (int64_t ox = 0; ox < p.ow; ++ox) o[ox] += h[ox];
         }
+      }
     }
   });
   return out;
@@ -329,12 +337,12 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
 // and tap, one scale.
 // asum: window_sums_all when a weight offset is not 0 (the wz A terms), else null.
 void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const int64_t* wk,
-               const int64_t* asum, const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
+               const int64_t* asum, const double* wzo, const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
   const int64_t y0 = oy * p.stride;
   const double base = in.xbase[n * p.c];
   const bool need_a = asum != nullptr;
   double wz_max = 0.0;
-  for (int64_t o = 0; o < p.o; ++o) wz_max = std::max(wz_max, std::fabs(in.wz[o * p.c]));
+  for (int64_t o = 0; o < p.o; ++o) wz_max = std::max(wz_max, std::fabs(wzo[o]));
   // With no activation offset, T = S + wz A exactly when |wz| A stays below 2^52 (A <= 255 c k k): an integer, so
   // total()'s double sum is that integer whatever the order (its +-0 terms change no non-zero value, and a zero sum
   // is +0 both ways).
@@ -397,7 +405,8 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
       }
       const int64_t a_sum = need_a ? asum[(n * p.oh + oy) * p.ow + ox] : 0;
       if (exact_wz) {
-        for (int64_t o = 0; o < p.o; ++o) acc[ox * p.o + o] = f[o] * float(double(sb[j * p.o + o]) + in.wz[o * p.c] * double(a_sum));
+        const double a = double(a_sum);
+        for (int64_t o = 0; o < p.o; ++o) acc[ox * p.o + o] = f[o] * float(double(sb[j * p.o + o]) + wzo[o] * a);
         continue;
       }
       const Taps t = taps_of(p, oy, ox);
@@ -406,7 +415,7 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
         if (base != 0.0)
           for (int64_t ky = t.ky0; ky < t.ky1; ++ky)
             for (int64_t kx = t.kx0; kx < t.kx1; ++kx) w_sum += wk[o * p.k * p.k + ky * p.k + kx];
-        acc[ox * p.o + o] = mul_rounded(f[o], total(sb[j * p.o + o], a_sum, w_sum, p.c * t.count(), in.wz[o * p.c], base));
+        acc[ox * p.o + o] = mul_rounded(f[o], total(sb[j * p.o + o], a_sum, w_sum, p.c * t.count(), wzo[o], base));
       }
     }
   }
@@ -425,6 +434,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   std::vector<int64_t> wk;
   TapClasses tc;  // per-input mode with activation offsets: W per class of position
   std::vector<int64_t> asum;  // whole mode with weight offsets: window_sums_all
+  std::vector<double> wzo;    // whole mode: the weight offset of each output
   // f = (1 / wscale) (1 / xscale): c (o + n) divisions, then products.
   std::vector<float> rw(size_t(p.o * p.c)), rx(size_t(p.n * p.c));
   for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
@@ -449,8 +459,12 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
     for (int64_t ni = 0; ni < p.n * p.c && !base_only; ++ni) base_only = fast[size_t(ni)] == kBaseOnly;
     if (base_only) tc = tap_classes(p, in.w);
   } else {
-    bool need_a = false;  // wz is constant along the channels here: one entry per output
-    for (int64_t o = 0; o < p.o && !need_a; ++o) need_a = in.wz[o * p.c] != 0.0;
+    wzo.resize(size_t(p.o));  // wz is constant along the channels here: one entry per output, contiguous
+    bool need_a = false;
+    for (int64_t o = 0; o < p.o; ++o) {
+      wzo[size_t(o)] = in.wz[o * p.c];
+      need_a = need_a || wzo[size_t(o)] != 0.0;
+    }
     if (need_a) asum = window_sums_all(p, pl);
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
@@ -468,7 +482,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       if (p.per_input) {
         per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
       } else {
-        whole_row(p, in, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+        whole_row(p, in, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
         for (int64_t ox = 0; ox < p.ow; ++ox) in.y[(n * p.o + o) * P + oy * p.ow + ox] = acc[size_t(ox * p.o + o)] + in.bias[o];
