@@ -13,7 +13,8 @@ import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
 
 export const WEIGHT_CLIP_HELP = "channel/tensor: how each weight row's range is chosen: minmax (default, every published " +
-  'method) or mse (the clipped range [a min, a max], a in 1..0.3, of least squared error, searched at every forward)';
+  'method), mse (the clipped range [a min, a max], a in 1..0.3, of least squared error, searched at every forward) or ' +
+  "learned (each row's range a trained parameter starting at the mse one, LSQ-style gradients; in eval, the same as mse)";
 
 export interface QuantizeCliOptions {
   model: string; wbits: number; abits: number; act: string; weight: string; weightClip?: string; skip?: string; releasedEma?: boolean;

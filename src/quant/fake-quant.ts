@@ -6,7 +6,7 @@
 import { defineOp } from '../autograd/index.js';
 import { backend } from '../backend/index.js';
 import { check } from '../errors.js';
-import { qscale, roundHalfEven } from '../backend/ref/quant.js';
+import { qparams, qscale, roundHalfEven } from '../backend/ref/quant.js';
 import { allocBytes, Tensor } from '../tensor/tensor.js';
 
 declare module '../autograd/tape.js' {
@@ -14,11 +14,13 @@ declare module '../autograd/tape.js' {
     fake_quant_rows: RowsAttrs;
     fake_quant_channel_loop: ChannelLoopAttrs;
     fake_quant_groups: GroupsAttrs;
+    fake_quant_learned: LearnedAttrs;
   }
 }
 
 export interface RowsAttrs { rows: number; cols: number; bits: number; clamp: boolean }
 export interface ChannelLoopAttrs { n: number; c: number; hw: number; bits: number }
+export interface LearnedAttrs { rows: number; cols: number; bits: number }
 export interface GroupsAttrs { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Float32Array; maxs: Float32Array }
 
 /** The one bit-width range of every quantizer, policy, CLI flag and kernel (native/addon.cc checks the same 2..8). */
@@ -74,6 +76,61 @@ export const fakeQuantGroupsOp = defineOp<'fake_quant_groups', [Tensor], null>({
   backward: ste,
 });
 
+/**
+ * Fake quantization of x [rows, cols] with trained per-row ranges [lo, hi] (inputs, not attrs): the forward is
+ * fakeQuantGroups' (clamped codes) with those ranges, bit for bit. The backward is LSQ's (Esser et al. 2020) in the
+ * asymmetric form of LSQ+ (Bhalgat et al. 2020), with step Δ = (hi − lo) / n, n = 2^bits − 1, and t = s x − z the
+ * unrounded code: x gets the gradient where its code is inside the range and none where it is clipped; per element,
+ * dy/dΔ = round(t) − t inside, n above the range, 0 below, and dy/dlo (Δ fixed) = 0 inside, 1 outside; so
+ * dL/dhi = g Σ gy dy/dΔ / n and dL/dlo = g Σ gy (dy/dlo − dy/dΔ / n), with LSQ's gradient scale
+ * g = 1 / sqrt(cols (2^(bits−1) − 1)).
+ */
+export const fakeQuantLearnedOp = defineOp<'fake_quant_learned', [Tensor, Tensor, Tensor], null>({
+  name: 'fake_quant_learned',
+  forward([x, lo, hi], a) {
+    checkBits('fakeQuantLearned', a.bits);
+    checkSize('fakeQuantLearned', x, a.rows * a.cols, `rows x cols ${a.rows}x${a.cols}`);
+    checkSize('fakeQuantLearned', lo, a.rows, 'rows (lo)');
+    checkSize('fakeQuantLearned', hi, a.rows, 'rows (hi)');
+    const out = Tensor.empty(x.shape);
+    backend().quantGroupsFwd({ outer: 1, groups: a.rows, inner: a.cols, bits: a.bits, clamp: true, mins: lo.data, maxs: hi.data, x: x.data, y: out.data });
+    return { out, saved: null };
+  },
+  backward({ gy, inputs: [x, lo, hi], attrs: a, needs }) {
+    const levels = 2 ** a.bits - 1;
+    const qmin = -(2 ** (a.bits - 1));
+    const qmax = 2 ** (a.bits - 1) - 1;
+    const g = 1 / Math.sqrt(a.cols * qmax);
+    const gx = needs[0] ? Tensor.empty(x.shape) : null;
+    const glo = Tensor.zeros([a.rows]);
+    const ghi = Tensor.zeros([a.rows]);
+    for (let r = 0; r < a.rows; r++) {
+      const { s, z } = qparams(lo.data[r]!, hi.data[r]!, a.bits);
+      let gStep = 0;
+      let gOut = 0;
+      for (let i = r * a.cols; i < (r + 1) * a.cols; i++) {
+        const t = Math.fround(Math.fround(s * x.data[i]!) - z);
+        const q = roundHalfEven(t);
+        const gi = gy[i]!;
+        if (q < qmin) {
+          gOut += gi;
+          if (gx) gx.data[i] = 0;
+        } else if (q > qmax) {
+          gOut += gi;
+          gStep += gi * levels;
+          if (gx) gx.data[i] = 0;
+        } else {
+          gStep += gi * (q - t);
+          if (gx) gx.data[i] = gi;
+        }
+      }
+      ghi.data[r] = (g * gStep) / levels;
+      glo.data[r] = g * (gOut - gStep / levels);
+    }
+    return [gx ? gx.data : null, glo.data, ghi.data];
+  },
+});
+
 /** Ops whose backward is the identity STE (the autograd meta-test checks them with a dedicated STE test). */
 export const STE_OP_NAMES = ['fake_quant_rows', 'fake_quant_channel_loop', 'fake_quant_groups'] as const;
 
@@ -95,6 +152,11 @@ export function fakeQuantChannelLoop(x: Tensor, bits: number): Tensor {
   const [rows, hw] = rowView(x.shape);
   const n = x.shape[0]!;
   return fakeQuantChannelLoopOp([x], { n, c: rows / n, hw, bits });
+}
+
+/** x viewed as [rows, cols], each row fake-quantized with its trained range [lo[r], hi[r]] (fakeQuantLearnedOp). */
+export function fakeQuantLearned(x: Tensor, lo: Tensor, hi: Tensor, bits: number, view: [number, number]): Tensor {
+  return fakeQuantLearnedOp([x, lo, hi], { rows: view[0], cols: view[1], bits });
 }
 
 /** Fixed ranges per group of x viewed as [outer, groups, inner] (per-tensor: 1 group; per-channel: groups = C). */

@@ -30,6 +30,7 @@ export class QuantConv2d extends Module {
     this.outChannels = conv.outChannels;
     this.kernelSize = conv.kernelSize;
     this.wq = this.child('wq', wq);
+    wq.bind(this.weight);
   }
 
   forward(x: Tensor): Tensor {
@@ -51,6 +52,7 @@ export class QuantLinear extends Module {
     this.inFeatures = lin.inFeatures;
     this.outFeatures = lin.outFeatures;
     this.wq = this.child('wq', wq);
+    wq.bind(this.weight);
   }
 
   forward(x: Tensor): Tensor {

@@ -97,6 +97,8 @@ const quantEmitters = (format: ExportFormat): EmitTable<FakeQuantOpName> => ({
     const M = e.floats(shape, Float32Array.from(a.maxs));
     return emitFakeQuant(e, e.in(0), m, M, a.bits, a.clamp, format);
   },
+  // Trained ranges quantize weights only, which the tracer folds into initializers (weightView below).
+  fake_quant_learned: (e) => fail(e, 'trained ranges quantize weights only; an activation cannot use them'),
 });
 
 /** Every op of the op table: the float ones and the fake-quant ones (a missing entry does not compile). */
@@ -108,6 +110,10 @@ function weightView(call: F.OpCall): { rows: number; cols: number; bits: number;
   if (call.op === 'fake_quant_rows') {
     const a = call.attrs;
     return { rows: a.rows, cols: a.cols, bits: a.bits, clamp: a.clamp, ranges: rowMinMax(w.data, a.rows, a.cols) };
+  }
+  if (call.op === 'fake_quant_learned') {
+    const a = call.attrs;
+    return { rows: a.rows, cols: a.cols, bits: a.bits, clamp: true, ranges: { mins: call.inputs[1]!.data, maxs: call.inputs[2]!.data } };
   }
   if (call.op === 'fake_quant_groups' && call.attrs.outer === 1) {
     const a = call.attrs;

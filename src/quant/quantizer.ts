@@ -3,22 +3,24 @@
  * frozen) and `quantizing` (off = identity). Quantizers are Modules so they sit in the model tree (namedModules
  * finds them, Sequential runs them); the concrete ones are one file each under act/ and weight/.
  */
-import { check } from '../errors.js';
+import { check, GranqError } from '../errors.js';
 import { Module } from '../nn/module.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
 import { qparams, quantCode } from '../backend/ref/quant.js';
 import { mseClipRanges, rowMinMax, type RangeEstimator, type Ranges } from './estimators.js';
-import { fakeQuantGroups, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS, type ActCodes, type CodesOut } from './fake-quant.js';
+import { fakeQuantGroups, fakeQuantLearned, fakeQuantRows, isBitWidth, MAX_BITS, MIN_BITS, type ActCodes, type CodesOut } from './fake-quant.js';
 
 export const ACT_KINDS = ['granq', 'channel-loop', 'layer', 'channel-static'] as const;
 export const WEIGHT_KINDS = ['slice', 'channel', 'tensor'] as const;
 export type ActKind = (typeof ACT_KINDS)[number];
 export type WeightKind = (typeof WEIGHT_KINDS)[number];
 /**
- * How a weight row's range is chosen: 'minmax' (every published ZSQ method), or 'mse' (the clipped range of least
- * squared error, searched at every forward; see estimators.ts mseClipRanges). 'mse' needs a clamping rule.
+ * How a weight row's range is chosen: 'minmax' (every published ZSQ method), 'mse' (the clipped range of least
+ * squared error, searched at every forward; see estimators.ts mseClipRanges), or 'learned' (each row's range [lo, hi]
+ * a trained parameter of the quantizer, starting at the mse range of the weight it is bound to; LSQ-style gradients,
+ * fakeQuantLearnedOp). 'mse' and 'learned' need a clamping rule.
  */
-export const WEIGHT_CLIPS = ['minmax', 'mse'] as const;
+export const WEIGHT_CLIPS = ['minmax', 'mse', 'learned'] as const;
 export type WeightClip = (typeof WEIGHT_CLIPS)[number];
 
 /** What an activation quantizer kind can do, asked instead of switching on kind strings. */
@@ -116,6 +118,9 @@ export abstract class WeightQuantizer extends Quantizer {
   abstract override readonly kind: WeightKind;
   readonly role = 'weight' as const;
 
+  /** clip 'learned': the trained range of each row (parameters 'lo' and 'hi'), set by bind(). */
+  private learned: { lo: Tensor; hi: Tensor } | null = null;
+
   constructor(bits: number, readonly clip: WeightClip = 'minmax') {
     super(bits);
   }
@@ -123,10 +128,32 @@ export abstract class WeightQuantizer extends Quantizer {
   /** The rule: the [rows, cols] view of a weight of this shape, one range (scale, zero point) per row. */
   abstract rowsOf(shape: readonly number[]): [number, number];
 
+  /**
+   * Called once by the layer that owns the weight. clip 'learned': registers the trained ranges as parameters 'lo'
+   * and 'hi' (one per row), starting at the weight's mse ranges; nothing for the other clips.
+   */
+  bind(w: Tensor): void {
+    if (this.clip !== 'learned') return;
+    check(this.learned === null, () => `${this.kind} weight quantizer: bound twice`);
+    const [rows, cols] = this.rowsOf(w.shape);
+    const r = mseClipRanges(w.data, rows, cols, this.bits);
+    this.learned = { lo: this.param('lo', new Tensor(r.mins.slice(), [rows])), hi: this.param('hi', new Tensor(r.maxs.slice(), [rows])) };
+  }
+
   /** Each row's range as quantize() uses it for the weight w (its current values). */
   rowRanges(w: Tensor): Ranges {
     const [rows, cols] = this.rowsOf(w.shape);
+    if (this.clip === 'learned') {
+      const l = this.learnedRanges();
+      check(l.lo.size === rows, () => `${this.kind} weight quantizer: ${l.lo.size} trained ranges for a weight of ${rows} rows`);
+      return { mins: l.lo.data, maxs: l.hi.data };
+    }
     return this.clip === 'mse' ? mseClipRanges(w.data, rows, cols, this.bits) : rowMinMax(w.data, rows, cols);
+  }
+
+  private learnedRanges(): { lo: Tensor; hi: Tensor } {
+    if (!this.learned) throw new GranqError(`${this.kind} weight quantizer: clip 'learned' has no ranges; bind() it to its weight first`);
+    return this.learned;
   }
 
   /**
@@ -146,6 +173,10 @@ export abstract class WeightQuantizer extends Quantizer {
     const [rows, cols] = this.rowsOf(w.shape);
     if (this.clip === 'minmax') return fakeQuantRows(w, this.bits, [rows, cols], this.clamp);
     check(this.clamp, () => `${this.kind} weight quantizer: clip '${this.clip}' needs clamped codes`);
+    if (this.clip === 'learned') {
+      const l = this.learnedRanges();
+      return fakeQuantLearned(w, l.lo, l.hi, this.bits, [rows, cols]);
+    }
     const r = this.rowRanges(w);
     return fakeQuantGroups(w, this.bits, [1, rows, cols], r.mins, r.maxs, true);
   }

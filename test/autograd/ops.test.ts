@@ -11,7 +11,7 @@ import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import type { Shape } from '../../src/tensor/shape.js';
 import { compareBackends, gradcheck, type Fn } from '../kit/gradcheck.js';
-import { fakeQuantChannelLoop, fakeQuantGroups, fakeQuantRows, STE_OP_NAMES } from '../../src/quant/fake-quant.js';
+import { fakeQuantChannelLoop, fakeQuantGroups, fakeQuantLearned, fakeQuantRows, STE_OP_NAMES } from '../../src/quant/fake-quant.js';
 
 let seed = 100;
 /** Normal values kept at least `gap` away from zero (kinks of relu, leaky relu). */
@@ -146,8 +146,18 @@ for (const c of STE_CASES) {
     compareBackends(c.name, c.f, c.inputs, { atol: 0, rtol: 0 }));
 }
 
+/**
+ * Trained-range fake quantization: LSQ's gradients are estimates, not derivatives of the staircase, so they are
+ * checked by hand in test/quant/quantizers.test.ts; here the two backends agree on forward and backward.
+ */
+const LEARNED_CASES: Case[] = [{
+  op: 'fake_quant_learned', name: 'fakeQuantLearned 3 bits [4,6] (some codes clipped)',
+  f: (x, lo, hi) => fakeQuantLearned(x, lo, hi, 3, [4, 6]), inputs: [randn([4, 6]), Tensor.from([-1, -0.5, -2, -0.1], [4]), Tensor.from([1, 0.4, 0.5, 2], [4])],
+}];
+for (const c of LEARNED_CASES) test(`native vs ref: ${c.name}`, () => compareBackends(c.name, c.f, c.inputs, { atol: 0, rtol: 0 }));
+
 test('every primitive op has a case', () => {
-  const covered = new Set([...CASES, ...STE_CASES].map((c) => c.op));
+  const covered = new Set([...CASES, ...STE_CASES, ...LEARNED_CASES].map((c) => c.op));
   for (const op of STE_OPS) assert.ok(!CASES.some((c) => c.op === op), `${op} is an STE op: it belongs in STE_CASES`);
   const missing = [...OP_REGISTRY.keys()].filter((op) => !covered.has(op));
   assert.deepEqual(missing, [], `ops without a gradient-check case: ${missing.join(', ')}`);

@@ -5,6 +5,7 @@ import * as F from '../../src/autograd/index.js';
 import { withBackend } from '../../src/backend/index.js';
 import { GranqError } from '../../src/errors.js';
 import { createModel } from '../../src/models/registry.js';
+import { Conv2d } from '../../src/nn/layers.js';
 import {
   actQuantizers, ACT_KINDS, calibrate, ChannelStaticActQuantizer, EmaEstimator, fakeQuantGroups, fakeQuantRows, formatSummary,
   LayerActQuantizer, MinMaxEstimator, QuantConv2d, QuantLinear, quantizeModel, quantizers, validatePolicy, WEIGHT_KINDS, batchRanges,
@@ -142,7 +143,8 @@ describe('policy and quantizeModel', () => {
       [{ ...good, bits: 4 }, /unknown field\(s\) bits/],
       [{ ...good, releasedEma: true }, /releasedEma applies only to act 'layer'/],
       [{ ...good, weightClip: 'mse' }, /weightClip 'mse' needs clamped weights \(channel or tensor\), got weight 'slice'/],
-      [{ ...good, weight: 'channel', weightClip: 'lsq' }, /weightClip must be one of minmax, mse, got "lsq"/],
+      [{ ...good, weight: 'channel', weightClip: 'lsq' }, /weightClip must be one of minmax, mse, learned, got "lsq"/],
+      [{ ...good, weightClip: 'learned' }, /weightClip 'learned' needs clamped weights \(channel or tensor\), got weight 'slice'/],
       [null, /expected an object/],
     ];
     for (const [p, re] of bad) assert.throws(() => validatePolicy(p), (e: Error) => e instanceof GranqError && re.test(e.message), JSON.stringify(p));
@@ -172,6 +174,56 @@ describe('policy and quantizeModel', () => {
     const wqs = student.namedModules().filter(([, m]) => m instanceof QuantConv2d || m instanceof QuantLinear).map(([, m]) => (m as QuantConv2d).wq);
     assert.equal(wqs.length, 22);
     assert.ok(wqs.every((q) => q.clip === 'mse'));
+  });
+
+  test('weight clip learned: trained ranges start at the mse ones; LSQ gradients by hand; saved and loaded with the student', () => {
+    const w = Tensor.randn([6, 4, 3, 3], new Rng(43));
+    const conv = new Conv2d(4, 6, 3, { rng: new Rng(2) });
+    conv.weight.data.set(w.data);
+    const learned = new QuantConv2d(conv, new ChannelWeightQuantizer(3, 'learned'));
+    const mse = new ChannelWeightQuantizer(3, 'mse');
+    const wq = learned.wq;
+    // Parameters 'lo' and 'hi' of the layer, one per output channel, at the mse ranges: the same forward.
+    assert.deepEqual(learned.namedParameters().map(([k]) => k).sort(), ['bias', 'weight', 'wq.hi', 'wq.lo']);
+    const r = mse.rowRanges(w);
+    assert.deepEqual([...wq.rowRanges(w).mins], [...r.mins]);
+    assert.deepEqual([...F.noGrad(() => wq.forward(w)).data], [...F.noGrad(() => mse.forward(w)).data]);
+    assert.throws(() => new ChannelWeightQuantizer(3, 'learned').forward(w), /clip 'learned' has no ranges; bind\(\) it to its weight first/);
+    assert.throws(() => wq.bind(w), /bound twice/);
+
+    // Gradients: x where its code is inside the range, none where clipped; lo and hi by LSQ's rule (see the op).
+    const [lo, hi] = [learned.namedParameters().find(([k]) => k === 'wq.lo')![1], learned.namedParameters().find(([k]) => k === 'wq.hi')![1]];
+    const x = w.clone().requireGrad();
+    const gy = Tensor.randn([6, 4, 3, 3], new Rng(44));
+    wq.forward(x).backward(gy);
+    const cols = 36, n = 7, qmin = -4, qmax = 3, g = 1 / Math.sqrt(cols * qmax);
+    let clipped = 0;
+    const qp = qparams({ mins: lo.data, maxs: hi.data }, 3);
+    for (let row = 0; row < 6; row++) {
+      const [s, z] = [qp.scale[row]!, qp.zeroPoint[row]!];
+      let step = 0, out = 0;
+      for (let i = row * cols; i < (row + 1) * cols; i++) {
+        const t = Math.fround(Math.fround(s * w.data[i]!) - z);
+        const q = Math.round(t) - (Math.round(t) - t === 0.5 && Math.round(t) % 2 !== 0 ? 1 : 0);
+        const inside = q >= qmin && q <= qmax;
+        assert.equal(x.grad!.data[i], inside ? gy.data[i] : 0, `x gradient ${i}`);
+        if (!inside) { clipped++; out += gy.data[i]!; }
+        step += gy.data[i]! * (q > qmax ? n : q < qmin ? 0 : q - t);
+      }
+      assert.ok(Math.abs(hi.grad!.data[row]! - (g * step) / n) <= 1e-6 * (1 + Math.abs(g * step)), `hi gradient, row ${row}`);
+      assert.ok(Math.abs(lo.grad!.data[row]! - g * (out - step / n)) <= 1e-6 * (1 + Math.abs(g * out)), `lo gradient, row ${row}`);
+    }
+    assert.ok(clipped > 0, 'the mse ranges clip some weights at 3 bits');
+
+    // A student with learned ranges: the ranges are student parameters, saved and loaded with it.
+    const { student } = quantizeModel(createModel('resnet20-b', 10), { wbits: 3, abits: 3, act: 'granq', weight: 'channel', weightClip: 'learned' });
+    const names = student.namedParameters().map(([k]) => k).filter((k) => /\.wq\.(lo|hi)$/.test(k));
+    assert.equal(names.length, 44);
+    const sd = student.stateDict();
+    const { student: again } = quantizeModel(createModel('resnet20-b', 10), { wbits: 3, abits: 3, act: 'granq', weight: 'channel', weightClip: 'learned' });
+    for (const k of names) sd.get(k)!.data.forEach((v, i, a) => { a[i] = v * 0.9; });
+    again.loadStateDict(sd);
+    for (const k of names) assert.deepEqual([...again.stateDict().get(k)!.data], [...sd.get(k)!.data], k);
   });
 
   test('ResNet-20 option A: 19 act quantizers, 19 convs + 1 linear (no 1x1 convs, no warning)', () => {
