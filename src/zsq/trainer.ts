@@ -17,9 +17,10 @@ import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, FeatureKdLoss,
 
 export interface IterationLosses {
   generator: number;
-  margin: number;
-  ds: number;
-  as: number;
+  /** null: not computed (the generator's loss does not read the student: see generatorReadsStudent). */
+  margin: number | null;
+  ds: number | null;
+  as: number | null;
   bns: number;
   student: number | null;
 }
@@ -69,6 +70,15 @@ export class ZsqTrainer {
     return this.epoch >= this.cfg.warmupEpochs;
   }
 
+  /**
+   * Whether the generator's loss depends on the student: through the margin loss (unless its bounds are 0 and 1, where
+   * the normalised entropy never leaves them) or L_ds/L_as. The BNS-only generator (plus-cifar10) does not.
+   */
+  get generatorReadsStudent(): boolean {
+    const c = this.cfg;
+    return c.marginLower > 0 || c.marginUpper < 1 || (c.beta !== 0 && (c.alphaDs !== 0 || c.alphaAs !== 0));
+  }
+
   get generatorTrains(): boolean {
     return this.cfg.generatorEpochs === undefined || this.epoch < this.cfg.generatorEpochs;
   }
@@ -106,16 +116,24 @@ export class ZsqTrainer {
     this.bns.reset();
     const t = tap('teacher', !ownImages, () => this.teacher.forward(images));
     this.bns.active = false;
-    for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
-    const s = tap('student', !ownImages, () => this.student.forward(images));
-    for (const p of this.studentParams) p.requiresGrad = true;
+    // The student's forward on the generator's images serves the generator's loss and, without own images, the
+    // student step. When neither needs it, it is not run (nor its backward to the images): the generator's update is
+    // the same, since the terms it would feed have weight 0, and margin, ds and as are not computed.
+    let s: Tensor | null = null;
+    if (this.generatorReadsStudent || (trainStudent && !ownImages)) {
+      for (const p of this.studentParams) p.requiresGrad = trainStudent && !ownImages;
+      s = tap('student', !ownImages, () => this.student.forward(images));
+      for (const p of this.studentParams) p.requiresGrad = true;
+    }
 
     // Generator step.
-    const margin = marginLoss(t, s, { lower: c.marginLower, upper: c.marginUpper });
-    const ds = disagreementLoss(t, s, labels);
-    const as = agreementLoss(t, s, labels);
     const bns = this.bns.value();
-    const lossG = F.add(F.add(margin, F.scale(F.add(F.scale(ds, c.alphaDs), F.scale(as, c.alphaAs)), c.beta)), F.scale(bns, c.gamma));
+    const margin = s && marginLoss(t, s, { lower: c.marginLower, upper: c.marginUpper });
+    const ds = s && disagreementLoss(t, s, labels);
+    const as = s && agreementLoss(t, s, labels);
+    const lossG = margin && ds && as
+      ? F.add(F.add(margin, F.scale(F.add(F.scale(ds, c.alphaDs), F.scale(as, c.alphaAs)), c.beta)), F.scale(bns, c.gamma))
+      : F.scale(bns, c.gamma);
     if (this.generatorTrains) {
       this.optG.zeroGrad();
       F.withoutGrad(this.studentParams, () => lossG.backward());
@@ -128,7 +146,7 @@ export class ZsqTrainer {
     let lossS: Tensor | null = null;
     if (trainStudent) {
       let tS = t.detach();
-      let sS = s;
+      let sS = s!;
       let inS = images;
       if (ownImages) {
         // cfg.lowPass, then cfg.augment, then cfg.cutmix: the student learns on low-passed, shifted and mirrored,
@@ -152,7 +170,7 @@ export class ZsqTrainer {
       if (this.average) this.updateAverage(c.ema!);
       student = lossS.item();
     }
-    const losses = { generator: lossG.item(), margin: margin.item(), ds: ds.item(), as: as.item(), bns: bns.item(), student };
+    const losses = { generator: lossG.item(), margin: margin?.item() ?? null, ds: ds?.item() ?? null, as: as?.item() ?? null, bns: bns.item(), student };
     F.releaseGraph(lossS ? [lossG, lossS] : [lossG]);
     return losses;
   }

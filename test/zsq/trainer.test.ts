@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/models/load.js';
 import { presetConfig, type ZsqConfig } from '../../src/zsq/config.js';
-import { ZsqTrainer } from '../../src/zsq/trainer.js';
+import { ZsqTrainer, type IterationLosses } from '../../src/zsq/trainer.js';
 import { validateConfig } from '../../src/zsq/settings.js';
 import { FeatureKdLoss } from '../../src/zsq/losses.js';
 import * as F from '../../src/autograd/index.js';
@@ -251,6 +251,31 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     for (let e = 0; e < 3; e++) for (const t of [plain, pulled]) t.runEpoch();
     assert.ok(distance(pulled) < 0.95 * distance(plain), `feature distance ${distance(pulled)} (feature KD) vs ${distance(plain)} (released)`);
     for (const t of [plain, pulled]) t.dispose();
+  });
+
+  test('the BNS-only generator with own student images: the student forward on the generator\'s images is skipped, the run unchanged', () => {
+    const cfg = { epochs: 3, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, augment: 2 };
+    const skipping = off(makeTrainer(cfg));
+    const forced = off(makeTrainer(cfg));
+    Object.defineProperty(forced, 'generatorReadsStudent', { get: () => true });
+    assert.equal(skipping.generatorReadsStudent, false);
+    assert.equal(makeTrainer().generatorReadsStudent, true);
+    assert.equal(makeTrainer({ ...cfg, marginUpper: 0.9 }).generatorReadsStudent, true);
+    let calls = 0;
+    const forward = skipping.student.forward.bind(skipping.student);
+    skipping.student.forward = (x) => { calls++; return forward(x); };
+    const losses: IterationLosses[][] = [];
+    for (let e = 0; e < 3; e++) {
+      losses.push(skipping.runEpoch());
+      forced.runEpoch();
+    }
+    const s = (t: ZsqTrainer) => t.student.parameters().map((p) => p.data.slice());
+    s(forced).forEach((p, i) => assertBitEqual(s(skipping)[i]!, p, `student parameter ${i}`));
+    for (const [k, v] of forced.state().tensors) assertBitEqual(skipping.state().tensors.get(k)!, v, `state ${k}`);
+    // Only the student steps' forwards ran (warm-up epoch: none), and the student-reading terms are not computed.
+    assert.equal(calls, 2 * 2);
+    assert.ok(losses.flat().every((l) => l.margin === null && l.ds === null && l.as === null));
+    for (const t of [skipping, forced]) t.dispose();
   });
 });
 
