@@ -566,6 +566,7 @@ Napi::Value Qconv2d(const Napi::CallbackInfo& info) {
   p.stride = a.dim("stride", 1, 15);
   p.pad = a.dim("pad", 0, 15);
   p.per_input = a.flag("perInput");
+  p.relu = a.has("relu") && a.flag("relu");
   if (p.h + 2 * p.pad < p.k || p.w + 2 * p.pad < p.k) a.fail("the kernel is larger than the padded input");
   p.oh = (p.h + 2 * p.pad - p.k) / p.stride + 1;
   p.ow = (p.w + 2 * p.pad - p.k) / p.stride + 1;

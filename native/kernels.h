@@ -204,10 +204,12 @@ void qgemm_u8s8(const QgemmParams& p, const uint8_t* a, const int8_t* b, int32_t
 //   y = float32 sum over i = 0, 1, ... of f_i * T_i, f_i = (1 / wscale[o, i]) (1 / xscale[n, i]) in float32, + bias[o].
 // otherwise (scales and offsets constant over i, which the caller guarantees: the whole reduction in one GEMM):
 //   the same with S, A, W summed over every i and tap, cnt = c |B|, one f, y = f T + bias[o].
+// relu: then y = y > 0 ? y : 0 (a following ReLU folded in).
 // The in-bounds taps matter where an activation offset is not 0: padding is the value 0, not the code 0.
 struct QconvParams {
   int64_t n, c, h, w, o, k, stride, pad, oh, ow;
   bool per_input;
+  bool relu = false;  // y = max(y, 0) after the bias (a ReLU folded into the epilogue)
 };
 struct QconvOperands {
   const uint8_t* x;

@@ -485,7 +485,10 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
         whole_row(p, in, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
-        for (int64_t ox = 0; ox < p.ow; ++ox) in.y[(n * p.o + o) * P + oy * p.ow + ox] = acc[size_t(ox * p.o + o)] + in.bias[o];
+        for (int64_t ox = 0; ox < p.ow; ++ox) {
+          const float v = acc[size_t(ox * p.o + o)] + in.bias[o];
+          in.y[(n * p.o + o) * P + oy * p.ow + ox] = p.relu && !(v > 0.0f) ? 0.0f : v;
+        }
     }
   });
 }

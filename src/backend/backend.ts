@@ -141,6 +141,8 @@ export interface QconvArgs {
   xq: Uint8Array; xbase: Float64Array; xscale: Float32Array;
   wq: Int8Array; wz: Float64Array; wscale: Float32Array;
   bias: Float32Array; y: Float32Array;
+  /** Optional: y = max(y, 0) after the bias (a ReLU folded into the epilogue). */
+  relu?: boolean;
   /** Optional: wq in the native kernel's layout (qconvPackedWeights), so it is not packed at every call; ref ignores it. */
   wpk?: Int8Array | null;
 }

@@ -15,6 +15,7 @@ import * as F from '../autograd/index.js';
 import { backend, qconvPackedWeights } from '../backend/index.js';
 import { check, GranqError } from '../errors.js';
 import { cloneModule } from '../nn/clone.js';
+import { BatchNorm2d } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { allocBytes, allocFloats, Tensor } from '../tensor/tensor.js';
 import type { ActCodes } from './fake-quant.js';
@@ -105,12 +106,17 @@ function intWeight(wq: WeightQuantizer, w: Tensor): IntWeight {
 /** How many forwards of a layer ran on codes and how many in float. */
 export interface IntCounts { int: number; float: number }
 
+/** A BatchNorm (and the ReLU fused with it) that the integer conv before it applies in its epilogue. */
+export interface FoldedBatchNorm { bn: BatchNorm2d; relu: boolean }
+
 abstract class IntLayer extends Module {
   readonly counts: IntCounts = { int: 0, float: 0 };
-  protected readonly w: IntWeight;
+  protected w: IntWeight;
   /** The fake-quant weight (as the student's forward has it), for inputs that are not codes. */
   protected readonly wFloat: Tensor;
-  protected readonly bias: Float32Array;
+  protected bias: Float32Array;
+  /** Set by foldBatchNorm: the conv's output is the BatchNorm's (and ReLU's) output. */
+  folded: FoldedBatchNorm | null = null;
   private readonly out = new Reused(allocFloats);
 
   constructor(protected readonly m: QuantConv2d | QuantLinear) {
@@ -129,12 +135,85 @@ abstract class IntLayer extends Module {
     const shape = x.shape.length === 2 ? [n, o] : [n, o, oh, ow];
     const y = new Tensor(this.out.take(shape.reduce((a, b) => a * b, 1)), shape);
     backend().qconv2d({
-      n, c, h, w, o, k, stride, pad, perInput: a.alongChannels || this.w.alongInputs,
+      n, c, h, w, o, k, stride, pad, perInput: a.alongChannels || this.w.alongInputs, relu: this.folded?.relu ?? false,
       xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk,
     });
     this.counts.int++;
+    planning?.set(y, this);
     return y;
   }
+
+  /** The float path's output: with a folded BatchNorm, the BatchNorm (and ReLU) applied as the student does. */
+  protected floatOut(y: Tensor): Tensor {
+    return this.folded ? this.folded.bn.forward(y, this.folded.relu) : y;
+  }
+
+  /**
+   * Folds an eval-mode BatchNorm that reads this layer's output (and nothing else does) into the epilogue: with
+   * a_o = γ_o / sqrt(var_o + eps), y = a_o (conv + bias_o − mean_o) + β_o = conv / (wscale / a_o) + (a_o (bias_o −
+   * mean_o) + β_o), so each output's weight scales are divided by a_o and its bias replaced; relu: the ReLU after it
+   * too. Float rounding differs from the BatchNorm pass by an ulp or so. Not folded (false) where some a_o is 0 or
+   * not finite.
+   */
+  foldBatchNorm(bn: BatchNorm2d, relu: boolean): boolean {
+    const o = this.m.weight.shape[0]!;
+    const c = this.w.wscale.length / o;
+    const g = bn.weight?.data, b = bn.bias?.data;
+    const a = Float64Array.from({ length: o }, (_, j) => (g ? g[j]! : 1) / Math.sqrt(bn.runningVar.data[j]! + bn.eps));
+    if (bn.numFeatures !== o || !a.every((v) => Number.isFinite(v) && v !== 0)) return false;
+    const wscale = Float32Array.from(this.w.wscale, (v, i) => v / a[Math.floor(i / c)]!);
+    if (!wscale.every((v) => Number.isFinite(v) && v !== 0)) return false;
+    this.w = { ...this.w, wscale };
+    this.bias = Float32Array.from({ length: o }, (_, j) => a[j]! * (this.bias[j]! - bn.runningMean.data[j]!) + (b ? b[j]! : 0));
+    this.folded = { bn, relu };
+    return true;
+  }
+}
+
+/** While integerModel plans its folds: each integer conv output, with the layer that wrote it. */
+let planning: Map<Tensor, IntLayer> | null = null;
+
+/** Stands in for a BatchNorm folded into the integer conv before it: that conv's output is already this one's. */
+class FoldedBatchNormModule extends Module {
+  forward(x: Tensor): Tensor {
+    return x;
+  }
+}
+
+/**
+ * Runs `model` once on x and folds every eval-mode BatchNorm whose input is an integer conv's output read by nothing
+ * else into that conv (IntLayer.foldBatchNorm); the BatchNorm module is replaced by a pass-through. Returns the
+ * number folded.
+ */
+function foldBatchNorms(model: Module, x: Tensor): number {
+  const produced = new Map<Tensor, IntLayer>();
+  const readers = new Map<Tensor, number>();
+  const bnCalls: Extract<F.OpCall, { op: 'batch_norm' }>[] = [];
+  planning = produced;
+  try {
+    F.traceOps((call) => {
+      for (const t of call.inputs) if (t) readers.set(t, (readers.get(t) ?? 0) + 1);
+      if (call.op === 'batch_norm') bnCalls.push(call);
+    }, () => F.noGrad(() => model.forward(x)));
+  } finally {
+    planning = null;
+  }
+  const owners = new Map<Float32Array, [Module, string, BatchNorm2d]>();
+  for (const [, parent] of model.namedModules()) {
+    for (const [name, child] of parent.children()) if (child instanceof BatchNorm2d) owners.set(child.runningMean.data, [parent, name, child]);
+  }
+  let folded = 0;
+  for (const call of bnCalls) {
+    const input = call.inputs[0]!;
+    const layer = produced.get(input);
+    const owner = call.attrs.runningMean ? owners.get(call.attrs.runningMean) : undefined;
+    if (!layer || !owner || call.attrs.training || readers.get(input) !== 1 || layer.folded) continue;
+    const [parent, name, bn] = owner;
+    if (!layer.foldBatchNorm(bn, call.attrs.relu ?? false)) continue;
+    parent.replaceChild(name, new FoldedBatchNormModule());
+    folded++;
+  }
+  return folded;
 }
 
 export class IntConv2d extends IntLayer {
@@ -147,7 +226,7 @@ export class IntConv2d extends IntLayer {
     const c = this.conv;
     if (!a || c.groups !== 1) {
       this.counts.float++;
-      return F.conv2d(x, this.wFloat, c.bias, { stride: c.stride, padding: c.padding, groups: c.groups });
+      return this.floatOut(F.conv2d(x, this.wFloat, c.bias, { stride: c.stride, padding: c.padding, groups: c.groups }));
     }
     return this.intConv(a, x, c.kernelSize, c.stride, c.padding);
   }
@@ -162,15 +241,20 @@ export class IntLinear extends IntLayer {
     const a = CODES.get(x);
     if (!a || x.shape.length !== 2) {
       this.counts.float++;
-      return F.linear(x, this.wFloat, this.lin.bias);
+      return this.floatOut(F.linear(x, this.wFloat, this.lin.bias));
     }
     return this.intConv(a, x, 1, 1, 0);
   }
 }
 
-/** The integer copy's top: each forward is one generation of the layers' reused buffers (see Reused). */
+/**
+ * The integer copy's top: each forward is one generation of the layers' reused buffers (see Reused). The first
+ * forward first runs the model on its first sample to fold BatchNorms into the integer convs (foldBatchNorms).
+ */
 export class IntegerModel extends Module {
   readonly model: Module;
+  /** BatchNorms folded into integer convs (null: not planned yet). */
+  foldedBatchNorms: number | null = null;
 
   constructor(model: Module) {
     super();
@@ -178,6 +262,10 @@ export class IntegerModel extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (this.foldedBatchNorms === null) {
+      const one = new Tensor(x.data.slice(0, x.size / x.shape[0]!), [1, ...x.shape.slice(1)]);
+      this.foldedBatchNorms = foldBatchNorms(this.model, one);
+    }
     const was = inForward;
     inForward = true;
     if (!was) generation++;

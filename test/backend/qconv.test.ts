@@ -86,6 +86,20 @@ test('qconv2d: case table, native bit for bit equal to the reference', () => {
   }
 });
 
+test('qconv2d: relu clamps the result at 0 after the bias, native bit for bit equal to the reference', () => {
+  let seed = 100;
+  for (const s of SHAPES.slice(0, 4)) {
+    for (const perInput of [true, false]) {
+      const a = operands(s, perInput, 'both', seed++);
+      const plain = run(refBackend, a);
+      const want = run(refBackend, { ...a, relu: true });
+      assert.deepEqual(want, plain.map((v) => (v > 0 ? v : 0)));
+      assert.deepEqual(run(nativeBackend, { ...a, relu: true }), want, `${JSON.stringify(s)} perInput ${perInput}`);
+      assert.ok(plain.some((v) => v < 0), 'some outputs are negative before the relu');
+    }
+  }
+});
+
 test('qconv2d: weights pre-packed with qconvPackedWeights give the same bits as packed per call', () => {
   let seed = 200;
   for (const s of SHAPES) {

@@ -66,7 +66,8 @@ for (const policy of POLICIES) {
         const before = layer.counts.int;
         const y = forward(x);
         if (layer.counts.int > before) {
-          const want = F.conv2d(x, conv.wq.quantize(conv.weight), conv.bias, { stride: conv.stride, padding: conv.padding });
+          const conved = F.conv2d(x, conv.wq.quantize(conv.weight), conv.bias, { stride: conv.stride, padding: conv.padding });
+          const want = layer.folded ? layer.folded.bn.forward(conved, layer.folded.relu) : conved;
           const scale = maxAbs(want.data);
           let worst = 0;
           for (let i = 0; i < want.size; i++) worst = Math.max(worst, Math.abs(y.data[i]! - want.data[i]!));
@@ -80,6 +81,9 @@ for (const policy of POLICIES) {
     const want = F.noGrad(() => s.forward(x));
     const got = F.noGrad(() => model.forward(x));
     assert.ok(checked >= 19, `${label}: ${checked} layers ran on codes; ${describeIntLayers(layers)}`);
+    // Every integer conv of this ResNet-20 feeds a BatchNorm alone: all folded (by the first forward).
+    assert.equal((model as IntegerModel).foldedBatchNorms, layers.filter(([, l]) => l.folded).length);
+    assert.ok(layers.filter(([, l]) => l.folded).length >= 19, `${label}: ${describeIntLayers(layers)}`);
     const k = want.shape[1]!;
     let within = 0, agree = 0;
     for (let i = 0; i < 24; i++) {
@@ -110,6 +114,7 @@ test('integer inference: buffers reused from one forward to the next change no l
   const { model } = integerModel(student({ wbits: 4, abits: 4, act: 'granq', weight: 'channel' }));
   const inner = (model as IntegerModel).model;
   const xs = [images(7, 11), images(64, 12), images(7, 13), images(64, 14)];
+  F.noGrad(() => model.forward(images(2, 10))); // the first forward folds the BatchNorms into the convs
   // Outside IntegerModel.forward every layer writes fresh buffers: the reference.
   const fresh = xs.map((x) => F.noGrad(() => inner.forward(x)).data.slice());
   const outs = xs.map((x) => F.noGrad(() => model.forward(x)));

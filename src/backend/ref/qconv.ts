@@ -61,7 +61,8 @@ export const refQconv: Pick<Backend, 'qconv2d'> = {
               const fo = f(f(1 / p.wscale[o * C]!) * f(1 / p.xscale[n * C]!));
               y = f(fo * total(s, aSum, wSum, cnt, p.wz[o * C]!, p.xbase[n * C]!));
             }
-            p.y[((n * O + o) * OH + oy) * OW + ox] = f(y + p.bias[o]!);
+            const v = f(y + p.bias[o]!);
+            p.y[((n * O + o) * OH + oy) * OW + ox] = p.relu && !(v > 0) ? 0 : v;
           }
         }
       }
