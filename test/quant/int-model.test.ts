@@ -11,8 +11,9 @@ import * as F from '../../src/autograd/index.js';
 import { GranqError } from '../../src/errors.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
 import { loadModel } from '../../src/models/load.js';
-import type { Module } from '../../src/nn/module.js';
-import { actQuantizers, describeIntLayers, IntActQuantizer, integerModel, IntConv2d, IntegerModel, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
+import { Module } from '../../src/nn/module.js';
+import { BatchNorm2d, Conv2d } from '../../src/nn/layers.js';
+import { actQuantizers, ChannelWeightQuantizer, describeIntLayers, GranqActQuantizer, IntActQuantizer, integerModel, IntConv2d, IntegerModel, QuantConv2d, quantizeModel, type QuantPolicy } from '../../src/quant/index.js';
 import { assertBitEqual } from '../kit/compare.js';
 import { Rng } from '../../src/tensor/rng.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -128,6 +129,42 @@ test('integer inference: buffers reused from one forward to the next change no l
   const first = a.data.slice();
   F.noGrad(() => tail.forward(xs[2]!));
   assertBitEqual(a.data, first, 'the first output was written over');
+});
+
+/** A quantized conv into an eval BatchNorm + ReLU; `shared`: the conv's output is also added to the result. */
+class ConvBn extends Module {
+  readonly q = this.child('q', new GranqActQuantizer(4));
+  readonly conv = this.child('conv', new QuantConv2d(new Conv2d(3, 8, 3, { padding: 1, rng: new Rng(5) }), new ChannelWeightQuantizer(4)));
+  readonly bn = this.child('bn', new BatchNorm2d(8));
+
+  constructor(readonly shared: boolean) {
+    super();
+    const rng = new Rng(6);
+    for (const t of [this.bn.weight!, this.bn.bias!, this.bn.runningMean]) t.data.forEach((_, i, a) => { a[i] = rng.normal(); });
+    this.bn.runningVar.data.forEach((_, i, a) => { a[i] = 0.5 + rng.uniform(); });
+    this.eval();
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = this.conv.forward(this.q.forward(x));
+    const z = this.bn.forward(y, true);
+    return this.shared ? F.add(z, y) : z;
+  }
+}
+
+test('integer inference: a BatchNorm is folded into the conv before it only when it alone reads the conv\'s output', () => {
+  for (const shared of [false, true]) {
+    const fake = new ConvBn(shared);
+    const { model, layers } = integerModel(fake);
+    const x = images(5, 21);
+    const want = F.noGrad(() => fake.forward(x));
+    const got = F.noGrad(() => model.forward(x));
+    assert.equal((model as IntegerModel).foldedBatchNorms, shared ? 0 : 1);
+    assert.equal(layers[0]![1].folded?.relu, shared ? undefined : true);
+    assert.equal(layers[0]![1].counts.int, 2, 'the planning forward and the real one ran on codes');
+    const scale = maxAbs(want.data);
+    for (let i = 0; i < want.size; i++) assert.ok(Math.abs(got.data[i]! - want.data[i]!) <= 1e-5 * scale, `shared ${shared}: element ${i}`);
+  }
 });
 
 test('integer inference: bad inputs are one-line GranqErrors', () => {
