@@ -62,6 +62,7 @@ export class IntActQuantizer extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    noteRead(x);
     const a = this.q.quantizeCodes(x, { y: this.y.take(x.size), codes: this.codes.take(x.size) });
     CODES.set(a.y, a);
     return a.y;
@@ -139,7 +140,8 @@ abstract class IntLayer extends Module {
       xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk,
     });
     this.counts.int++;
-    planning?.set(y, this);
+    noteRead(x);
+    planning?.produced.set(y, this);
     return y;
   }
 
@@ -170,8 +172,12 @@ abstract class IntLayer extends Module {
   }
 }
 
-/** While integerModel plans its folds: each integer conv output, with the layer that wrote it. */
-let planning: Map<Tensor, IntLayer> | null = null;
+/**
+ * While IntegerModel plans its folds: each integer conv output with the layer that wrote it, and how many readers
+ * each tensor had (ops, and the integer layers and quantizers, which call kernels without ops).
+ */
+let planning: { produced: Map<Tensor, IntLayer>; readers: Map<Tensor, number> } | null = null;
+const noteRead = (t: Tensor) => planning?.readers.set(t, (planning.readers.get(t) ?? 0) + 1);
 
 /** Stands in for a BatchNorm folded into the integer conv before it: that conv's output is already this one's. */
 class FoldedBatchNormModule extends Module {
@@ -189,10 +195,10 @@ function foldBatchNorms(model: Module, x: Tensor): number {
   const produced = new Map<Tensor, IntLayer>();
   const readers = new Map<Tensor, number>();
   const bnCalls: Extract<F.OpCall, { op: 'batch_norm' }>[] = [];
-  planning = produced;
+  planning = { produced, readers };
   try {
     F.traceOps((call) => {
-      for (const t of call.inputs) if (t) readers.set(t, (readers.get(t) ?? 0) + 1);
+      for (const t of call.inputs) if (t) noteRead(t);
       if (call.op === 'batch_norm') bnCalls.push(call);
     }, () => F.noGrad(() => model.forward(x)));
   } finally {

@@ -131,13 +131,17 @@ test('integer inference: buffers reused from one forward to the next change no l
   assertBitEqual(a.data, first, 'the first output was written over');
 });
 
-/** A quantized conv into an eval BatchNorm + ReLU; `shared`: the conv's output is also added to the result. */
+/**
+ * A quantized conv into an eval BatchNorm + ReLU; the conv's output is read by the BatchNorm alone, or also by an add
+ * (an op), or also by an activation quantizer (whose integer form calls a kernel, not an op).
+ */
 class ConvBn extends Module {
   readonly q = this.child('q', new GranqActQuantizer(4));
   readonly conv = this.child('conv', new QuantConv2d(new Conv2d(3, 8, 3, { padding: 1, rng: new Rng(5) }), new ChannelWeightQuantizer(4)));
   readonly bn = this.child('bn', new BatchNorm2d(8));
+  readonly q2 = this.child('q2', new GranqActQuantizer(6));
 
-  constructor(readonly shared: boolean) {
+  constructor(readonly shared: 'alone' | 'op' | 'quantizer') {
     super();
     const rng = new Rng(6);
     for (const t of [this.bn.weight!, this.bn.bias!, this.bn.runningMean]) t.data.forEach((_, i, a) => { a[i] = rng.normal(); });
@@ -148,19 +152,19 @@ class ConvBn extends Module {
   forward(x: Tensor): Tensor {
     const y = this.conv.forward(this.q.forward(x));
     const z = this.bn.forward(y, true);
-    return this.shared ? F.add(z, y) : z;
+    return this.shared === 'alone' ? z : F.add(z, this.shared === 'op' ? y : this.q2.forward(y));
   }
 }
 
 test('integer inference: a BatchNorm is folded into the conv before it only when it alone reads the conv\'s output', () => {
-  for (const shared of [false, true]) {
+  for (const shared of ['alone', 'op', 'quantizer'] as const) {
     const fake = new ConvBn(shared);
     const { model, layers } = integerModel(fake);
     const x = images(5, 21);
     const want = F.noGrad(() => fake.forward(x));
     const got = F.noGrad(() => model.forward(x));
-    assert.equal((model as IntegerModel).foldedBatchNorms, shared ? 0 : 1);
-    assert.equal(layers[0]![1].folded?.relu, shared ? undefined : true);
+    assert.equal((model as IntegerModel).foldedBatchNorms, shared === 'alone' ? 1 : 0);
+    assert.equal(layers[0]![1].folded?.relu, shared === 'alone' ? true : undefined);
     assert.equal(layers[0]![1].counts.int, 2, 'the planning forward and the real one ran on codes');
     const scale = maxAbs(want.data);
     for (let i = 0; i < want.size; i++) assert.ok(Math.abs(got.data[i]! - want.data[i]!) <= 1e-5 * scale, `shared ${shared}: element ${i}`);
