@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { noGrad } from '../src/autograd/index.js';
-import { BatchNorm2d } from '../src/nn/layers.js';
+import { batchNorms } from '../src/nn/layers.js';
 import { loadQuantizedModel, withObserversOff } from '../src/quant/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { runSyntheticImages } from '../src/zsq/checkpoint.js';
@@ -30,7 +30,7 @@ const test = { data: found.data, mean: sidecar.mean, std: sidecar.std, batch: 50
 
 model.eval();
 const before = testTop1(model, test);
-const bns = model.namedModules().map(([, m]) => m).filter((m): m is BatchNorm2d => m instanceof BatchNorm2d);
+const bns = batchNorms(model);
 const images = runSyntheticImages(runDir, n, 16, 'RUN_DIR');
 for (const bn of bns) {
   bn.runningMean.data.fill(0);

@@ -84,6 +84,10 @@ export class BatchNorm2d extends Module {
   }
 }
 
+/** A model's BatchNorm2d layers, in module order. */
+export const batchNorms = (m: Module): BatchNorm2d[] =>
+  m.namedModules().map(([, x]) => x).filter((x): x is BatchNorm2d => x instanceof BatchNorm2d);
+
 export class Linear extends Module {
   readonly weight: Tensor;
   readonly bias: Tensor | null;

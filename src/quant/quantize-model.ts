@@ -6,7 +6,7 @@
  */
 import { GranqError } from '../errors.js';
 import { FixedConv2d } from '../models/onnx-graph.js';
-import { BatchNorm2d, Conv2d, Hardtanh, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { batchNorms, Conv2d, Hardtanh, Linear, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { ChannelLoopActQuantizer } from './act/channel-loop.js';
 import { ChannelStaticActQuantizer } from './act/channel-static.js';
@@ -152,7 +152,7 @@ export function quantizeModel(teacher: Module, policy: QuantPolicy, opts: Quanti
     linears: rows.filter((r) => r.kind === 'linear').length,
     acts: rows.filter((r) => r.kind === 'act').length,
     effectivelyFp,
-    batchNorms: student.namedModules().filter(([, m]) => m instanceof BatchNorm2d).length,
+    batchNorms: batchNorms(student).length,
     fixed: rows.filter((r) => r.kind === 'fixed').map((r) => r.path),
     warnings,
   };

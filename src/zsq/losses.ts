@@ -4,7 +4,7 @@
  */
 import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
-import { BatchNorm2d, type BatchNormInputHook } from '../nn/layers.js';
+import { batchNorms, type BatchNorm2d, type BatchNormInputHook } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -100,10 +100,6 @@ function removeInputHook(bn: BatchNorm2d, hook: BatchNormInputHook): void {
   const i = bn.inputHooks.indexOf(hook);
   if (i >= 0) bn.inputHooks.splice(i, 1);
 }
-
-/** A model's BatchNorm2d layers, in module order. */
-export const batchNorms = (m: Module): BatchNorm2d[] =>
-  m.namedModules().map(([, x]) => x).filter((x): x is BatchNorm2d => x instanceof BatchNorm2d);
 
 /**
  * Feature distillation (beyond the released recipe; cfg.featureKd): the student's BatchNorm inputs (its conv outputs)
