@@ -12,7 +12,7 @@ import { GranqError } from '../errors.js';
 import { resolveModelArg } from '../models/default-teacher.js';
 import { cellEpochs, isCellDone, type Launcher } from '../sweep/cell.js';
 import { lockMs } from '../sweep/lock.js';
-import { readGrid, type Grid, type GridCell, type Settings, type SettingsSchema } from '../sweep/grid.js';
+import { readGrid, selectCells, type Grid, type GridCell, type Settings, type SettingsSchema } from '../sweep/grid.js';
 import { runLocalSweep } from '../sweep/local.js';
 import { collectManifest, manifestCells, openSweepDir, queueName, readManifest, writeManifest, type SweepManifest } from '../sweep/manifest.js';
 import { positiveInt } from './args.js';
@@ -194,15 +194,17 @@ function markdownTable(m: SweepManifest): string {
   return lines.join('\n');
 }
 
-interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string; dryRun?: boolean }
+interface SweepCliOptions { out?: string; workers: number; threads?: number; redis?: string; dryRun?: boolean; cells?: string }
 
 async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<number> {
   if (opts.out === undefined) throw new GranqError('--out: required: the sweep folder (DIR/cells/<id>/ per cell, DIR/sweep.json)');
   const o = { ...opts, out: opts.out };
   const schema = quantizeSchema();
   const grid = readGrid(gridFile, schema);
+  // --cells: run only these (in this order); the sweep folder and its summary still hold the whole grid.
+  const run = o.cells !== undefined ? selectCells(grid.cells, o.cells) : grid.cells;
   if (o.dryRun) {
-    for (const c of grid.cells) process.stdout.write(`${c.id}  granq quantize ${schema.args(c.settings).join(' ')} --out ${o.out}/cells/${c.id}\n`);
+    for (const c of run) process.stdout.write(`${c.id}  granq quantize ${schema.args(c.settings).join(' ')} --out ${o.out}/cells/${c.id}\n`);
     err(`sweep ${grid.name}: ${grid.cells.length} cells (hash ${grid.hash}); nothing run (--dry-run)`);
     return 0;
   }
@@ -232,8 +234,9 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
     let final: SweepManifest;
     if (!target) {
       const threads = o.threads ?? Math.max(1, Math.floor(cores() / o.workers));
-      err(`sweep ${grid.name}: ${grid.cells.length} cells in ${o.out}, ${o.workers} worker process${o.workers > 1 ? 'es' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
-      const sweep = runLocalSweep(o.out, grid, {
+      err(`sweep ${grid.name}: ${run.length === grid.cells.length ? '' : `${run.length} of `}${grid.cells.length} cells in ${o.out}, ` +
+        `${o.workers} worker process${o.workers > 1 ? 'es' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
+      const sweep = runLocalSweep(o.out, { ...grid, cells: run }, {
         workers: o.workers, threads, launcher: launcher(), args: (c) => schema.args(c.settings), leaseMs: 2 * lockMs(),
         log: (l) => monitor.log(l), cellEnded: () => monitor.tick(refresh()),
         ...(process.env['GRANQ_PAUSE_AT'] ? { env: { GRANQ_PAUSE_AT: process.env['GRANQ_PAUSE_AT'] } } : {}),
@@ -242,7 +245,7 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
       await sweep.done;
       final = refresh();
     } else {
-      const todo = grid.cells.filter((c) => !isCellDone(o.out, c));
+      const todo = run.filter((c) => !isCellDone(o.out, c));
       const jobs = await q!.enqueueCells(target, queue!, todo);
       err(`sweep ${grid.name}: ${grid.cells.length} cells in ${o.out}, ${todo.length} enqueued on ${target.url} (queue ${queue}); ` +
         `start workers with: granq worker --redis ${target.url} --out ${o.out}`);
@@ -283,7 +286,8 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
     }
     clearInterval(timer);
     process.stdout.write(`${statusTable(final!)}\n`);
-    if (stopRequested && final!.counts.done < final!.cells.length) {
+    const runDone = run.filter((c) => isCellDone(o.out, c)).length;
+    if (stopRequested && runDone < run.length) {
       err(`sweep: interrupted; run the same command again to continue (finished cells are skipped, the others resume)`);
       return 130;
     }
@@ -291,7 +295,7 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
       err(`sweep: ${final!.counts.failed} of ${final!.cells.length} cells failed (their errors are above and in ${o.out}/sweep.json)`);
       return 1;
     }
-    return final!.counts.done === final!.cells.length ? 0 : 1;
+    return runDone === run.length ? 0 : 1;
   } finally {
     clearInterval(timer);
     process.removeListener('SIGINT', onSigint);
@@ -338,6 +342,7 @@ export function addSweepCommands(program: Command, setExit: (code: number) => vo
     .addOption(new Option('--workers <n>', 'embedded: cells run at a time (local processes)').argParser(positiveInt).default(1))
     .addOption(new Option('--threads <n>', 'threads per cell (default: cores / workers)').argParser(positiveInt))
     .option('--redis <url>', 'distributed: enqueue the cells on this Redis (redis://HOST:PORT) and wait for granq worker processes')
+    .option('--cells <ids>', 'run only these cells, in this order: comma-separated cell ids or id prefixes (see --dry-run)')
     .option('--dry-run', 'check the grid and print each cell id with its granq quantize command; run nothing')
     .action(async (grid: string, opts: SweepCliOptions) => setExit(await runSweepCli(grid, opts)));
   sweep

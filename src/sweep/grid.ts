@@ -140,6 +140,22 @@ export function parseGrid(file: string, text: string, schema: SettingsSchema): G
   return { file, name, description, hash: gridHash(cells), cells };
 }
 
+/**
+ * The cells named by `spec` (comma-separated cell ids or id prefixes, e.g. `w3a3-granq-channel-s0,w4a4`), in the
+ * order the list gives them: a sweep can run the cells that matter first. Each name must match at least one cell.
+ */
+export function selectCells(cells: readonly GridCell[], spec: string): GridCell[] {
+  const names = spec.split(',').map((s) => s.trim()).filter((s) => s.length);
+  if (!names.length) throw new GranqError('--cells: expected cell ids or id prefixes, comma-separated');
+  const chosen: GridCell[] = [];
+  for (const n of names) {
+    const hits = cells.filter((c) => c.id === n || c.id.startsWith(n));
+    if (!hits.length) throw new GranqError(`--cells: no cell id starts with '${n}' (see the ids with --dry-run)`);
+    for (const c of hits) if (!chosen.includes(c)) chosen.push(c);
+  }
+  return chosen;
+}
+
 export function readGrid(file: string, schema: SettingsSchema): Grid {
   if (!existsSync(file)) throw new GranqError(`GRID: no such file ${file}`);
   return parseGrid(file, readFileSync(file, 'utf8'), schema);

@@ -245,6 +245,24 @@ describe('granq sweep', () => {
     }
   });
 
+  test('--cells runs only the named cells, in the order given; the sweep folder still holds the whole grid', () => {
+    const dir = path.join(root, 'chosen');
+    const last = grid.cells[3]!.id;
+    // A full id first, then a prefix (w3a3-s0 names one cell here).
+    const r = granq('sweep', gridFile, '--out', dir, '--cells', `${last},w3a3-s0`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /2 of 4 cells/);
+    const order = [...r.stderr.matchAll(/cell (\S+): started/g)].map((x) => x[1]);
+    const first = grid.cells.find((c) => c.id.startsWith('w3a3-s0'))!.id;
+    assert.deepEqual(order, [last, first]);
+    const m = manifest(dir);
+    assert.equal(m.cells.length, 4);
+    assert.deepEqual(m.counts, { ...m.counts, done: 2, pending: 2 });
+    for (const id of [last, first]) assert.equal(student(dir, id), alone.get(id), id);
+    assertOneLineError(granq('sweep', gridFile, '--out', dir, '--cells', 'w9a9'), 1, /--cells: no cell id starts with 'w9a9'/);
+    assertOneLineError(granq('sweep', gridFile, '--out', dir, '--cells', ','), 1, /--cells: expected cell ids/);
+  });
+
   test('bad input: one-line errors', async () => {
     const d = tmp();
     const bad = (g: object, re: RegExp) => assertOneLineError(granq('sweep', writeGrid(d, g), '--out', path.join(d, 'o')), 1, re);
