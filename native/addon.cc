@@ -581,7 +581,7 @@ Napi::Value Qconv2d(const Napi::CallbackInfo& info) {
   in.bias = a.f32("bias", p.o);
   in.y = a.f32("y", a.prod({p.n, p.o, p.oh, p.ow}));
   if (a.has("wpk")) {
-    in.wpk_len = a.prod({p.c, (p.o + 15) / 16, p.k, (p.k + 3) / 4, 64});
+    in.wpk_len = p.per_input ? a.prod({p.c, (p.o + 15) / 16, p.k, (p.k + 3) / 4, 64}) : a.prod({(p.c + 3) / 4, (p.o + 15) / 16, p.k, p.k, 64});
     in.wpk = a.s8("wpk", in.wpk_len);
   }
   if (!p.per_input) {

@@ -220,8 +220,9 @@ struct QconvOperands {
   const float* wscale;
   const float* bias;
   float* y;
-  // Optional: w already in the kernel's vpdpbusd layout, [c][o / 16 blocks][k rows][ceil(k / 4) tap groups][16][4]
-  // (zero padded), as qconvPackedWeights in src/backend/native.ts writes it; null packs w per call.
+  // Optional: w already in the kernel's vpdpbusd layout, as qconvPackedWeights in src/backend/backend.ts writes it
+  // (zero padded): per_input [c][o / 16 blocks][k rows][ceil(k / 4) tap groups][16][4 taps]; else 4 channels per
+  // lane group, [c / 4 groups][o / 16 blocks][k][k][16][4 channels]. Null packs w per call.
   const int8_t* wpk = nullptr;
   int64_t wpk_len = 0;
 };

@@ -104,20 +104,23 @@ int64_t window_sum(const Planes& pl, int64_t plane, int64_t y0, int64_t x0, int6
 
 // A [n, oh, ow]: the sum of the codes of every channel under each output's window (padding reads 0), from one
 // plane per sample that sums the channels: c h w + oh ow k k additions instead of c k k per output.
-std::vector<int64_t> window_sums_all(const QconvParams& p, const Planes& pl) {
+std::vector<int64_t> window_sums_all(const QconvParams& p, const uint8_t* x) {
   std::vector<int64_t> out(size_t(p.n * p.oh * p.ow));
+  const int64_t hp = p.h + 2 * p.pad, wp = p.w + 2 * p.pad;
   parallel_for(p.n, [&](int64_t n0, int64_t n1) {
-    std::vector<int32_t> sum(size_t(pl.hp * pl.wp)), hsum(size_t(pl.hp * p.ow));
+    std::vector<int32_t> sum(size_t(hp * wp)), hsum(size_t(hp * p.ow));
     for (int64_t n = n0; n < n1; ++n) {
       std::fill(sum.begin(), sum.end(), 0);
-      for (int64_t i = 0; i < p.c; ++i) {
-        const uint8_t* src = pl.at(n * p.c + i, 0, 0);
-        for (int64_t j = 0; j < pl.hp * pl.wp; ++j) sum[size_t(j)] += src[j];
-      }
+      for (int64_t i = 0; i < p.c; ++i)
+        for (int64_t y = 0; y < p.h; ++y) {
+          const uint8_t* src = x + ((n * p.c + i) * p.h + y) * p.w;
+          int32_t* d = sum.data() + (y + p.pad) * wp + p.pad;
+          for (int64_t xx = 0; xx < p.w; ++xx) d[xx] += src[xx];
+        }
       // Separable: the k taps of each plane row at every output column, then k of those rows per output row (the
       // integer sums are exact in any order).
-      for (int64_t y = 0; y < pl.hp; ++y) {
-        const int32_t* r = sum.data() + y * pl.wp;
+      for (int64_t y = 0; y < hp; ++y) {
+        const int32_t* r = sum.data() + y * wp;
         int32_t* h = hsum.data() + y * p.ow;
         for (int64_t ox = 0; ox < p.ow; ++ox) h[ox] = 0;
         for (int64_t kx = 0; kx < p.k; ++kx)
@@ -148,6 +151,78 @@ std::vector<int8_t> pack_weights(const QconvParams& p, const int8_t* w, int64_t 
   return pk;
 }
 
+// The whole-reduction mode's codes as zero-padded planes of 4 interleaved channels, [n][ceil(c / 4)][hp][wp][4]: the
+// 4 bytes at one pixel are 4 channels' codes, so one vpdpbusd broadcast feeds 4 channels of one tap and every byte
+// lane does work (a 3x3 kernel row's 3 taps filled 3 of the 4 lanes of the per-channel layout; a 1x1 kernel, 1).
+// Channels past c are code 0 with weight 0. Padding is the code 0, as in Planes.
+struct Planes4 {
+  int64_t cg, hp, wp;
+  uint8_t* data;
+  const uint8_t* at(int64_t n, int64_t g, int64_t y, int64_t x) const { return data + (((n * cg + g) * hp + y) * wp + x) * 4; }
+};
+
+Planes4 pad_planes4(const QconvParams& p, const uint8_t* x) {
+  static thread_local std::vector<uint8_t> buffer;
+  Planes4 pl;
+  pl.cg = (p.c + 3) / 4;
+  pl.hp = p.h + 2 * p.pad;
+  pl.wp = p.w + 2 * p.pad;
+  const size_t bytes = size_t(p.n * pl.cg * pl.hp * pl.wp * 4);
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  pl.data = buffer.data();
+  parallel_for(p.n * pl.cg, [&](int64_t b0, int64_t b1) {
+    const int64_t plane = pl.hp * pl.wp * 4;
+    std::memset(pl.data + b0 * plane, 0, size_t((b1 - b0) * plane));
+    static const uint8_t zeros[1] = {0};
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t n = b / pl.cg, g = b % pl.cg;
+      for (int64_t y = 0; y < p.h; ++y) {
+        const uint8_t* src[4];
+        int64_t step[4];
+        for (int l = 0; l < 4; ++l) {
+          const int64_t i = g * 4 + l;
+          src[l] = i < p.c ? x + ((n * p.c + i) * p.h + y) * p.w : zeros;
+          step[l] = i < p.c ? 1 : 0;
+        }
+        uint8_t* dst = pl.data + ((b * pl.hp + y + p.pad) * pl.wp + p.pad) * 4;
+        int64_t xx = 0;
+#ifdef GRANQ_QCONV_VNNI
+        if (step[3]) {  // all 4 channels real: 16 pixels at a time
+          for (; xx + 16 <= p.w; xx += 16) {
+            const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[0] + xx));
+            const __m128i bb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[1] + xx));
+            const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[2] + xx));
+            const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src[3] + xx));
+            const __m128i ab0 = _mm_unpacklo_epi8(a, bb), ab1 = _mm_unpackhi_epi8(a, bb);
+            const __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+            __m128i* out = reinterpret_cast<__m128i*>(dst + xx * 4);
+            _mm_storeu_si128(out + 0, _mm_unpacklo_epi16(ab0, cd0));
+            _mm_storeu_si128(out + 1, _mm_unpackhi_epi16(ab0, cd0));
+            _mm_storeu_si128(out + 2, _mm_unpacklo_epi16(ab1, cd1));
+            _mm_storeu_si128(out + 3, _mm_unpackhi_epi16(ab1, cd1));
+          }
+        }
+#endif
+        for (; xx < p.w; ++xx)
+          for (int l = 0; l < 4; ++l) dst[xx * 4 + l] = src[l][xx * step[l]];
+      }
+    }
+  });
+  return pl;
+}
+
+// Weights for Planes4: [ceil(c / 4)][ceil(o / 16)][k][k][16 outputs][4 channels], zero padded (qconvPackedWeights
+// with perInput false writes the same).
+std::vector<int8_t> pack_weights4(const QconvParams& p, const int8_t* w) {
+  const int64_t o16 = (p.o + 15) / 16, cg = (p.c + 3) / 4, kk = p.k * p.k;
+  std::vector<int8_t> pk(size_t(cg * o16 * kk * 64), 0);
+  for (int64_t i = 0; i < p.c; ++i)
+    for (int64_t o = 0; o < p.o; ++o)
+      for (int64_t t = 0; t < kk; ++t)
+        pk[size_t((((i / 4) * o16 + o / 16) * kk + t) * 64 + (o % 16) * 4 + i % 4)] = w[(o * p.c + i) * kk + t];
+  return pk;
+}
+
 // Most output positions of one row that the whole-reduction mode keeps in registers at once.
 constexpr int64_t kBlock = 8;
 
@@ -166,6 +241,28 @@ inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t kg64, int64
       for (int j = 0; j < NB; ++j) {
         int32_t four;
         std::memcpy(&four, r + j * stride + g * 4, 4);
+        const __m512i bc = _mm512_set1_epi32(four);
+        for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
+      }
+    }
+  }
+}
+
+// v[j][b] += the int32 sums over 4 channels (group g) and every tap at the NB positions x0 + j stride of one output
+// row (plane row y0 on), for OB blocks of 16 outputs whose packed weights (pack_weights4) start at pk, k k 64 bytes
+// apart. K: the kernel size when known at compile time (the loops unroll), else 0 and k.
+template <int NB, int OB, int K>
+inline void group_sums(const Planes4& pl, const int8_t* pk, int64_t n, int64_t g, int64_t y0, int64_t x0, int64_t stride, int64_t k_,
+                       __m512i (&v)[NB][OB]) {
+  const int64_t k = K ? K : k_, kk64 = k * k * 64;
+  for (int64_t ky = 0; ky < k; ++ky) {
+    const uint8_t* r = pl.at(n, g, y0 + ky, x0);
+    for (int64_t kx = 0; kx < k; ++kx) {
+      __m512i w[OB];
+      for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pk + b * kk64 + (ky * k + kx) * 64);
+      for (int j = 0; j < NB; ++j) {
+        int32_t four;
+        std::memcpy(&four, r + (j * stride + kx) * 4, 4);
         const __m512i bc = _mm512_set1_epi32(four);
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
       }
@@ -336,7 +433,8 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
 // One output row (n, oy) of the whole-reduction mode into acc [ow, o] (before bias): int32 sums over every channel
 // and tap, one scale.
 // asum: window_sums_all when a weight offset is not 0 (the wz A terms), else null.
-void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, const int8_t* pk, const int64_t* wk,
+// pl4 (VNNI builds) or pl (the scalar twin): the codes; pk: the weights packed for pl4 (pack_weights4).
+void whole_row(const QconvParams& p, const QconvOperands& in, const Planes4& pl4, const Planes& pl, const int8_t* pk, const int64_t* wk,
                const int64_t* asum, const double* wzo, const float* f, int64_t n, int64_t oy, float* acc, int32_t* s, int32_t* tmp) {
   const int64_t y0 = oy * p.stride;
   const double base = in.xbase[n * p.c];
@@ -353,15 +451,19 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
     const int64_t nb = std::min(blk, p.ow - ox0);
     int32_t* sb = s;  // [nb, o]
 #ifdef GRANQ_QCONV_VNNI
-    const int64_t o16 = (p.o + 15) / 16, kg64 = p.k * pl.groups * 64, per_channel = o16 * kg64;
+    const int64_t o16 = (p.o + 15) / 16, kk64 = p.k * p.k * 64, per_group = o16 * kk64;
     // NB positions from ox0 + j0 x OB blocks of 16 outputs: int32 sums over every channel and tap, in registers.
     auto sums = [&](auto nb_c, auto ob_c, int64_t j0, int64_t ob0) {
       constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
       __m512i v[NB][OB];
       for (int j = 0; j < NB; ++j)
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
-      for (int64_t i = 0; i < p.c; ++i) {
-        channel_sums<NB, OB>(pl, pk + i * per_channel + ob0 * kg64, kg64, n * p.c + i, y0, (ox0 + j0) * p.stride, p.stride, p.k, v);
+      const int64_t x0 = (ox0 + j0) * p.stride;
+      for (int64_t g = 0; g < pl4.cg; ++g) {
+        const int8_t* w = pk + g * per_group + ob0 * kk64;
+        if (p.k == 3) group_sums<NB, OB, 3>(pl4, w, n, g, y0, x0, p.stride, 3, v);
+        else if (p.k == 1) group_sums<NB, OB, 1>(pl4, w, n, g, y0, x0, p.stride, 1, v);
+        else group_sums<NB, OB, 0>(pl4, w, n, g, y0, x0, p.stride, p.k, v);
       }
       for (int j = 0; j < NB; ++j)
         for (int b = 0; b < OB; ++b) {
@@ -387,6 +489,7 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
       ob0 += ob;
     }
     (void)tmp;
+    (void)pl;
 #else
     for (int64_t j = 0; j < nb; ++j) {
       std::fill(sb + j * p.o, sb + (j + 1) * p.o, 0);
@@ -396,6 +499,7 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
       }
     }
     (void)pk;
+    (void)pl4;
 #endif
     for (int64_t j = 0; j < nb; ++j) {
       const int64_t ox = ox0 + j;
@@ -425,9 +529,16 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes& pl, 
 
 void qconv2d(const QconvParams& p, const QconvOperands& in) {
   const int64_t P = p.oh * p.ow, kk = p.k * p.k;
-  const Planes pl = pad_planes(p, in.x);
+  // The per-input mode (and the scalar twin) reads per-channel planes; the whole mode on VNNI, 4 interleaved channels.
+#ifdef GRANQ_QCONV_VNNI
+  const bool four = !p.per_input;
+#else
+  const bool four = false;
+#endif
+  const Planes pl = four ? Planes{0, 0, 0, nullptr} : pad_planes(p, in.x);
+  const Planes4 pl4 = four ? pad_planes4(p, in.x) : Planes4{0, 0, 0, nullptr};
   std::vector<int8_t> packed;
-  if (!in.wpk) packed = pack_weights(p, in.w, pl.groups);
+  if (!in.wpk) packed = four ? pack_weights4(p, in.w) : pack_weights(p, in.w, pl.groups);
   const int8_t* pk = in.wpk ? in.wpk : packed.data();
   std::vector<float> f;
   std::vector<uint8_t> fast;
@@ -465,7 +576,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       wzo[size_t(o)] = in.wz[o * p.c];
       need_a = need_a || wzo[size_t(o)] != 0.0;
     }
-    if (need_a) asum = window_sums_all(p, pl);
+    if (need_a) asum = window_sums_all(p, in.x);
     f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
       for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
@@ -482,7 +593,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       if (p.per_input) {
         per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
       } else {
-        whole_row(p, in, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+        whole_row(p, in, pl4, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
         for (int64_t ox = 0; ox < p.ow; ++ox) {

@@ -143,22 +143,27 @@ export interface QconvArgs {
   bias: Float32Array; y: Float32Array;
   /** Optional: y = max(y, 0) after the bias (a ReLU folded into the epilogue). */
   relu?: boolean;
-  /** Optional: wq in the native kernel's layout (qconvPackedWeights), so it is not packed at every call; ref ignores it. */
+  /** Optional: wq in the native kernel's layout for this perInput (qconvPackedWeights), so it is not packed at every call; ref ignores it. */
   wpk?: Int8Array | null;
 }
 
 /**
- * wq [o, c, k, k] in native qconv2d's vpdpbusd layout: [c][ceil(o / 16)][k][ceil(k / 4)][16 outputs][4 taps], zero
- * padded (native/kernels.h QconvOperands.wpk).
+ * wq [o, c, k, k] in native qconv2d's vpdpbusd layout for the mode `perInput` (native/kernels.h QconvOperands.wpk),
+ * zero padded: per input channel [c][ceil(o / 16)][k][ceil(k / 4)][16 outputs][4 taps] (a kernel row's taps share a
+ * byte-lane group); over the whole reduction [ceil(c / 4)][ceil(o / 16)][k][k][16 outputs][4 channels] (4 input
+ * channels of one tap share it).
  */
-export function qconvPackedWeights(o: number, c: number, k: number, wq: Int8Array): Int8Array {
-  const o16 = Math.ceil(o / 16), g = Math.ceil(k / 4);
-  const out = new Int8Array(c * o16 * k * g * 64);
+export function qconvPackedWeights(o: number, c: number, k: number, wq: Int8Array, perInput: boolean): Int8Array {
+  const o16 = Math.ceil(o / 16), g = Math.ceil(k / 4), kk = k * k;
+  const out = new Int8Array(perInput ? c * o16 * k * g * 64 : Math.ceil(c / 4) * o16 * kk * 64);
   for (let i = 0; i < c; i++)
     for (let oo = 0; oo < o; oo++)
       for (let ky = 0; ky < k; ky++)
         for (let kx = 0; kx < k; kx++) {
-          out[((((i * o16 + Math.floor(oo / 16)) * k + ky) * g + Math.floor(kx / 4)) * 64) + (oo % 16) * 4 + (kx % 4)] = wq[((oo * c + i) * k + ky) * k + kx]!;
+          const at = perInput
+            ? ((((i * o16 + Math.floor(oo / 16)) * k + ky) * g + Math.floor(kx / 4)) * 64) + (oo % 16) * 4 + (kx % 4)
+            : (((Math.floor(i / 4) * o16 + Math.floor(oo / 16)) * kk + ky * k + kx) * 64) + (oo % 16) * 4 + (i % 4);
+          out[at] = wq[((oo * c + i) * k + ky) * k + kx]!;
         }
   return out;
 }

@@ -76,8 +76,8 @@ interface IntWeight {
   wscale: Float32Array;
   /** The scale or offset changes along the input channels (slice weights). */
   alongInputs: boolean;
-  /** wq in the native kernel's layout, packed once. */
-  wpk: Int8Array;
+  /** wq in the native kernel's layout for each mode (perInput true / false), packed once at first use. */
+  wpk(perInput: boolean): Int8Array;
 }
 
 /** w [O, C, ...] (a conv's, or a linear's [O, C]) with its rule's rows mapped onto (out, in) pairs. */
@@ -98,7 +98,11 @@ function intWeight(wq: WeightQuantizer, w: Tensor): IntWeight {
   let alongInputs = false;
   for (let oc = 0; oc < o * c && !alongInputs; oc++) alongInputs = wz[oc] !== wz[oc - (oc % c)] || wscale[oc] !== wscale[oc - (oc % c)];
   const k = w.shape.length === 4 ? w.shape[2]! : 1;
-  const done = (q: Int8Array, z: Float64Array): IntWeight => ({ wq: q, wz: z, wscale, alongInputs, wpk: qconvPackedWeights(o, c, k, q) });
+  const done = (q: Int8Array, z: Float64Array): IntWeight => {
+    const packed = new Map<boolean, Int8Array>();
+    const wpk = (perInput: boolean) => packed.get(perInput) ?? packed.set(perInput, qconvPackedWeights(o, c, k, q, perInput)).get(perInput)!;
+    return { wq: q, wz: z, wscale, alongInputs, wpk };
+  };
   if (fits(folded)) return done(Int8Array.from(folded), new Float64Array(o * c));
   if (fits(rc.codes)) return done(Int8Array.from(rc.codes), wz);
   throw new GranqError(`integer inference: ${wq.kind} weights at ${wq.bits} bits have codes outside int8 (the unclamped rule reaches 2^${wq.bits - 1}); use at most 7 bits`);
@@ -135,9 +139,10 @@ abstract class IntLayer extends Module {
     const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
     const shape = x.shape.length === 2 ? [n, o] : [n, o, oh, ow];
     const y = new Tensor(this.out.take(shape.reduce((a, b) => a * b, 1)), shape);
+    const perInput = a.alongChannels || this.w.alongInputs;
     backend().qconv2d({
-      n, c, h, w, o, k, stride, pad, perInput: a.alongChannels || this.w.alongInputs, relu: this.folded?.relu ?? false,
-      xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk,
+      n, c, h, w, o, k, stride, pad, perInput, relu: this.folded?.relu ?? false,
+      xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk(perInput),
     });
     this.counts.int++;
     noteRead(x);

@@ -68,6 +68,9 @@ const SHAPES: Shape[] = [
   { n: 1, c: 4, h: 6, w: 6, o: 16, k: 3, stride: 1, pad: 0 },
   { n: 3, c: 2, h: 7, w: 5, o: 5, k: 5, stride: 1, pad: 2 },
   { n: 1, c: 32, h: 11, w: 11, o: 48, k: 3, stride: 1, pad: 1 },
+  // Rows of 16 pixels and more (4-channel interleave in vector steps, then a tail), c a multiple of 4 or not.
+  { n: 2, c: 8, h: 5, w: 35, o: 16, k: 3, stride: 1, pad: 1 },
+  { n: 1, c: 13, h: 4, w: 33, o: 20, k: 3, stride: 2, pad: 1 },
 ];
 const OFFSETS: Offsets[] = ['zero', 'act', 'weight', 'both', 'huge'];
 
@@ -105,7 +108,7 @@ test('qconv2d: weights pre-packed with qconvPackedWeights give the same bits as 
   for (const s of SHAPES) {
     for (const perInput of [true, false]) {
       const a = operands(s, perInput, 'both', seed++);
-      assert.deepEqual(run(nativeBackend, { ...a, wpk: qconvPackedWeights(s.o, s.c, s.k, a.wq) }), run(nativeBackend, a), `${JSON.stringify(s)} perInput ${perInput}`);
+      assert.deepEqual(run(nativeBackend, { ...a, wpk: qconvPackedWeights(s.o, s.c, s.k, a.wq, perInput) }), run(nativeBackend, a), `${JSON.stringify(s)} perInput ${perInput}`);
     }
   }
 });
