@@ -237,11 +237,14 @@ inline void channel_sums(const Planes& pl, const int8_t* pk, int64_t kg64, int64
     const uint8_t* r = pl.at(plane, y0 + ky, x0);
     for (int64_t g = 0; g < pl.groups; ++g) {
       __m512i w[OB];
+#pragma GCC unroll 4
       for (int b = 0; b < OB; ++b) w[b] = _mm512_loadu_si512(pk + b * kg64 + (ky * pl.groups + g) * 64);
+#pragma GCC unroll 8
       for (int j = 0; j < NB; ++j) {
         int32_t four;
         std::memcpy(&four, r + j * stride + g * 4, 4);
         const __m512i bc = _mm512_set1_epi32(four);
+#pragma GCC unroll 4
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
       }
     }
@@ -264,6 +267,7 @@ inline void group_sums(const Planes4& pl, const int8_t* pk, int64_t n, int64_t g
         int32_t four;
         std::memcpy(&four, r + (j * stride + kx) * 4, 4);
         const __m512i bc = _mm512_set1_epi32(four);
+#pragma GCC unroll 4
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_dpbusd_epi32(v[j][b], bc, w[b]);
       }
     }
@@ -344,6 +348,45 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
   const int64_t o16 = (p.o + 15) / 16, kg64 = p.k * pl.groups * 64, per_channel = o16 * kg64;
   // NB output positions from ox0 x OB blocks of 16 outputs from ob0, all in registers: each packed weight vector
   // is loaded once for the NB positions and each broadcast of 4 codes once for the OB blocks.
+  // The rare channels with an offset (kBaseOnly, kSlow) add into a copy of the accumulators (ta), so that `a` and `v`
+  // never have their address taken and stay in registers on the fast path (GCC keeps an address-taken array on the
+  // stack: a load, an add and a store per accumulator per channel).
+  auto offset_channel = [&](auto nb_c, auto ob_c, int64_t i, int64_t ox0, int64_t ob0, const __mmask16* m, const int64_t* lanes,
+                            __m512 (&ta)[decltype(nb_c)::value][decltype(ob_c)::value], const __m512i (&tv)[decltype(nb_c)::value][decltype(ob_c)::value]) {
+    constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
+    if (fast[i] == kBaseOnly) {
+      const __m512d base = _mm512_set1_pd(in.xbase[n * p.c + i]);
+      for (int b = 0; b < OB; ++b) {
+        const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
+        __m512d bw_lo = _mm512_setzero_pd(), bw_hi = _mm512_setzero_pd();
+        const int32_t* wf_prev = nullptr;
+        for (int j = 0; j < NB; ++j) {
+          const int32_t* wf = tc.at(i, oy, ox0 + j) + (ob0 + b) * 16;
+          if (wf != wf_prev) {  // base W for this position's class (the same along an interior block)
+            bw_lo = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf))));
+            bw_hi = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf + 8))));
+            wf_prev = wf;
+          }
+          const __m256 lo = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), tv[j][b], 0)), bw_lo));
+          const __m256 hi = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), tv[j][b], 1)), bw_hi));
+          const __m512 t = _mm512_maskz_mov_ps(m[b], _mm512_maskz_insertf32x8(__mmask16(0xffff), _mm512_castps256_ps512(lo), hi, 1));
+          ta[j][b] = add_rounded(ta[j][b], mul_rounded(fi, t));
+        }
+      }
+    } else {
+      for (int j = 0; j < NB; ++j)
+        for (int b = 0; b < OB; ++b) {
+          float lane[16];
+          const int64_t o0 = (ob0 + b) * 16;
+          _mm512_storeu_ps(lane, ta[j][b]);
+          _mm512_mask_storeu_epi32(s + o0, m[b], tv[j][b]);
+          slow(i, ox0 + j, o0, o0 + lanes[b], lane);
+          ta[j][b] = _mm512_maskz_loadu_ps(m[b], lane);
+        }
+    }
+  };
+  // NB output positions from ox0 x OB blocks of 16 outputs from ob0, all in registers: each packed weight vector
+  // is loaded once for the NB positions and each broadcast of 4 codes once for the OB blocks.
   auto block = [&](auto nb_c, auto ob_c, int64_t ox0, int64_t ob0) {
     constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
     __mmask16 m[OB];
@@ -353,50 +396,44 @@ void per_input_row(const QconvParams& p, const QconvOperands& in, const Planes& 
       m[b] = __mmask16((1u << lanes[b]) - 1);
     }
     __m512 a[NB][OB];
+#pragma GCC unroll 8
     for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
       for (int b = 0; b < OB; ++b) a[j][b] = _mm512_setzero_ps();
     for (int64_t i = 0; i < p.c; ++i) {
       __m512i v[NB][OB];
+#pragma GCC unroll 8
       for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
       channel_sums<NB, OB>(pl, pk + i * per_channel + ob0 * kg64, kg64, n * p.c + i, y0, ox0 * p.stride, p.stride, p.k, v);
       if (fast[i] == kFast) {
+#pragma GCC unroll 4
         for (int b = 0; b < OB; ++b) {
           const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
+#pragma GCC unroll 8
           for (int j = 0; j < NB; ++j) a[j][b] = add_rounded(a[j][b], mul_rounded(fi, _mm512_maskz_cvtepi32_ps(m[b], v[j][b])));
         }
-      } else if (fast[i] == kBaseOnly) {
-        const __m512d base = _mm512_set1_pd(in.xbase[n * p.c + i]);
-        for (int b = 0; b < OB; ++b) {
-          const __m512 fi = _mm512_maskz_loadu_ps(m[b], f + i * p.o + (ob0 + b) * 16);
-          __m512d bw_lo = _mm512_setzero_pd(), bw_hi = _mm512_setzero_pd();
-          const int32_t* wf_prev = nullptr;
-          for (int j = 0; j < NB; ++j) {
-            const int32_t* wf = tc.at(i, oy, ox0 + j) + (ob0 + b) * 16;
-            if (wf != wf_prev) {  // base W for this position's class (the same along an interior block)
-              bw_lo = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf))));
-              bw_hi = _mm512_mul_pd(base, _mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wf + 8))));
-              wf_prev = wf;
-            }
-            const __m256 lo = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 0)), bw_lo));
-            const __m256 hi = _mm512_maskz_cvtpd_ps(__mmask8(0xff), _mm512_add_pd(_mm512_maskz_cvtepi32_pd(__mmask8(0xff), _mm512_maskz_extracti64x4_epi64(__mmask8(0xf), v[j][b], 1)), bw_hi));
-            const __m512 t = _mm512_maskz_mov_ps(m[b], _mm512_maskz_insertf32x8(__mmask16(0xffff), _mm512_castps256_ps512(lo), hi, 1));
-            a[j][b] = add_rounded(a[j][b], mul_rounded(fi, t));
-          }
-        }
       } else {
+        __m512 ta[NB][OB];
+        __m512i tv[NB][OB];
+#pragma GCC unroll 8
         for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
           for (int b = 0; b < OB; ++b) {
-            float lane[16];
-            const int64_t o0 = (ob0 + b) * 16;
-            _mm512_storeu_ps(lane, a[j][b]);
-            _mm512_mask_storeu_epi32(s + o0, m[b], v[j][b]);
-            slow(i, ox0 + j, o0, o0 + lanes[b], lane);
-            a[j][b] = _mm512_maskz_loadu_ps(m[b], lane);
+            ta[j][b] = a[j][b];
+            tv[j][b] = v[j][b];
           }
+        offset_channel(nb_c, ob_c, i, ox0, ob0, m, lanes, ta, tv);
+#pragma GCC unroll 8
+        for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
+          for (int b = 0; b < OB; ++b) a[j][b] = ta[j][b];
       }
     }
+#pragma GCC unroll 8
     for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
       for (int b = 0; b < OB; ++b) _mm512_mask_storeu_ps(acc + (ox0 + j) * p.o + (ob0 + b) * 16, m[b], a[j][b]);
   };
   // Registers: NB x OB accumulators and as many sums (<= 32 zmm with the weights and the broadcast).
@@ -456,7 +493,9 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes4& pl4
     auto sums = [&](auto nb_c, auto ob_c, int64_t j0, int64_t ob0) {
       constexpr int NB = decltype(nb_c)::value, OB = decltype(ob_c)::value;
       __m512i v[NB][OB];
+#pragma GCC unroll 8
       for (int j = 0; j < NB; ++j)
+#pragma GCC unroll 4
         for (int b = 0; b < OB; ++b) v[j][b] = _mm512_setzero_si512();
       const int64_t x0 = (ox0 + j0) * p.stride;
       for (int64_t g = 0; g < pl4.cg; ++g) {
