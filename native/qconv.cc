@@ -579,7 +579,12 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   std::vector<int8_t> packed;
   if (!in.wpk) packed = four ? pack_weights4(p, in.w) : pack_weights(p, in.w, pl.groups);
   const int8_t* pk = in.wpk ? in.wpk : packed.data();
-  std::vector<float> f;
+  // f: per sample [c, o] in the per-input mode, [o] otherwise; kept per calling thread from call to call (a fresh
+  // MB-sized vector costs its zero fill and page faults, single-threaded). Valid until the thread's next qconv2d.
+  static thread_local std::vector<float> f_buffer;
+  const size_t f_size = size_t(p.per_input ? p.n * p.c * p.o : p.n * p.o);
+  if (f_buffer.size() < f_size) f_buffer.resize(f_size);
+  float* const f = f_buffer.data();
   std::vector<uint8_t> fast;
   std::vector<int64_t> wk;
   TapClasses tc;  // per-input mode with activation offsets: W per class of position
@@ -590,21 +595,28 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
   for (int64_t j = 0; j < p.n * p.c; ++j) rx[size_t(j)] = 1.0f / in.xscale[j];
   if (p.per_input) {
-    // Per sample: f [c, o], and which channels have no offsets (their T is the int32 sum itself).
-    f.resize(size_t(p.n * p.c * p.o));
-    fast.resize(size_t(p.n * p.c));
-    for (int64_t n = 0; n < p.n; ++n)
+    // Per sample: f [c, o] (1 / wscale transposed to [c, o] once, so each row is one contiguous product), and which
+    // channels have no offsets (their T is the int32 sum itself); whether a channel's weight offsets are all 0 does
+    // not depend on the sample.
+    std::vector<float> rwt(size_t(p.c * p.o));
+    std::vector<uint8_t> wz_zero(size_t(p.c), 1);
+    for (int64_t o = 0; o < p.o; ++o)
       for (int64_t i = 0; i < p.c; ++i) {
-        const int64_t ni = n * p.c + i;
-        bool zero = in.xbase[ni] == 0.0;
-        for (int64_t o = 0; o < p.o; ++o) {
-          f[size_t(ni * p.o + o)] = rw[size_t(o * p.c + i)] * rx[size_t(ni)];
-          zero = zero && in.wz[o * p.c + i] == 0.0;
-        }
-        bool wz_zero = true;
-        for (int64_t o = 0; o < p.o; ++o) wz_zero = wz_zero && in.wz[o * p.c + i] == 0.0;
-        fast[size_t(ni)] = zero ? kFast : (wz_zero && std::fabs(in.xbase[ni]) < 1099511627776.0 ? kBaseOnly : kSlow);
+        rwt[size_t(i * p.o + o)] = rw[size_t(o * p.c + i)];
+        if (in.wz[o * p.c + i] != 0.0) wz_zero[size_t(i)] = 0;
       }
+    fast.resize(size_t(p.n * p.c));
+    parallel_for(p.n, [&](int64_t n0, int64_t n1) {
+      for (int64_t ni = n0 * p.c; ni < n1 * p.c; ++ni) {
+        const int64_t i = ni % p.c;
+        const float r = rx[size_t(ni)];
+        const float* w = rwt.data() + i * p.o;
+        float* fo = f + ni * p.o;
+        for (int64_t o = 0; o < p.o; ++o) fo[o] = w[o] * r;
+        const bool z = wz_zero[size_t(i)] != 0;
+        fast[size_t(ni)] = z && in.xbase[ni] == 0.0 ? kFast : (z && std::fabs(in.xbase[ni]) < 1099511627776.0 ? kBaseOnly : kSlow);
+      }
+    });
     bool base_only = false;
     for (int64_t ni = 0; ni < p.n * p.c && !base_only; ++ni) base_only = fast[size_t(ni)] == kBaseOnly;
     if (base_only) tc = tap_classes(p, in.w);
@@ -616,9 +628,8 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       need_a = need_a || wzo[size_t(o)] != 0.0;
     }
     if (need_a) asum = window_sums_all(p, in.x);
-    f.resize(size_t(p.n * p.o));
     for (int64_t n = 0; n < p.n; ++n)
-      for (int64_t o = 0; o < p.o; ++o) f[size_t(n * p.o + o)] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
+      for (int64_t o = 0; o < p.o; ++o) f[n * p.o + o] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
     wk.assign(size_t(p.o * kk), 0);  // weight codes summed over the input channels, per tap
     for (int64_t o = 0; o < p.o; ++o)
       for (int64_t i = 0; i < p.c; ++i)
@@ -630,9 +641,9 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t n = b / p.oh, oy = b % p.oh;
       if (p.per_input) {
-        per_input_row(p, in, pl, pk, f.data() + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
+        per_input_row(p, in, pl, pk, f + n * p.c * p.o, fast.data() + n * p.c, tc, n, oy, acc.data(), s.data());
       } else {
-        whole_row(p, in, pl4, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f.data() + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
+        whole_row(p, in, pl4, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
       for (int64_t o = 0; o < p.o; ++o)
         for (int64_t ox = 0; ox < p.ow; ++ox) {
