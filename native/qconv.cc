@@ -564,6 +564,63 @@ void whole_row(const QconvParams& p, const QconvOperands& in, const Planes4& pl4
   }
 }
 
+// GCC 12 warns that the intrinsics' own undefined-value idiom (__Y = __Y) may be used uninitialized once the tile
+// transpose below is inlined; every lane it reads is written first.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// y[o][ox] (o's rows P floats apart) = acc[ox][o] + bias[o], clamped at 0 with relu (!(v > 0) gives 0: NaN and -0
+// too, as max(v, +0) does). With AVX-512, 16 x 16 tiles transposed in registers (64 shuffles) instead of a strided
+// scalar read per output.
+void store_row(const QconvParams& p, const float* acc, const float* bias, float* y, int64_t P) {
+#ifdef GRANQ_QCONV_VNNI
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t o0 = 0; o0 < p.o; o0 += 16) {
+    const int64_t lanes = std::min<int64_t>(16, p.o - o0);
+    const __mmask16 lm = __mmask16((1u << lanes) - 1);
+    for (int64_t x0 = 0; x0 < p.ow; x0 += 16) {
+      const int64_t cnt = std::min<int64_t>(16, p.ow - x0);
+      const __mmask16 cm = __mmask16((1u << cnt) - 1);
+      __m512 r[16], t[16];
+      for (int j = 0; j < 16; ++j) r[j] = j < cnt ? _mm512_maskz_loadu_ps(lm, acc + (x0 + j) * p.o + o0) : zero;
+      // Rows j = positions, lanes = outputs -> rows = outputs, lanes = positions.
+      for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int m = 0; m < 4; ++m) {
+        const __m512d a = _mm512_castps_pd(t[4 * m]), b = _mm512_castps_pd(t[4 * m + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * m + 2]), d = _mm512_castps_pd(t[4 * m + 3]);
+        r[4 * m] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * m + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * m + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * m + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+      }
+      // r[4 m + k], 128-bit lane L: column 4 L + k of rows 4 m .. 4 m + 3.
+      for (int k = 0; k < 4; ++k) {
+        const __m512 x01 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0x44), x23 = _mm512_shuffle_f32x4(r[k], r[4 + k], 0xEE);
+        const __m512 y01 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0x44), y23 = _mm512_shuffle_f32x4(r[8 + k], r[12 + k], 0xEE);
+        t[k] = _mm512_shuffle_f32x4(x01, y01, 0x88);
+        t[4 + k] = _mm512_shuffle_f32x4(x01, y01, 0xDD);
+        t[8 + k] = _mm512_shuffle_f32x4(x23, y23, 0x88);
+        t[12 + k] = _mm512_shuffle_f32x4(x23, y23, 0xDD);
+      }
+      for (int k = 0; k < lanes; ++k) {
+        __m512 v = _mm512_add_ps(t[k], _mm512_set1_ps(bias[o0 + k]));
+        if (p.relu) v = _mm512_max_ps(v, zero);
+        _mm512_mask_storeu_ps(y + (o0 + k) * P + x0, cm, v);
+      }
+    }
+  }
+#else
+  for (int64_t o = 0; o < p.o; ++o)
+    for (int64_t ox = 0; ox < p.ow; ++ox) {
+      const float v = acc[ox * p.o + o] + bias[o];
+      y[o * P + ox] = p.relu && !(v > 0.0f) ? 0.0f : v;
+    }
+#endif
+}
+#pragma GCC diagnostic pop
+
 }  // namespace
 
 void qconv2d(const QconvParams& p, const QconvOperands& in) {
@@ -645,11 +702,7 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       } else {
         whole_row(p, in, pl4, pl, pk, wk.data(), asum.empty() ? nullptr : asum.data(), wzo.data(), f + n * p.o, n, oy, acc.data(), s.data(), tmp.data());
       }
-      for (int64_t o = 0; o < p.o; ++o)
-        for (int64_t ox = 0; ox < p.ow; ++ox) {
-          const float v = acc[size_t(ox * p.o + o)] + in.bias[o];
-          in.y[(n * p.o + o) * P + oy * p.ow + ox] = p.relu && !(v > 0.0f) ? 0.0f : v;
-        }
+      store_row(p, acc.data(), in.bias, in.y + n * p.o * P + oy * p.ow, P);
     }
   });
 }
