@@ -485,10 +485,10 @@ Napi::Value QuantRowsFwd(const Napi::CallbackInfo& info) {
   p.clamp = a.flag("clamp");
   int64_t len = a.prod({p.rows, p.cols});
   const float* x = a.f32("x", len);
-  float* y = a.f32("y", len);
+  uint8_t* codes = a.u8_opt("codes", len);
+  float* y = codes ? a.f32_opt("y", len) : a.f32("y", len);  // null y: the codes alone
   float* mn = a.f32_opt("rowMin", p.rows);
   float* mx = a.f32_opt("rowMax", p.rows);
-  uint8_t* codes = a.u8_opt("codes", len);
   quant_rows_fwd(p, x, y, mn, mx, codes);
   return info.Env().Undefined();
 }
@@ -516,8 +516,8 @@ Napi::Value QuantGroupsFwd(const Napi::CallbackInfo& info) {
   const float* mins = a.f32("mins", p.groups);
   const float* maxs = a.f32("maxs", p.groups);
   const float* x = a.f32("x", len);
-  float* y = a.f32("y", len);
   uint8_t* codes = a.u8_opt("codes", len);
+  float* y = codes ? a.f32_opt("y", len) : a.f32("y", len);  // null y: the codes alone
   quant_groups_fwd(p, mins, maxs, x, y, codes);
   return info.Env().Undefined();
 }

@@ -156,7 +156,8 @@ struct QuantRowsParams {
 // GranQ: every row gets its own dynamic range (min and max over its cols); all rows' scales and zero points are
 // computed in one vectorized pass, then applied in one pass ("vectorized pre-scaling"). row_min/row_max (nullable)
 // receive the ranges.
-// codes (nullable) receive q + 2^(bits-1) as unsigned 8-bit (saturated: the unclamped rows at 8 bits can reach 256).
+// codes (nullable) receive q + 2^(bits-1) as unsigned 8-bit (saturated: the unclamped rows at 8 bits can reach 256);
+// with codes, y may be null (the codes alone).
 void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* row_min, float* row_max, uint8_t* codes = nullptr);
 // The conventional channel-wise loop over x [n, c, hw]: one channel at a time, each with its own min/max pass,
 // scale computation and quantize pass over that channel's strided rows across the batch. Same result as

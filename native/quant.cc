@@ -126,12 +126,13 @@ void quant_run_exact(const float* x, float* y, int64_t len, float s, float m, in
     float sx = s * x[i];
     double q = std::nearbyint(float(double(sx) - z));
     if (clamp) q = q < lo ? lo : (q > hi ? hi : q);
-    y[i] = float(q + z) / s;
+    if (y) y[i] = float(q + z) / s;
     if (codes) codes[i] = code_u8(q - lo);
   }
 }
 
-// y = (round(s x - z) [clamped] + z) / s over one contiguous run, z exact in float32.
+// y = (round(s x - z) [clamped] + z) / s over one contiguous run, z exact in float32. y null: the codes alone (no
+// division: most of the run's arithmetic).
 template <bool Clamp>
 void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits, uint8_t* codes) {
   const float lo = -float(1 << (bits - 1)), hi = float((1 << (bits - 1)) - 1);
@@ -143,7 +144,7 @@ void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits
     __m512 v = _mm512_maskz_loadu_ps(k, x + i);
     __m512 q = _mm512_roundscale_ps(_mm512_sub_ps(_mm512_mul_ps(vs, v), vz), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     if (Clamp) q = _mm512_min_ps(vhi, _mm512_max_ps(vlo, q));  // bound first: NaN propagates like Math.max
-    _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(_mm512_add_ps(q, vz), vs));
+    if (y) _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(_mm512_add_ps(q, vz), vs));
     if (codes) {  // q - lo bounded to [0, 255] in float first (NaN: max_ps returns its second operand, 0)
       const __m512 u = _mm512_min_ps(_mm512_max_ps(_mm512_sub_ps(q, vlo), _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
       _mm_mask_storeu_epi8(codes + i, k, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(u)));
@@ -156,7 +157,7 @@ void quant_run(const float* x, float* y, int64_t len, float s, float z, int bits
       q = lo > q ? lo : q;  // NaN stays NaN, as in Math.min(hi, Math.max(lo, q))
       q = hi < q ? hi : q;
     }
-    y[i] = (q + z) / s;
+    if (y) y[i] = (q + z) / s;
     if (codes) codes[i] = code_u8(double(q) - double(lo));
   }
 }
@@ -246,7 +247,7 @@ void quant_rows_fwd(const QuantRowsParams& p, const float* x, float* y, float* r
           prescale(mn, mx, nr, p.bits, s, z);
           for (int64_t r = 0; r < nr; ++r) {
             const int64_t at = (r0 + r) * cols;
-            quant_any(x + at, y + at, cols, s[r], z[r], mn[r], p.bits, p.clamp, codes ? codes + at : nullptr);
+            quant_any(x + at, y ? y + at : nullptr, cols, s[r], z[r], mn[r], p.bits, p.clamp, codes ? codes + at : nullptr);
           }
         }
       },
@@ -296,7 +297,7 @@ void quant_groups_fwd(const QuantGroupsParams& p, const float* mins, const float
           const int64_t from = (it % pieces) * piece_len, len = std::min(piece_len, p.inner - from);
           if (len <= 0) continue;
           const int64_t at = run * p.inner + from;
-          quant_any(x + at, y + at, len, s[g], z[g], mins[g], p.bits, p.clamp, codes ? codes + at : nullptr);
+          quant_any(x + at, y ? y + at : nullptr, len, s[g], z[g], mins[g], p.bits, p.clamp, codes ? codes + at : nullptr);
         }
       },
       std::max<int64_t>(1, kBlockFloats / std::max<int64_t>(piece_len, 1)));

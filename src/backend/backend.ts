@@ -110,13 +110,14 @@ export interface Backend {
   /**
    * Asymmetric fake quantization (see native/kernels.h, quant.cc): n = 2^bits - 1, s = n / max(M - m, 1e-8),
    * z = round(s m) + 2^(bits-1), q = round(s x - z) (clamped to the signed range when `clamp`), y = (q + z) / s.
-   * quantRowsFwd: each row's own dynamic range (GranQ); rowMin/rowMax optionally receive the ranges.
+   * quantRowsFwd: each row's own dynamic range (GranQ); rowMin/rowMax optionally receive the ranges. codes
+   * optionally receive q + 2^(bits-1); with codes, y may be null (the codes alone, for integer inference).
    */
-  quantRowsFwd(p: { rows: number; cols: number; bits: number; clamp: boolean; x: Buf; y: Buf; rowMin: Buf | null; rowMax: Buf | null; codes?: Uint8Array | null }): void;
+  quantRowsFwd(p: { rows: number; cols: number; bits: number; clamp: boolean; x: Buf; y: Buf | null; rowMin: Buf | null; rowMax: Buf | null; codes?: Uint8Array | null }): void;
   /** The conventional per-channel loop over [n, c, hw]: same values as quantRowsFwd with rows = n c, no clamp. */
   quantChannelLoopFwd(p: { n: number; c: number; hw: number; bits: number; x: Buf; y: Buf }): void;
-  /** Fixed ranges per group of x viewed as [outer, groups, inner]. */
-  quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf; codes?: Uint8Array | null }): void;
+  /** Fixed ranges per group of x viewed as [outer, groups, inner]; codes and a null y as in quantRowsFwd. */
+  quantGroupsFwd(p: { outer: number; groups: number; inner: number; bits: number; clamp: boolean; mins: Buf; maxs: Buf; x: Buf; y: Buf | null; codes?: Uint8Array | null }): void;
   /**
    * Clipped ranges per row of x [rows, cols] (the `mse` weight clip, native/kernels.h quant_clip_ranges): among
    * [a m, a M], a_j = fround(1 - j (1 - lowest) / (steps - 1)), the one of least squared clamped fake-quant error.

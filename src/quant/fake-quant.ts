@@ -177,10 +177,15 @@ export interface ActCodes {
   alongChannels: boolean;
 }
 
-/** Buffers for an ActCodes' y and codes (x.size elements each) that the caller owns and may reuse; absent: fresh ones. */
+/**
+ * Buffers for an ActCodes' y and codes (x.size elements each) that the caller owns and may reuse; absent: fresh ones.
+ * codesOnly: the codes alone are written (no division per element); y's values are left as they were, for a caller
+ * that knows nothing reads them (integer inference, where only integer convs consume the output).
+ */
 export interface CodesOut {
   y: Float32Array;
   codes: Uint8Array;
+  codesOnly?: boolean;
 }
 
 function codesOut(x: Tensor, out: CodesOut | undefined, what: string): { y: Tensor; codes: Uint8Array } {
@@ -223,7 +228,7 @@ export function fakeQuantRowsCodes(x: Tensor, bits: number, clamp = false, out?:
   const { y, codes } = codesOut(x, out, 'fakeQuantRowsCodes');
   const rowMin = new Float32Array(rows);
   const rowMax = new Float32Array(rows);
-  backend().quantRowsFwd({ rows, cols, bits, clamp, x: x.data, y: y.data, rowMin, rowMax, codes });
+  backend().quantRowsFwd({ rows, cols, bits, clamp, x: x.data, y: out?.codesOnly ? null : y.data, rowMin, rowMax, codes });
   const c = x.shape.length >= 2 ? x.shape[1]! : 1;
   const rank2 = x.shape.length === 2;
   return { y, codes, alongChannels: !rank2, ...perSampleChannel(x.shape, bits, rowMin, rowMax, rank2 ? 1 : c, rank2 ? 0 : 1) };
@@ -236,6 +241,6 @@ export function fakeQuantGroupsCodes(x: Tensor, bits: number, view: [number, num
   check(perTensor || (view[0] === x.shape[0] && view[1] === x.shape[1]), () => `fakeQuantGroupsCodes: view ${view.join('x')} is neither per tensor nor [N, C, h w] of ${x.shape.join('x')}`);
   check(mins.length === view[1] && maxs.length === view[1], () => `fakeQuantGroupsCodes: expected ${view[1]} ranges, got ${mins.length}`);
   const { y, codes } = codesOut(x, out, 'fakeQuantGroupsCodes');
-  backend().quantGroupsFwd({ outer: view[0], groups: view[1], inner: view[2], bits, clamp, mins, maxs, x: x.data, y: y.data, codes });
+  backend().quantGroupsFwd({ outer: view[0], groups: view[1], inner: view[2], bits, clamp, mins, maxs, x: x.data, y: out?.codesOnly ? null : y.data, codes });
   return { y, codes, alongChannels: !perTensor, ...perSampleChannel(x.shape, bits, mins, maxs, 0, perTensor ? 0 : 1) };
 }

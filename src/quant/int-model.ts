@@ -52,10 +52,14 @@ class Reused<T extends Float32Array | Uint8Array> {
   }
 }
 
-/** An activation quantizer that also records its output's codes. */
+/**
+ * An activation quantizer that also records its output's codes. codesOnly (set by IntegerModel's plan when only
+ * integer convs read this quantizer's output): the codes alone are written, not the dequantized floats.
+ */
 export class IntActQuantizer extends Module {
   private readonly y = new Reused(allocFloats);
   private readonly codes = new Reused(allocBytes);
+  codesOnly = false;
 
   constructor(readonly q: ActQuantizer) {
     super();
@@ -63,8 +67,9 @@ export class IntActQuantizer extends Module {
 
   forward(x: Tensor): Tensor {
     noteRead(x);
-    const a = this.q.quantizeCodes(x, { y: this.y.take(x.size), codes: this.codes.take(x.size) });
+    const a = this.q.quantizeCodes(x, { y: this.y.take(x.size), codes: this.codes.take(x.size), codesOnly: this.codesOnly });
     CODES.set(a.y, a);
+    planning?.quantized.set(a.y, this);
     return a.y;
   }
 }
@@ -139,13 +144,13 @@ abstract class IntLayer extends Module {
     const ow = Math.floor((w + 2 * pad - k) / stride) + 1;
     const shape = x.shape.length === 2 ? [n, o] : [n, o, oh, ow];
     const y = new Tensor(this.out.take(shape.reduce((a, b) => a * b, 1)), shape);
+    noteCodeRead(x);
     const perInput = a.alongChannels || this.w.alongInputs;
     backend().qconv2d({
       n, c, h, w, o, k, stride, pad, perInput, relu: this.folded?.relu ?? false,
       xq: a.codes, xbase: a.base, xscale: a.scale, wq: this.w.wq, wz: this.w.wz, wscale: this.w.wscale, bias: this.bias, y: y.data, wpk: this.w.wpk(perInput),
     });
     this.counts.int++;
-    noteRead(x);
     planning?.produced.set(y, this);
     return y;
   }
@@ -178,11 +183,13 @@ abstract class IntLayer extends Module {
 }
 
 /**
- * While IntegerModel plans its folds: each integer conv output with the layer that wrote it, and how many readers
- * each tensor had (ops, and the integer layers and quantizers, which call kernels without ops).
+ * While IntegerModel plans (its first forward, traced): each integer conv output with the layer that wrote it, how
+ * many float readers each tensor had (ops, and the quantizers, which call kernels without ops), how many integer
+ * convs read it as codes, and each quantizer's output.
  */
-let planning: { produced: Map<Tensor, IntLayer>; readers: Map<Tensor, number> } | null = null;
+let planning: { produced: Map<Tensor, IntLayer>; readers: Map<Tensor, number>; codeReaders: Map<Tensor, number>; quantized: Map<Tensor, IntActQuantizer> } | null = null;
 const noteRead = (t: Tensor) => planning?.readers.set(t, (planning.readers.get(t) ?? 0) + 1);
+const noteCodeRead = (t: Tensor) => planning?.codeReaders.set(t, (planning.codeReaders.get(t) ?? 0) + 1);
 
 /** Stands in for a BatchNorm folded into the integer conv before it: that conv's output is already this one's. */
 class FoldedBatchNormModule extends Module {
@@ -193,14 +200,17 @@ class FoldedBatchNormModule extends Module {
 
 /**
  * Runs `model` once on x and folds every eval-mode BatchNorm whose input is an integer conv's output read by nothing
- * else into that conv (IntLayer.foldBatchNorm); the BatchNorm module is replaced by a pass-through. Returns the
- * number folded.
+ * else into that conv (IntLayer.foldBatchNorm); the BatchNorm module is replaced by a pass-through. Marks every
+ * quantizer whose output only integer convs read as codes-only. Returns the number of BatchNorms folded. The plan
+ * holds for any input of the model's structure (ResNets, MobileNets: no data-dependent branches).
  */
-function foldBatchNorms(model: Module, x: Tensor): number {
+function planIntegerModel(model: Module, x: Tensor): number {
   const produced = new Map<Tensor, IntLayer>();
   const readers = new Map<Tensor, number>();
+  const codeReaders = new Map<Tensor, number>();
+  const quantized = new Map<Tensor, IntActQuantizer>();
   const bnCalls: Extract<F.OpCall, { op: 'batch_norm' }>[] = [];
-  planning = { produced, readers };
+  planning = { produced, readers, codeReaders, quantized };
   try {
     F.traceOps((call) => {
       for (const t of call.inputs) if (t) noteRead(t);
@@ -224,6 +234,8 @@ function foldBatchNorms(model: Module, x: Tensor): number {
     parent.replaceChild(name, new FoldedBatchNormModule());
     folded++;
   }
+  // A quantizer whose output only integer convs read (as codes; the model's output has no reader) writes no floats.
+  for (const [y, q] of quantized) q.codesOnly = !readers.get(y) && (codeReaders.get(y) ?? 0) > 0;
   return folded;
 }
 
@@ -260,7 +272,7 @@ export class IntLinear extends IntLayer {
 
 /**
  * The integer copy's top: each forward is one generation of the layers' reused buffers (see Reused). The first
- * forward first runs the model on its first sample to fold BatchNorms into the integer convs (foldBatchNorms).
+ * forward first runs the model on its first sample to plan it (planIntegerModel: BatchNorms folded into the integer convs, codes-only quantizers).
  */
 export class IntegerModel extends Module {
   readonly model: Module;
@@ -275,7 +287,7 @@ export class IntegerModel extends Module {
   forward(x: Tensor): Tensor {
     if (this.foldedBatchNorms === null) {
       const one = new Tensor(x.data.slice(0, x.size / x.shape[0]!), [1, ...x.shape.slice(1)]);
-      this.foldedBatchNorms = foldBatchNorms(this.model, one);
+      this.foldedBatchNorms = planIntegerModel(this.model, one);
     }
     const was = inForward;
     inForward = true;

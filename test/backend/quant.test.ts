@@ -117,6 +117,27 @@ test('quantRowsFwd: rowMin/rowMax and codes are optional', () => {
   assertBitEqual(y, rowsFwd(refBackend, 9, 33, 3, false, x).y, 'y without ranges');
 });
 
+test('quantRowsFwd, quantGroupsFwd: with codes and a null y, the same codes (native and ref), y untouched elsewhere', () => {
+  for (const b of [nativeBackend, refBackend]) {
+    for (const bits of BITS) {
+      for (const clamp of [false, true]) {
+        const x = rowsInput(9, 70, bits);
+        const full = rowsFwd(b, 9, 70, bits, clamp, x);
+        const codes = new Uint8Array(x.length).fill(77);
+        b.quantRowsFwd({ rows: 9, cols: 70, bits, clamp, x, y: null, rowMin: null, rowMax: null, codes });
+        assert.deepEqual(codes, full.codes, `rows ${b.name} bits ${bits} clamp ${clamp}`);
+        const { mins, maxs } = groupRanges(3, bits);
+        const g = { outer: 2, groups: 3, inner: 105, bits, clamp, mins, maxs, x: x.subarray(0, 630) };
+        const gc = new Uint8Array(630).fill(77);
+        b.quantGroupsFwd({ ...g, y: null, codes: gc });
+        assert.deepEqual(gc, groupsCodes(b, g).codes, `groups ${b.name} bits ${bits} clamp ${clamp}`);
+      }
+    }
+    assert.throws(() => b.quantRowsFwd({ rows: 9, cols: 70, bits: 3, clamp: false, x: rowsInput(9, 70, 1), y: null, rowMin: null, rowMax: null }), GranqError, `${b.name}: rows, neither y nor codes`);
+    assert.throws(() => b.quantGroupsFwd({ outer: 1, groups: 1, inner: 4, bits: 3, clamp: true, mins: new Float32Array(1), maxs: Float32Array.of(1), x: new Float32Array(4), y: null }), GranqError, `${b.name}: groups, neither y nor codes`);
+  }
+});
+
 test('quant codes: y = (code - 2^(bits-1) + z) / s, codes in 0..2^bits - 1 (clamped) or 0..2^bits (rows, saturated at 255)', () => {
   const x = rowsInput(37, 64, 8);
   for (const bits of BITS) {

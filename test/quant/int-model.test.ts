@@ -156,6 +156,24 @@ class ConvBn extends Module {
   }
 }
 
+test('integer inference: quantizers that only integer convs read write codes alone; the logits are those of writing both, bit for bit', () => {
+  for (const policy of [POLICIES[0]!, POLICIES[4]!]) {
+    const s = student(policy);
+    const x = images(6, 8);
+    const { model } = integerModel(s);
+    const { model: both } = integerModel(s);
+    const got = F.noGrad(() => model.forward(x));
+    F.noGrad(() => both.forward(x)); // plans it (codes-only marked), then codes-only is switched off below
+    const quants = (m: Module) => m.namedModules().filter(([, q]) => q instanceof IntActQuantizer).map(([, q]) => q as IntActQuantizer);
+    for (const q of quants(both)) q.codesOnly = false;
+    const want = F.noGrad(() => both.forward(x));
+    assertBitEqual(got.data, want.data, `${policy.act} W${policy.wbits}A${policy.abits}`);
+    // ResNet-20 (projection shortcuts): 11 of its 19 quantizers feed integer convs alone; the others also feed a
+    // residual add or the pooling.
+    assert.equal(quants(model).filter((q) => q.codesOnly).length, 11);
+  }
+});
+
 test('integer inference: a BatchNorm is folded into the conv before it only when it alone reads the conv\'s output', () => {
   for (const shared of ['alone', 'op', 'quantizer'] as const) {
     const fake = new ConvBn(shared);
@@ -166,6 +184,10 @@ test('integer inference: a BatchNorm is folded into the conv before it only when
     assert.equal((model as IntegerModel).foldedBatchNorms, shared === 'alone' ? 1 : 0);
     assert.equal(layers[0]![1].folded?.relu, shared === 'alone' ? true : undefined);
     assert.equal(layers[0]![1].counts.int, 2, 'the planning forward and the real one ran on codes');
+    // The input quantizer's output is read by the integer conv alone: codes only. q2's (the 'quantizer' variant) by
+    // an add; elsewhere q2 does not run.
+    const quants = model.namedModules().filter(([, m]) => m instanceof IntActQuantizer).map(([n, m]) => [n.replace(/^model\./, ''), (m as IntActQuantizer).codesOnly] as const);
+    assert.deepEqual(quants, [['q', true], ['q2', false]], `shared ${shared}`);
     const scale = maxAbs(want.data);
     for (let i = 0; i < want.size; i++) assert.ok(Math.abs(got.data[i]! - want.data[i]!) <= 1e-5 * scale, `shared ${shared}: element ${i}`);
   }

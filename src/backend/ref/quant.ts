@@ -2,6 +2,7 @@
  * Scalar reference twins of native/quant.cc: asymmetric uniform fake quantization in torch's float32 operation
  * order (every intermediate rounded to float32 with Math.fround, round half to even as torch.round).
  */
+import { check } from '../../errors.js';
 import type { Backend, Buf } from '../backend.js';
 
 const f = Math.fround;
@@ -32,11 +33,11 @@ export function quantCode(v: number, s: number, z: number, bits: number, clamp: 
 }
 
 /** y[i] = (code(x[i]) + z) / s over [from, to); codes[i] = code + 2^(bits-1), saturated to 0..255 (NaN: 0). */
-function fakeQuantRun(x: Buf, y: Buf, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean,
+function fakeQuantRun(x: Buf, y: Buf | null, from: number, to: number, step: number, s: number, z: number, bits: number, clamp: boolean,
   codes?: Uint8Array | null): void {
   for (let i = from; i < to; i += step) {
     const q = quantCode(x[i]!, s, z, bits, clamp);
-    y[i] = f(f(q + z) / s);
+    if (y) y[i] = f(f(q + z) / s);
     if (codes) codes[i] = Number.isNaN(q) ? 0 : Math.min(255, Math.max(0, q + 2 ** (bits - 1)));
   }
 }
@@ -93,6 +94,7 @@ export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'q
     }
   },
   quantRowsFwd({ rows, cols, bits, clamp, x, y, rowMin, rowMax, codes }) {
+    check(y !== null || !!codes, 'quantRowsFwd: y is null and no codes are asked for');
     for (let r = 0; r < rows; r++) {
       const [m, M] = rowRange(x, r * cols, cols);
       if (rowMin) rowMin[r] = m;
@@ -112,6 +114,7 @@ export const refQuant: Pick<Backend, 'quantRowsFwd' | 'quantChannelLoopFwd' | 'q
     }
   },
   quantGroupsFwd({ outer, groups, inner, bits, clamp, mins, maxs, x, y, codes }) {
+    check(y !== null || !!codes, 'quantGroupsFwd: y is null and no codes are asked for');
     for (let g = 0; g < groups; g++) {
       const { s, z } = qparams(mins[g]!, maxs[g]!, bits);
       for (let o = 0; o < outer; o++) {
