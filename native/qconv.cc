@@ -647,19 +647,18 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
   TapClasses tc;  // per-input mode with activation offsets: W per class of position
   std::vector<int64_t> asum;  // whole mode with weight offsets: window_sums_all
   std::vector<double> wzo;    // whole mode: the weight offset of each output
-  // f = (1 / wscale) (1 / xscale): c (o + n) divisions, then products.
-  std::vector<float> rw(size_t(p.o * p.c)), rx(size_t(p.n * p.c));
-  for (int64_t j = 0; j < p.o * p.c; ++j) rw[size_t(j)] = 1.0f / in.wscale[j];
+  // f = (1 / wscale) (1 / xscale): one division per scale, then products.
+  std::vector<float> rx(size_t(p.n * p.c));
   for (int64_t j = 0; j < p.n * p.c; ++j) rx[size_t(j)] = 1.0f / in.xscale[j];
   if (p.per_input) {
-    // Per sample: f [c, o] (1 / wscale transposed to [c, o] once, so each row is one contiguous product), and which
-    // channels have no offsets (their T is the int32 sum itself); whether a channel's weight offsets are all 0 does
-    // not depend on the sample.
+    // Per sample: f [c, o] (1 / wscale written transposed, [c, o], once, so each row is one contiguous product), and
+    // which channels have no offsets (their T is the int32 sum itself); whether a channel's weight offsets are all 0
+    // does not depend on the sample.
     std::vector<float> rwt(size_t(p.c * p.o));
     std::vector<uint8_t> wz_zero(size_t(p.c), 1);
     for (int64_t o = 0; o < p.o; ++o)
       for (int64_t i = 0; i < p.c; ++i) {
-        rwt[size_t(i * p.o + o)] = rw[size_t(o * p.c + i)];
+        rwt[size_t(i * p.o + o)] = 1.0f / in.wscale[o * p.c + i];
         if (in.wz[o * p.c + i] != 0.0) wz_zero[size_t(i)] = 0;
       }
     fast.resize(size_t(p.n * p.c));
@@ -685,8 +684,10 @@ void qconv2d(const QconvParams& p, const QconvOperands& in) {
       need_a = need_a || wzo[size_t(o)] != 0.0;
     }
     if (need_a) asum = window_sums_all(p, in.x);
+    std::vector<float> rw(size_t(p.o));  // wscale is constant along the channels too
+    for (int64_t o = 0; o < p.o; ++o) rw[size_t(o)] = 1.0f / in.wscale[o * p.c];
     for (int64_t n = 0; n < p.n; ++n)
-      for (int64_t o = 0; o < p.o; ++o) f[n * p.o + o] = rw[size_t(o * p.c)] * rx[size_t(n * p.c)];
+      for (int64_t o = 0; o < p.o; ++o) f[n * p.o + o] = rw[size_t(o)] * rx[size_t(n * p.c)];
     wk.assign(size_t(p.o * kk), 0);  // weight codes summed over the input channels, per tap
     for (int64_t o = 0; o < p.o; ++o)
       for (int64_t i = 0; i < p.c; ++i)
