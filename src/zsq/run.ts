@@ -93,8 +93,6 @@ export type QuantizeOutcome =
   | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string };
 
 const LOSS_KEYS = ['generator', 'margin', 'ds', 'as', 'bns', 'student'] as const;
-/** The generator-loss terms that read the student. */
-const STUDENT_TERMS = new Set<string>(['margin', 'ds', 'as']);
 const emptyPartial = (): Partial => ({ sums: { generator: 0, margin: 0, ds: 0, as: 0, bns: 0, student: 0 }, count: 0, studentCount: 0, wall: 0 });
 
 /** The PTQ student: quantized, and calibrated on real data when available (and wanted), else on an untrained generator's images. */
@@ -164,9 +162,9 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     loadActRangeStates(student, saved.extra.ranges, ckPath);
     hooks.log(`resuming ${ckPath} at epoch ${tr.epoch + 1}${tr.iter ? `, iteration ${tr.iter + 1}` : ''}`);
   }
-  // Whether the epoch's iterations left margin, ds and as uncomputed (trainer.generatorReadsStudent; the same for
-  // every iteration of an epoch).
-  let generatorOnly = false;
+  // The losses the epoch's iterations left uncomputed (trainer.generatorReadsStudent, trainer.studentOnly: the same
+  // for every iteration of an epoch).
+  let uncomputed = new Set<string>();
   const spec: RunSpec<EpochRecord> = {
     epochs: cfg.epochs, itersPerEpoch: cfg.itersPerEpoch,
     beginEpoch(e, done) {
@@ -175,7 +173,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     },
     iteration(e, i) {
       const l = tr.step();
-      generatorOnly = l.margin === null;
+      uncomputed = new Set(LOSS_KEYS.filter((k) => k !== 'student' && l[k] === null));
       for (const k of LOSS_KEYS) partial.sums[k] += l[k] ?? 0;
       partial.count++;
       if (l.student !== null) partial.studentCount++;
@@ -187,7 +185,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
         epoch: e + 1, iters: partial.count, student_trains: partial.studentCount > 0,
         loss: Object.fromEntries(LOSS_KEYS.map((k) => [k, k === 'student'
           ? (partial.studentCount ? partial.sums[k] / partial.studentCount : null)
-          : generatorOnly && STUDENT_TERMS.has(k) ? null : partial.sums[k] / partial.count])) as unknown as LossMeans,
+          : uncomputed.has(k) ? null : partial.sums[k] / partial.count])) as unknown as LossMeans,
         lr_s: tr.optS.lr, lr_g: tr.optG.lr,
         ...(evalNow ? { test_top1: tr.withAverage(() => testTop1(student, test!)) } : {}),
         ...(evalNow && cfg.ema !== undefined ? { test_top1_raw: testTop1(student, test!) } : {}),

@@ -16,12 +16,14 @@ import { Generator } from './generator.js';
 import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, FeatureKdLoss, klKdLoss, marginLoss } from './losses.js';
 
 export interface IterationLosses {
-  generator: number;
-  /** null: not computed (the generator's loss does not read the student: see generatorReadsStudent). */
+  /** null: not computed (the generator is frozen and the student learns on its own copies of the images: see
+   * studentOnly). */
+  generator: number | null;
+  /** null: not computed (the generator's loss does not read the student: see generatorReadsStudent; or studentOnly). */
   margin: number | null;
   ds: number | null;
   as: number | null;
-  bns: number;
+  bns: number | null;
   student: number | null;
 }
 
@@ -83,6 +85,16 @@ export class ZsqTrainer {
     return this.cfg.generatorEpochs === undefined || this.epoch < this.cfg.generatorEpochs;
   }
 
+  /**
+   * Whether an iteration is the student step alone: the generator is frozen (cfg.generatorEpochs) and the student
+   * learns on its own copies of the images (cfg.augment, lowPass or cutmix), with the teacher run again on those. The
+   * teacher's and the student's passes on the generator's images would then feed only the generator's loss, which
+   * nothing reads, so they are not run and the generator runs without a graph: the student's update is the same.
+   */
+  get studentOnly(): boolean {
+    return !this.generatorTrains && this.studentTrains && this.ownImages;
+  }
+
   beginEpoch(): void {
     this.optG.lr = multiStepLr(this.cfg.lrGenerator, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
     this.optS.lr = this.cfg.studentSchedule === 'cosine'
@@ -101,16 +113,20 @@ export class ZsqTrainer {
    */
   iteration(): IterationLosses {
     const c = this.cfg;
+    if (this.studentOnly) {
+      const { images, labels } = F.noGrad(() => this.generator.sample(c.batch, this.rng));
+      const lossS = this.studentStep(images, labels, null);
+      const losses = { generator: null, margin: null, ds: null, as: null, bns: null, student: lossS.item() };
+      F.releaseGraph([lossS]);
+      return losses;
+    }
     const trainStudent = this.studentTrains;
     const { images, labels } = this.generator.sample(c.batch, this.rng);
 
     // With cfg.augment, cfg.lowPass or cfg.cutmix the student step runs on its own forward (of its own images), so
     // this one needs no weight gradients.
-    const augment = c.augment ?? 0;
-    const ownImages = augment > 0 || c.lowPass !== undefined || c.cutmix !== undefined;
-    // cfg.featureKd: the BN inputs of the two forward passes the student loss is computed on.
-    const fk = trainStudent ? this.featureKd : null;
-    const tap = <T>(side: 'teacher' | 'student', studentPass: boolean, fn: () => T): T => (fk && studentPass ? fk.record(side, fn) : fn());
+    const ownImages = this.ownImages;
+    const tap = this.tapper(trainStudent);
 
     this.bns.active = true;
     this.bns.reset();
@@ -142,37 +158,55 @@ export class ZsqTrainer {
 
     // Student step on the detached images (and the teacher's logits on them, which do not depend on the generator
     // step).
-    let student: number | null = null;
-    let lossS: Tensor | null = null;
-    if (trainStudent) {
-      let tS = t.detach();
-      let sS = s!;
-      let inS = images;
-      if (ownImages) {
-        // cfg.lowPass, then cfg.augment, then cfg.cutmix: the student learns on low-passed, shifted and mirrored,
-        // and/or CutMixed copies of the images, with the teacher's logits on those copies (the images the generator
-        // step saw are not reused).
-        let d = c.lowPass !== undefined ? lowPassBatch(images.data, images.shape, c.lowPass) : images.data;
-        if (augment > 0) d = shiftFlipBatch(d, c.batch, augment, this.rng);
-        if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
-        inS = new Tensor(d, images.shape);
-        tS = tap('teacher', true, () => F.noGrad(() => this.teacher.forward(inS)));
-        sS = tap('student', true, () => this.student.forward(inS));
-      }
-      lossS = c.studentLoss === 'entropy'
-        ? entropyKdLoss(tS, sS, c.temperature)
-        : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
-      if (fk) lossS = F.add(lossS, F.scale(fk.value(), c.featureKd!));
-      this.optS.zeroGrad();
-      F.withoutGrad([inS], () => lossS!.backward());
-      if (this.anchorTo) this.addAnchorGradient(c.anchor!);
-      this.optS.step();
-      if (this.average) this.updateAverage(c.ema!);
-      student = lossS.item();
-    }
-    const losses = { generator: lossG.item(), margin: margin?.item() ?? null, ds: ds?.item() ?? null, as: as?.item() ?? null, bns: bns.item(), student };
+    const lossS = trainStudent ? this.studentStep(images, labels, ownImages ? null : { t: t.detach(), s: s! }) : null;
+    const losses = { generator: lossG.item(), margin: margin?.item() ?? null, ds: ds?.item() ?? null, as: as?.item() ?? null, bns: bns.item(), student: lossS?.item() ?? null };
     F.releaseGraph(lossS ? [lossG, lossS] : [lossG]);
     return losses;
+  }
+
+  /** cfg.augment, cfg.lowPass or cfg.cutmix: the student step runs on its own copies of the generator's images. */
+  private get ownImages(): boolean {
+    const c = this.cfg;
+    return (c.augment ?? 0) > 0 || c.lowPass !== undefined || c.cutmix !== undefined;
+  }
+
+  /** cfg.featureKd: records the BN inputs of the two forward passes the student loss is computed on. */
+  private tapper(trainStudent: boolean): <T>(side: 'teacher' | 'student', studentPass: boolean, fn: () => T) => T {
+    const fk = trainStudent ? this.featureKd : null;
+    return (side, studentPass, fn) => (fk && studentPass ? fk.record(side, fn) : fn());
+  }
+
+  /**
+   * The student's update on the generator's images: on the teacher's and the student's logits on them (`given`), or,
+   * with own images (given null), on low-passed, shifted and mirrored, and/or CutMixed copies of them (cfg.lowPass,
+   * then cfg.augment, then cfg.cutmix) with both networks run again on the copies. Returns the student loss.
+   */
+  private studentStep(images: Tensor, labels: Int32Array, given: { t: Tensor; s: Tensor } | null): Tensor {
+    const c = this.cfg;
+    const tap = this.tapper(true);
+    let tS: Tensor, sS: Tensor, inS: Tensor;
+    if (given) {
+      ({ t: tS, s: sS } = given);
+      inS = images;
+    } else {
+      let d = c.lowPass !== undefined ? lowPassBatch(images.data, images.shape, c.lowPass) : images.data;
+      if ((c.augment ?? 0) > 0) d = shiftFlipBatch(d, c.batch, c.augment!, this.rng);
+      if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
+      const x = new Tensor(d, images.shape);
+      inS = x;
+      tS = tap('teacher', true, () => F.noGrad(() => this.teacher.forward(x)));
+      sS = tap('student', true, () => this.student.forward(x));
+    }
+    let lossS = c.studentLoss === 'entropy'
+      ? entropyKdLoss(tS, sS, c.temperature)
+      : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
+    if (this.featureKd) lossS = F.add(lossS, F.scale(this.featureKd.value(), c.featureKd!));
+    this.optS.zeroGrad();
+    F.withoutGrad([inS], () => lossS.backward());
+    if (this.anchorTo) this.addAnchorGradient(c.anchor!);
+    this.optS.step();
+    if (this.average) this.updateAverage(c.ema!);
+    return lossS;
   }
 
   private addAnchorGradient(anchor: number): void {

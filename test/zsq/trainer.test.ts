@@ -95,6 +95,32 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     frozen.dispose();
   });
 
+  test('a frozen generator with own student images: the student step runs alone and updates the student as the full iteration does', () => {
+    // The full iteration (teacher and generator passes kept) is what studentOnly skips; the student must not see it.
+    class FullIteration extends ZsqTrainer {
+      override get studentOnly(): boolean {
+        return false;
+      }
+    }
+    const extra = { generatorEpochs: 1, warmupEpochs: 0, augment: 2, featureKd: 1 };
+    const cfg = { ...presetConfig('tiny'), epochs: 3, itersPerEpoch: 2, batch: 4, ...extra };
+    const alone = off(makeTrainer(extra));
+    const full = off(new FullIteration(loadModel(SHARED_MODEL).model, loadModel(SHARED_MODEL).model, 10, cfg));
+    const lossesOf = (t: ZsqTrainer) => [0, 1, 2].flatMap(() => t.runEpoch());
+    const a = lossesOf(alone), f = lossesOf(full);
+    assert.equal(alone.studentOnly, true);
+    a.forEach((l, i) => {
+      assert.equal(l.student, f[i]!.student, `student loss, iteration ${i}`);
+      if (i >= 2) assert.deepEqual([l.generator, l.bns], [null, null], `iteration ${i}: the generator's loss is not computed`);
+      else assert.equal(l.generator, f[i]!.generator, `iteration ${i}: the generator still trains`);
+    });
+    assert.ok(f.slice(2).every((l) => typeof l.bns === 'number'), 'the full iteration computed the BNS loss');
+    full.student.parameters().forEach((p, i) => assertBitEqual(alone.student.parameters()[i]!.data, p.data, `student parameter ${i}`));
+    alone.generator.stateDict().forEach((v, k) => assertBitEqual(v.data, full.generator.stateDict().get(k)!.data, `generator ${k}`));
+    alone.dispose();
+    full.dispose();
+  });
+
   test('--student-schedule cosine: the student lr follows the cosine over the epochs, the generator keeps its milestones', () => {
     const cfg = { epochs: 4, milestones: [2], warmupEpochs: 1, lrStudent: 0.01, lrGenerator: 0.001 };
     const cos = makeTrainer({ ...cfg, studentSchedule: 'cosine' });
