@@ -89,7 +89,7 @@ export class ZsqTrainer {
    * Whether an iteration is the student step alone: the generator is frozen (cfg.generatorEpochs) and the student
    * learns on its own copies of the images (cfg.augment, lowPass or cutmix), with the teacher run again on those. The
    * teacher's and the student's passes on the generator's images would then feed only the generator's loss, which
-   * nothing reads, so they are not run and the generator runs without a graph: the student's update is the same.
+   * nothing reads, so they are not run: the student's update is the same.
    */
   get studentOnly(): boolean {
     return !this.generatorTrains && this.studentTrains && this.ownImages;
@@ -114,10 +114,12 @@ export class ZsqTrainer {
   iteration(): IterationLosses {
     const c = this.cfg;
     if (this.studentOnly) {
-      const { images, labels } = F.noGrad(() => this.generator.sample(c.batch, this.rng));
+      // The generator's pass keeps its graph only so that releaseGraph hands its buffers back to the pool (a pass
+      // without one allocates afresh each iteration: slower).
+      const { images, labels } = this.generator.sample(c.batch, this.rng);
       const lossS = this.studentStep(images, labels, null);
       const losses = { generator: null, margin: null, ds: null, as: null, bns: null, student: lossS.item() };
-      F.releaseGraph([lossS]);
+      F.releaseGraph([lossS, images]);
       return losses;
     }
     const trainStudent = this.studentTrains;
