@@ -25,6 +25,7 @@ export interface QuantizeCliOptions {
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
   alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
   augment?: number; lowPass?: number; cutmix?: number; ema?: number; featureKd?: number; studentSchedule?: 'multistep' | 'cosine';
+  studentMilestones?: number[];
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -34,7 +35,7 @@ const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
   ['weightDecay', 'weightDecay'], ['temperature', 'temperature'], ['studentLoss', 'studentLoss'], ['marginLower', 'marginLower'],
   ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
   ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'], ['augment', 'augment'], ['lowPass', 'lowPass'],
-  ['cutmix', 'cutmix'], ['ema', 'ema'], ['featureKd', 'featureKd'],
+  ['cutmix', 'cutmix'], ['ema', 'ema'], ['featureKd', 'featureKd'], ['studentMilestones', 'studentMilestones'],
 ];
 
 export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
@@ -42,6 +43,7 @@ export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
   for (const [flag, field] of OVERRIDES) if (o[flag] !== undefined) cfg[field] = o[flag];
   if (!o.nesterov) cfg['nesterov'] = false;
   if (o.studentSchedule === 'cosine') cfg['studentSchedule'] = 'cosine';
+  else if (o.studentSchedule === 'multistep') delete cfg['studentSchedule'];  // over a preset's cosine (plus-cifar10)
   return cfg as unknown as ZsqConfig;
 }
 
@@ -84,6 +86,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--gamma <x>', 'weight of the BNS loss', nonNegativeNumber))
     .addOption(num('--generator-epochs <n>', 'beyond the released recipe: update the generator only before this epoch, then sample it frozen', nonNegativeInt))
     .addOption(new Option('--student-schedule <name>', "beyond the released recipe: the student's lr schedule: multistep (released: x lr-gamma at the milestones) or cosine (from --lr-s to 0 over the epochs; the milestones then move the generator's lr only)").choices(['multistep', 'cosine']))
+    .addOption(num('--student-milestones <list>', "beyond the released recipe: the student's own multistep milestones (its lr x --lr-gamma at these epochs; --milestones then move the generator's lr only; IntraQ and HAST decay at 20,40,60 of 151 epochs); not with --student-schedule cosine", nonNegativeIntList))
     .addOption(num('--anchor <x>', "beyond the released recipe: pull the student's parameters towards the teacher's (adds x·(w − w_teacher) to each gradient)", nonNegativeNumber))
     .addOption(num('--augment <p>', 'beyond the released recipe: the student step sees the generator\'s images shifted by up to p pixels (zero fill) and mirrored with probability 1/2, the teacher run again on them', nonNegativeInt))
     .addOption(num('--low-pass <d>', "beyond the released recipe: the student step sees the generator's images through an ideal low-pass filter keeping spatial frequencies within radius d cycles per image (SynQ's filter; applied before --augment), the teacher run again on them", positiveNumber))

@@ -34,6 +34,10 @@ export interface ZsqConfig {
   /** 'cosine': the student's lr follows a cosine from lrStudent at epoch 0 to 0 at the last epoch (milestones then
    * apply to the generator only); absent: the released multistep schedule for both. */
   studentSchedule?: 'cosine';
+  /** The student's own multistep milestones: its lr x lrGamma at each of these epochs, the generator's keeping
+   * `milestones` (IntraQ's and HAST's fine-tuning decays the lr at epochs 20, 40 and 60 of 151); absent: the
+   * student follows `milestones`. Not with studentSchedule 'cosine'. */
+  studentMilestones?: number[];
   /** The student step sees the generator's images shifted by up to this many pixels (zero fill) and mirrored with
    * probability 1/2, the teacher run again on them (DeepInversion's jitter and flip; 0 or absent: released). */
   augment?: number;

@@ -89,5 +89,11 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
     throw new GranqError(`config: margins must satisfy 0 <= lower < upper <= 1, got ${c.marginLower}, ${c.marginUpper}`);
   }
   if (!c.milestones.every((m) => Number.isInteger(m) && m >= 0)) throw new GranqError(`config: milestones must be non-negative integers, got ${JSON.stringify(c.milestones)}`);
+  if (c.studentMilestones !== undefined) {
+    if (!(Array.isArray(c.studentMilestones) && c.studentMilestones.every((m) => Number.isInteger(m) && m >= 0))) {
+      throw new GranqError(`config: studentMilestones must be non-negative integers, got ${JSON.stringify(c.studentMilestones)}`);
+    }
+    if (c.studentSchedule === 'cosine') throw new GranqError("config: studentMilestones are the student's multistep schedule; with studentSchedule 'cosine' (preset plus-cifar10) give --student-schedule multistep too");
+  }
   return c;
 }

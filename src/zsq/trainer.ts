@@ -99,7 +99,7 @@ export class ZsqTrainer {
     this.optG.lr = multiStepLr(this.cfg.lrGenerator, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
     this.optS.lr = this.cfg.studentSchedule === 'cosine'
       ? cosineLr(this.cfg.lrStudent, this.epoch, this.cfg.epochs)
-      : multiStepLr(this.cfg.lrStudent, this.epoch, this.cfg.milestones, this.cfg.lrGamma);
+      : multiStepLr(this.cfg.lrStudent, this.epoch, this.cfg.studentMilestones ?? this.cfg.milestones, this.cfg.lrGamma);
     this.hooks.onEpochStart?.(this.epoch, this.student);
   }
 

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
 import { granq, lastJson, assertOneLineError, interruptAt } from '../kit/cli.js';
+import { configFromOptions, type QuantizeCliOptions } from '../../src/cli/quantize.js';
 
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-quantize-'));
@@ -19,6 +20,14 @@ const readLines = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').m
 // Two epochs of 6 iterations at batch 8 (epoch 1 = warm-up), 64 test images, 32 held-out synthetic images.
 const RUN = ['quantize', '--model', SHARED_MODEL, '--wbits', '4', '--abits', '4', '--preset', 'tiny', '--epochs', '2', '--iters', '6',
   '--data', CIFAR10_DIR, '--test-limit', '64', '--eval-batch', '64', '--agree-images', '32'];
+
+test('--student-schedule multistep over a preset\'s cosine: the student follows --student-milestones (or --milestones)', () => {
+  const o = { preset: 'plus-cifar10', nesterov: true } as QuantizeCliOptions;
+  assert.equal(configFromOptions(o).studentSchedule, 'cosine');
+  const c = configFromOptions({ ...o, studentSchedule: 'multistep', studentMilestones: [20, 40, 60] });
+  assert.equal(c.studentSchedule, undefined);
+  assert.deepEqual([c.studentMilestones, c.milestones], [[20, 40, 60], [100, 200, 300]]);
+});
 
 describe('granq quantize', { skip: noShared }, () => {
   let straight = '';
@@ -98,6 +107,8 @@ describe('granq quantize', { skip: noShared }, () => {
     assertOneLineError(granq(...base, '--out', straight), 1, /^granq: --out: .* already holds a checkpoint; pass --resume/);
     assertOneLineError(granq(...RUN, '--out', straight, '--resume', '--batch', '4'), 1, /^granq: --resume: settings differ .*batch: 8 -> 4/);
     assertOneLineError(granq(...base, '--out', tmp(), '--lr-s', '-1'), 2, /--lr-s.*positive number/);
+    assertOneLineError(granq(...base, '--out', tmp(), '--preset', 'plus-cifar10', '--student-milestones', '20,40'), 1,
+      /^granq: config: studentMilestones .*--student-schedule multistep/);
     const file = path.join(tmp(), 'a-file');
     fs.writeFileSync(file, 'x');
     assertOneLineError(granq(...base, '--out', file), 1, /^granq: --out: .*a-file is a file, expected a directory$/);

@@ -121,6 +121,19 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     full.dispose();
   });
 
+  test('--student-milestones: the student lr steps at its own milestones, the generator at --milestones', () => {
+    const t = makeTrainer({ epochs: 5, milestones: [3], studentMilestones: [1, 2], lrGamma: 0.1, lrStudent: 0.01, lrGenerator: 0.001 });
+    const seen: [number, number][] = [];
+    for (let e = 0; e < 5; e++, t.epoch++) {
+      t.beginEpoch();
+      seen.push([t.optS.lr, t.optG.lr]);
+    }
+    assert.deepEqual(seen, [[0.01, 0.001], [0.01 * 0.1, 0.001], [0.01 * 0.1 ** 2, 0.001], [0.01 * 0.1 ** 2, 0.001 * 0.1], [0.01 * 0.1 ** 2, 0.001 * 0.1]]);
+    t.dispose();
+    assert.throws(() => validateConfig({ ...presetConfig('plus-cifar10'), studentMilestones: [20] }), /studentMilestones .*multistep/);
+    assert.throws(() => validateConfig({ ...presetConfig('tiny'), studentMilestones: [1.5] }), /studentMilestones must be non-negative integers/);
+  });
+
   test('--student-schedule cosine: the student lr follows the cosine over the epochs, the generator keeps its milestones', () => {
     const cfg = { epochs: 4, milestones: [2], warmupEpochs: 1, lrStudent: 0.01, lrGenerator: 0.001 };
     const cos = makeTrainer({ ...cfg, studentSchedule: 'cosine' });
