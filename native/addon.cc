@@ -3,6 +3,7 @@
 // consistent pointers. A bad argument becomes a JS TypeError/RangeError naming the function, the field, what was
 // expected and what came.
 #include <napi.h>
+#include <algorithm>
 
 #include <cmath>
 #include <string>
@@ -236,6 +237,20 @@ int64_t strided_extent(const int64_t shape[4], const int64_t stride[4]) {
   return last + 1;
 }
 
+// Whether `stride` over `shape` gives every index its own element: sorted by stride, each dimension's stride
+// exceeds the largest offset of the dimensions below it (sufficient, and what any layout of distinct elements meets).
+bool distinct_positions(const int64_t shape[4], const int64_t stride[4]) {
+  int idx[4] = {0, 1, 2, 3};
+  std::sort(idx, idx + 4, [&](int p, int q) { return stride[p] < stride[q]; });
+  int64_t reach = 0;  // the largest offset of the dimensions sorted so far
+  for (int i : idx) {
+    if (shape[i] == 1) continue;
+    if (stride[i] <= reach) return false;
+    reach += (shape[i] - 1) * stride[i];
+  }
+  return true;
+}
+
 Napi::Value BinaryFwd(const Napi::CallbackInfo& info) {
   Args a(info, "binaryFwd");
   auto op = static_cast<BinaryOp>(a.dim("op", 0, kBinaryOpCount - 1));
@@ -276,8 +291,16 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   a.ints4("shape", shape, 1);
   a.ints4("stride", stride, 0);
   const float* x = a.f32_min("x", strided_extent(shape, stride));
-  float* y = a.f32("y", a.prod({shape[0], shape[1], shape[2], shape[3]}));
-  copy_strided(shape, stride, x, y);
+  if (!a.has("yStride")) {
+    float* y = a.f32("y", a.prod({shape[0], shape[1], shape[2], shape[3]}));
+    copy_strided(shape, stride, x, y);
+    return info.Env().Undefined();
+  }
+  int64_t ystride[4];
+  a.ints4("yStride", ystride, 0);
+  if (!distinct_positions(shape, ystride)) a.fail_range("yStride", "strides that give every index its own element", "overlapping strides");
+  float* y = a.f32_min("y", strided_extent(shape, ystride));
+  copy_strided(shape, stride, x, y, ystride);
   return info.Env().Undefined();
 }
 

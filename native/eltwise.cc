@@ -182,25 +182,29 @@ void axpby(int64_t len, float alpha, const float* x, float beta, float* y) {
   });
 }
 
-void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y) {
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y, const int64_t* ystride) {
   const int64_t len = shape[0] * shape[1] * shape[2] * shape[3];
-  const int64_t zero[4] = {0, 0, 0, 0};
-  const Collapsed c = collapse(shape, stride, zero);
+  const int64_t contiguous[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
+  const Collapsed c = collapse(shape, stride, ystride ? ystride : contiguous);
   const int64_t inner = c.shape[0];
   parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
     while (i < end) {
       const int64_t j = i % inner;
-      int64_t row = i / inner, xo = j * c.sa[0];
+      int64_t row = i / inner, xo = j * c.sa[0], yo = j * c.sb[0];
       for (int d = 1; d < c.nd; ++d) {
-        xo += (row % c.shape[d]) * c.sa[d];
+        const int64_t r = row % c.shape[d];
+        xo += r * c.sa[d];
+        yo += r * c.sb[d];
         row /= c.shape[d];
       }
       const int64_t cnt = std::min(inner - j, end - i);
-      const int64_t st = c.sa[0];
+      const int64_t st = c.sa[0], yt = c.sb[0];
       const float* xp = x + xo;
-      float* __restrict yp = y + i;
-      if (st == 1) {
+      float* __restrict yp = y + yo;
+      if (yt != 1 && cnt > 1) {
+        for (int64_t k = 0; k < cnt; ++k) yp[k * yt] = xp[k * st];
+      } else if (st == 1) {
         std::memcpy(yp, xp, size_t(cnt) * sizeof(float));
       } else if (st == 0) {
         std::fill(yp, yp + cnt, *xp);

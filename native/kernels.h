@@ -90,8 +90,9 @@ void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, 
 void axpby(int64_t len, float alpha, const float* x, float beta, float* y);
 // y = relu(a + b) over equal-length arrays (a residual sum and its ReLU in one pass); y may be b, not a.
 void add_relu_fwd(int64_t len, const float* a, const float* b, float* y);
-// y (contiguous, `shape`) = x read through `stride` (0 = broadcast, any permutation).
-void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y);
+// y = x over `shape`, x read through `stride` (0 = broadcast, any permutation) and y written through `ystride`
+// (null: contiguous; otherwise every index must land on a distinct element, which the JS boundary checks).
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y, const int64_t* ystride = nullptr);
 
 // ---------- reduce.cc ----------
 enum class ReduceOp : int32_t { sum = 0, max = 1, min = 2 };

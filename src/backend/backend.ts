@@ -79,8 +79,8 @@ export interface Backend {
   axpby(p: { len: number; alpha: number; x: Buf; beta: number; y: Buf }): void;
   /** y = relu(a + b), equal lengths (a residual sum and its ReLU in one pass). */
   addReluFwd(p: { len: number; a: Buf; b: Buf; y: Buf }): void;
-  /** y (contiguous, `shape`) = x read through `stride`. */
-  copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf }): void;
+  /** y = x over `shape`, x read through `stride`; y contiguous, or written through `yStride` (each index its own element). */
+  copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf; yStride?: Quad }): void;
 
   reduceFwd(p: { op: number; shape: Quad; mask: Mask4; x: Buf; y: Buf }): void;
   reduceMinMaxBwd(p: { shape: Quad; mask: Mask4; x: Buf; y: Buf; dy: Buf; dx: Buf }): void;

@@ -73,7 +73,7 @@ export const FLOAT_EMITTERS: EmitTable<FloatOpName> = {
   log_softmax: null,
   embedding: null,
   channel_stats: null,
-  upsample_nearest: null,
+  upsample_nearest: null, upsample_conv2d: null,
   conv2d(e) {
     const { stride, padding, groups } = e.attrs;
     const w = e.inputs[1]!;

@@ -3,6 +3,7 @@
  * label embedding (classes x 100) times z ~ N(0, I); Linear(100 -> 128*8*8); BN(128); nearest x2; Conv3x3 128->128;
  * BN(128, eps 0.8); LeakyReLU 0.2; nearest x2; Conv3x3 128->64; BN(64, eps 0.8); LeakyReLU 0.2; Conv3x3 64->3;
  * tanh; BN(3, no affine). The "0.8" of the released code is BatchNorm's eps (positional), not its momentum.
+ * Each upsampling and the conv after it run as one op (upsampleConv2d): the same function, other float32 rounding.
  */
 import * as F from '../autograd/index.js';
 import { check } from '../errors.js';
@@ -42,9 +43,13 @@ export class Generator extends Module {
       () => `Generator: expected z [B,${LATENT_DIM}] and B labels, got z [${z.shape}] and ${labels.length} labels`);
     const input = F.mul(this.label_emb.lookup(labels), z);
     const out = F.reshape(this.l1.forward(input), [labels.length, 128, INIT_SIZE, INIT_SIZE]);
-    let img = this.conv_blocks0.forward(out);
-    img = this.conv_blocks1.forward(F.upsampleNearest(img, 2));
-    return this.conv_blocks2.forward(F.upsampleNearest(img, 2));
+    // Each nearest x2 upsampling and the 3x3 conv after it run as one op on the low-resolution image (the same
+    // function with 4/9 of the multiply-adds; float32 rounding differs: autograd/ops/conv.ts upsampleConv2d).
+    const upConv = (block: Sequential, x: Tensor) => {
+      const conv = block.layers[0] as Conv2d;
+      return block.forwardFrom(1, F.upsampleConv2d(x, conv.weight, conv.bias));
+    };
+    return upConv(this.conv_blocks2, upConv(this.conv_blocks1, this.conv_blocks0.forward(out)));
   }
 
   /** Samples z ~ N(0, I) and uniform labels, then generates. */

@@ -61,6 +61,25 @@ for (const be of [refBackend, nativeBackend]) {
   }
 }
 
+/** upsample_conv2d is conv2d(upsampleNearest(x, 2)) computed on the low-resolution input: the same function, other
+ * rounding (the 3x3 taps are summed into 2x2 phase kernels first), so within float32 error, not bit for bit. */
+const UPCONV_SHAPES = [[[2, 3, 5, 4], [4, 3, 3, 3], [4]], [[2, 16, 8, 8], [8, 16, 3, 3], [8]], [[2, 8, 16, 16], [4, 8, 3, 3], [4]]];
+for (const be of [refBackend, nativeBackend]) {
+  for (const shapes of UPCONV_SHAPES) {
+    test(`upsample_conv2d equals conv2d(upsampleNearest(x, 2)) within float32 error, x [${shapes[0]}] w [${shapes[1]}] (${be.name})`, () => {
+      withBackend(be, () => {
+        const a = run((x, w, b) => F.upsampleConv2d(x!, w!, b!), shapes, 21);
+        const b = run((x, w, b) => F.conv2d(F.upsampleNearest(x!, 2), w!, b!, { padding: 1 }), shapes, 21);
+        ['output', 'input gradient', 'weight gradient', 'bias gradient'].forEach((what, i) => {
+          let worst = 0;
+          for (let j = 0; j < b[i]!.length; j++) worst = Math.max(worst, Math.abs(a[i]![j]! - b[i]![j]!) / (1 + Math.abs(b[i]![j]!)));
+          assert.ok(worst <= 3e-5, `${what}: worst relative difference ${worst}`);  // float32 sums of up to 2,048 products
+        });
+      });
+    });
+  }
+}
+
 test('every fusing op (another op\'s name + _relu, or batch_norm) has a FUSED case', () => {
   const names = new Set<string>(OP_REGISTRY.keys());
   const fusing = [...names].filter((k) => (k.endsWith('_relu') && names.has(k.slice(0, -5))) || k === 'batch_norm');

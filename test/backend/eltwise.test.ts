@@ -200,6 +200,31 @@ test('copyStrided: permutations and broadcasts, native vs ref', () => {
   }
 });
 
+test('copyStrided with yStride: interleave, de-interleave and a frame, native vs ref; untouched elements stay', () => {
+  // [N*C*H, 2, W, 2] phases interleaved into a 2x upsampled grid, the reverse, and a copy into the interior of a
+  // zero frame (an image padded by 1).
+  const [nc, h, w] = [6, 5, 8];
+  const cases: { shape: Quad; stride: Quad; yStride: Quad; ylen: number }[] = [
+    { shape: [nc * h, 2, w, 2], stride: [w, 2 * nc * h * w, 1, nc * h * w], yStride: [4 * w, 2 * w, 2, 1], ylen: 4 * nc * h * w },
+    { shape: [2, 2, nc * h, w], stride: [2 * w, 1, 4 * w, 2], yStride: [2 * nc * h * w, nc * h * w, w, 1], ylen: 4 * nc * h * w },
+    { shape: [1, nc, h, w], stride: [0, h * w, w, 1], yStride: [0, (h + 2) * (w + 2), w + 2, 1], ylen: nc * (h + 2) * (w + 2) - (w + 2) - 1 },
+    { shape: [3, 1, 4, 5], stride: [20, 0, 5, 1], yStride: [1, 7, 3, 12], ylen: 3 * 4 * 5 * 4 },
+  ];
+  for (const { shape, stride, yStride, ylen } of cases) {
+    const x = randomFloats(extent(shape, stride), 9);
+    const yn = new Float32Array(ylen).fill(-7);
+    const yr = new Float32Array(ylen).fill(-7);
+    nativeBackend.copyStrided({ shape, stride, x, y: yn, yStride });
+    refBackend.copyStrided({ shape, stride, x, y: yr, yStride });
+    assertBitEqual(yn, yr, `copyStrided shape [${shape}] stride [${stride}] yStride [${yStride}]`);
+    const len = shape.reduce((p, d) => p * d, 1);
+    assert.equal(yn.filter((v) => v === -7).length, ylen - len, 'every other element untouched');
+  }
+  const x = new Float32Array(16);
+  assert.throws(() => nativeBackend.copyStrided({ shape: [1, 1, 4, 4], stride: [0, 0, 4, 1], x, y: new Float32Array(16), yStride: [0, 0, 4, 2] }), /overlapping/);
+  assert.throws(() => nativeBackend.copyStrided({ shape: [1, 1, 4, 4], stride: [0, 0, 4, 1], x, y: new Float32Array(18), yStride: [0, 0, 5, 1] }), GranqError);
+});
+
 test('eltwise: bit-identical for 1 and 4 threads', () => {
   const shape: Quad = [16, 16, 32, 33];
   const len = shape.reduce((p, d) => p * d, 1);
@@ -216,7 +241,9 @@ test('eltwise: bit-identical for 1 and 4 threads', () => {
     nativeBackend.axpby({ len, alpha: 0.3, x: randomFloats(len, 6), beta: 0.9, y });
     const t = new Float32Array(len);
     nativeBackend.copyStrided({ shape, stride: [1, 16, 256, 256 * 32], x: randomFloats(len, 8), y: t });
-    out.push(y, t);
+    const u = new Float32Array(len);
+    nativeBackend.copyStrided({ shape, stride: contiguous(shape), x: randomFloats(len, 9), y: u, yStride: [1, 16, 256, 256 * 32] });
+    out.push(y, t, u);
     return out;
   };
   const one = withThreads(1, run);

@@ -76,9 +76,17 @@ export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | '
     for (let i = 0; i < len; i++) y[i] = beta === 0 ? alpha * x[i]! : alpha * x[i]! + beta * y[i]!;
   },
 
-  copyStrided({ shape, stride, x, y }) {
+  copyStrided({ shape, stride, x, y, yStride }) {
+    if (!yStride) {
+      forEachStrided(shape, stride, (i, off) => {
+        y[i] = x[off]!;
+      });
+      return;
+    }
+    const [, d1, d2, d3] = shape;
     forEachStrided(shape, stride, (i, off) => {
-      y[i] = x[off]!;
+      const i3 = i % d3, i2 = Math.floor(i / d3) % d2, i1 = Math.floor(i / (d3 * d2)) % d1, i0 = Math.floor(i / (d3 * d2 * d1));
+      y[i0 * yStride[0] + i1 * yStride[1] + i2 * yStride[2] + i3 * yStride[3]] = x[off]!;
     });
   },
 };
