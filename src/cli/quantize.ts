@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { ACT_KINDS, STORAGES, validatePolicy, WEIGHT_CLIPS, WEIGHT_KINDS, type QuantPolicy } from '../quant/index.js';
-import { PRESETS, presetConfig, type ZsqConfig } from '../zsq/config.js';
+import { PRESETS, presetConfig, presetPolicy, type ZsqConfig } from '../zsq/config.js';
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, DATA_DEFAULT_HELP, decay, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber, probability } from './args.js';
 import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
@@ -17,7 +17,7 @@ export const WEIGHT_CLIP_HELP = "channel/tensor: how each weight row's range is 
   "learned (each row's range a trained parameter starting at the mse one, LSQ-style gradients; in eval, the same as mse)";
 
 export interface QuantizeCliOptions {
-  model: string; wbits: number; abits: number; act: string; weight: string; weightClip?: string; skip?: string; releasedEma?: boolean;
+  model: string; wbits: number; abits: number; act: string; weight?: string; weightClip?: string; skip?: string; releasedEma?: boolean;
   preset: string; out: string; resume?: boolean; data?: string; test: boolean; testLimit?: number;
   evalEvery: number; evalBatch: number; calib: number; calibSource: 'real' | 'generator'; agreeImages: number; json?: boolean;
   epochs?: number; iters?: number; batch?: number; seed?: number; warmup?: number; lrS?: number; lrG?: number;
@@ -57,7 +57,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(new Option('--wbits <k>', 'weight bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--abits <k>', 'activation bits (2..8)').argParser(bitWidth).makeOptionMandatory())
     .addOption(new Option('--act <name>', 'activation quantizer').choices([...ACT_KINDS]).default('granq'))
-    .addOption(new Option('--weight <name>', 'weight quantizer').choices([...WEIGHT_KINDS]).default('slice'))
+    .addOption(new Option('--weight <name>', "weight quantizer (default: the preset's, else slice)").choices([...WEIGHT_KINDS]))
     .addOption(new Option('--weight-clip <how>', WEIGHT_CLIP_HELP).choices([...WEIGHT_CLIPS]))
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction instead of the correct one")
@@ -113,12 +113,15 @@ export function addQuantizeCommand(program: Command, setExit: (code: number) => 
 const f4 = (x: number | null) => (x === null ? '-' : x.toFixed(4));
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(100 * x).toFixed(2)}%`);
 
+/** The policy from the flags; --weight and --weight-clip default to the preset's (presetPolicy). */
 export function policyFromOptions(o: QuantizeCliOptions): QuantPolicy {
+  const p = presetPolicy(o.preset);
+  const weightClip = o.weightClip ?? (o.weight === undefined ? p.weightClip : undefined);
   return validatePolicy({
-    wbits: o.wbits, abits: o.abits, act: o.act, weight: o.weight,
+    wbits: o.wbits, abits: o.abits, act: o.act, weight: o.weight ?? p.weight,
     ...(o.skip ? { skip: o.skip.split(',').map((s) => s.trim()).filter(Boolean) } : {}),
     ...(o.releasedEma ? { releasedEma: true } : {}),
-    ...(o.weightClip ? { weightClip: o.weightClip } : {}),
+    ...(weightClip ? { weightClip } : {}),
   });
 }
 

@@ -3,6 +3,7 @@
  * Presets are named after the papers' configurations; `quick` ones are sized for a 2-core CPU.
  */
 import { GranqError } from '../errors.js';
+import type { WeightClip, WeightKind } from '../quant/quantizer.js';
 
 export interface ZsqConfig {
   epochs: number;
@@ -66,13 +67,23 @@ const RELEASED: ZsqConfig = {
   alphaDs: 0.2, alphaAs: 0.1, beta: 1, gamma: 1, seed: 2,
 };
 
-export const PRESETS: Record<string, { config: ZsqConfig; note: string }> = {
+/** A preset's weight rule and range choice, used where `quantize` gets no --weight / --weight-clip (else slice, min/max). */
+export interface PresetPolicy { weight: WeightKind; weightClip?: WeightClip }
+
+export const PRESETS: Record<string, { config: ZsqConfig; note: string; policy?: PresetPolicy }> = {
   'paper-cifar10': { config: { ...RELEASED }, note: "GranQ's CIFAR-10 config: batch 16, 200 epochs x 200 iterations (AdaDFQ used 400 epochs)" },
   'paper-cifar100': { config: { ...RELEASED, batch: 200 }, note: "GranQ's CIFAR-100 config: batch 200, 200 epochs x 200 iterations" },
   'plus-cifar10': {
     config: { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine' },
     note: "beyond the released recipe: paper-cifar10's schedule with the generator on the BNS loss alone (no L_ds/L_as, " +
       'margin loss off) and a cosine student lr; meant with --weight channel --weight-clip mse (docs/results.md)',
+  },
+  'plus-frozen-cifar10': {
+    config: { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine', lrStudent: 2.5e-5, augment: 4, generatorEpochs: 50 },
+    policy: { weight: 'channel', weightClip: 'learned' },
+    note: 'beyond the released recipe, for the full schedule: plus-cifar10 with the student lr 2.5e-5, its images shifted and ' +
+      'mirrored (--augment 4), the generator frozen after epoch 50, and per-output-channel weights with trained ranges ' +
+      '(--weight channel --weight-clip learned unless given); W3A3 ends at -2.54 from FP (docs/results.md)',
   },
   quick: {
     config: { ...RELEASED, epochs: 20, itersPerEpoch: 50, milestones: [10], warmupEpochs: 2 },
@@ -84,8 +95,17 @@ export const PRESETS: Record<string, { config: ZsqConfig; note: string }> = {
   },
 };
 
-export function presetConfig(name: string): ZsqConfig {
+function preset(name: string) {
   const p = PRESETS[name];
   if (!p) throw new GranqError(`--preset: unknown preset '${name}'; known: ${Object.keys(PRESETS).join(', ')}`);
-  return structuredClone(p.config);
+  return p;
+}
+
+export function presetConfig(name: string): ZsqConfig {
+  return structuredClone(preset(name).config);
+}
+
+/** The weight rule and range choice the preset is meant with (the released ones, slice and min/max, by default). */
+export function presetPolicy(name: string): PresetPolicy {
+  return { weight: 'slice', ...preset(name).policy };
 }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CIFAR10_DIR, noShared, SHARED_MODEL } from '../kit/shared.js';
 import { granq, lastJson, assertOneLineError, interruptAt } from '../kit/cli.js';
-import { configFromOptions, type QuantizeCliOptions } from '../../src/cli/quantize.js';
+import { configFromOptions, policyFromOptions, type QuantizeCliOptions } from '../../src/cli/quantize.js';
 
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'granq-quantize-'));
@@ -27,6 +27,18 @@ test('--student-schedule multistep over a preset\'s cosine: the student follows 
   const c = configFromOptions({ ...o, studentSchedule: 'multistep', studentMilestones: [20, 40, 60] });
   assert.equal(c.studentSchedule, undefined);
   assert.deepEqual([c.studentMilestones, c.milestones], [[20, 40, 60], [100, 200, 300]]);
+});
+
+test('--preset plus-frozen-cifar10: its training settings, and channel weights with learned ranges unless --weight or --weight-clip say otherwise', () => {
+  const o = { preset: 'plus-frozen-cifar10', nesterov: true, wbits: 3, abits: 3, act: 'granq' } as QuantizeCliOptions;
+  const c = configFromOptions(o);
+  assert.deepEqual([c.generatorEpochs, c.augment, c.lrStudent, c.studentSchedule, c.alphaDs, c.alphaAs, c.marginLower, c.marginUpper, c.epochs],
+    [50, 4, 2.5e-5, 'cosine', 0, 0, 0, 1, 200]);
+  const pol = (extra: Partial<QuantizeCliOptions>) => { const p = policyFromOptions({ ...o, ...extra }); return [p.weight, p.weightClip]; };
+  assert.deepEqual(pol({}), ['channel', 'learned']);
+  assert.deepEqual(pol({ weightClip: 'mse' }), ['channel', 'mse']);
+  assert.deepEqual(pol({ weight: 'tensor' }), ['tensor', undefined]);
+  assert.deepEqual(pol({ preset: 'quick' }), ['slice', undefined]);
 });
 
 describe('granq quantize', { skip: noShared }, () => {
