@@ -70,16 +70,19 @@ const RELEASED: ZsqConfig = {
 /** A preset's weight rule and range choice, used where `quantize` gets no --weight / --weight-clip (else slice, min/max). */
 export interface PresetPolicy { weight: WeightKind; weightClip?: WeightClip }
 
+/** plus-cifar10's changes to the released recipe: the BNS-only generator (no L_ds/L_as, margin loss off), a cosine student lr. */
+const PLUS: ZsqConfig = { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine' };
+
 export const PRESETS: Record<string, { config: ZsqConfig; note: string; policy?: PresetPolicy }> = {
   'paper-cifar10': { config: { ...RELEASED }, note: "GranQ's CIFAR-10 config: batch 16, 200 epochs x 200 iterations (AdaDFQ used 400 epochs)" },
   'paper-cifar100': { config: { ...RELEASED, batch: 200 }, note: "GranQ's CIFAR-100 config: batch 200, 200 epochs x 200 iterations" },
   'plus-cifar10': {
-    config: { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine' },
+    config: { ...PLUS },
     note: "beyond the released recipe: paper-cifar10's schedule with the generator on the BNS loss alone (no L_ds/L_as, " +
       'margin loss off) and a cosine student lr; meant with --weight channel --weight-clip mse (docs/results.md)',
   },
   'plus-frozen-cifar10': {
-    config: { ...RELEASED, alphaDs: 0, alphaAs: 0, marginLower: 0, marginUpper: 1, studentSchedule: 'cosine', lrStudent: 2.5e-5, augment: 4, generatorEpochs: 50 },
+    config: { ...PLUS, lrStudent: 2.5e-5, augment: 4, generatorEpochs: 50 },
     policy: { weight: 'channel', weightClip: 'learned' },
     note: 'beyond the released recipe, for the full schedule: plus-cifar10 with the student lr 2.5e-5, its images shifted and ' +
       'mirrored (--augment 4), the generator frozen after epoch 50, and per-output-channel weights with trained ranges ' +
