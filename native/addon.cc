@@ -62,12 +62,25 @@ Conv2dShape conv_shape(Args& a) {
   if (s.ic % s.groups != 0 || s.oc % s.groups != 0)
     a.fail_range("groups", "a divisor of ic (" + std::to_string(s.ic) + ") and oc (" + std::to_string(s.oc) + ")",
                  std::to_string(s.groups));
+  if (s.pad >= s.kh || s.pad >= s.kw) a.fail("pad must be smaller than the kernel");
+  if (a.has("padTop") || a.has("padLeft")) {
+    // Top/left padding of its own: the bottom/right padding is what oh/ow leave, each in [0, kernel - 1].
+    s.pad_t = a.has("padTop") ? a.dim("padTop", 0, s.kh - 1) : s.pad;
+    s.pad_l = a.has("padLeft") ? a.dim("padLeft", 0, s.kw - 1) : s.pad;
+    if (s.stride != 1 || s.groups != 1) a.fail("padTop/padLeft need stride 1 and groups 1");
+    const int64_t pb = s.oh - 1 + s.kh - s.pad_t - s.ih, pr = s.ow - 1 + s.kw - s.pad_l - s.iw;
+    if (pb < 0 || pb >= s.kh || pr < 0 || pr >= s.kw)
+      a.fail("oh/ow: with padTop " + std::to_string(s.pad_t) + " and padLeft " + std::to_string(s.pad_l) +
+             " expected " + std::to_string(s.ih + s.pad_t - s.kh + 1) + ".." + std::to_string(s.ih + s.pad_t) + " x " +
+             std::to_string(s.iw + s.pad_l - s.kw + 1) + ".." + std::to_string(s.iw + s.pad_l) + ", got " +
+             std::to_string(s.oh) + "x" + std::to_string(s.ow));
+    return s;
+  }
   int64_t eh = s.ih + 2 * s.pad - s.kh, ew = s.iw + 2 * s.pad - s.kw;
   if (eh < 0 || ew < 0) a.fail("kernel larger than the padded input");
   if (s.oh != eh / s.stride + 1 || s.ow != ew / s.stride + 1)
     a.fail("oh/ow: expected " + std::to_string(eh / s.stride + 1) + "x" + std::to_string(ew / s.stride + 1) + ", got " +
            std::to_string(s.oh) + "x" + std::to_string(s.ow));
-  if (s.pad >= s.kh || s.pad >= s.kw) a.fail("pad must be smaller than the kernel");
   return s;
 }
 

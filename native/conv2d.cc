@@ -159,7 +159,7 @@ void col2im(const Geom& g, const float* col, float* x) {
       }
 }
 
-Geom fwd_geom(const Conv2dShape& s) { return {s.ic, s.ih, s.iw, s.kh, s.kw, s.stride, s.pad, s.pad, s.oh, s.ow}; }
+Geom fwd_geom(const Conv2dShape& s) { return {s.ic, s.ih, s.iw, s.kh, s.kw, s.stride, s.top(), s.left(), s.oh, s.ow}; }
 
 // ---------- one group (the whole layer when groups == 1) ----------
 // s is the group's shape (its ic and oc, groups 1); the pointers start at the group's first channel and xs / ys are
@@ -172,8 +172,8 @@ void fwd_group(const Conv2dShape& s, const float* x, int64_t xs, const float* w,
 void bwd_data_group(const Conv2dShape& s, const float* dy, int64_t ys, const float* w, float* dx, int64_t xs) {
   const int64_t khw = s.kh * s.kw;
   if (s.stride == 1) {
-    // dx = conv(dy, W') with W'[ic, oc, ky, kx] = W[oc, ic, kh-1-ky, kw-1-kx] and padding k-1-pad.
-    const Geom g = {s.oc, s.oh, s.ow, s.kh, s.kw, 1, s.kh - 1 - s.pad, s.kw - 1 - s.pad, s.ih, s.iw};
+    // dx = conv(dy, W') with W'[ic, oc, ky, kx] = W[oc, ic, kh-1-ky, kw-1-kx] and top/left padding k-1-pad.
+    const Geom g = {s.oc, s.oh, s.ow, s.kh, s.kw, 1, s.kh - 1 - s.top(), s.kw - 1 - s.left(), s.ih, s.iw};
     float* wt = thread_scratch(2, size_t(s.ic * s.oc * khw));
     for (int64_t o = 0; o < s.oc; ++o)
       for (int64_t i = 0; i < s.ic; ++i)

@@ -24,6 +24,11 @@ void gemm(const GemmParams& p);
 struct Conv2dShape {
   int64_t n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow;
   int64_t groups = 1;
+  // Top and left zero padding (pad unless the caller gives them; then the bottom and right padding follow from oh and
+  // ow, each below the kernel's size). Other than pad only for stride 1 and groups 1 (the addon checks).
+  int64_t pad_t = -1, pad_l = -1;
+  int64_t top() const { return pad_t < 0 ? pad : pad_t; }
+  int64_t left() const { return pad_l < 0 ? pad : pad_l; }
 };
 void conv2d_fwd(const Conv2dShape& s, const float* x, const float* w, const float* bias /*nullable*/, float* y);
 void conv2d_bwd_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);  // dx overwritten

@@ -14,6 +14,11 @@ export interface Conv2dShape {
   oc: number; kh: number; kw: number;
   stride: number; pad: number; oh: number; ow: number;
   groups?: number;
+  /**
+   * Top / left zero padding other than pad (stride 1 and groups 1 only): the bottom / right padding is then what oh /
+   * ow leave, each in [0, kernel - 1] (a window of the zero-padded input, as the fused upsample_conv2d's phases read).
+   */
+  padTop?: number; padLeft?: number;
 }
 export interface BatchNormShape { n: number; c: number; hw: number }
 export interface Pool2dShape { n: number; c: number; ih: number; iw: number; k: number; stride: number; oh: number; ow: number }

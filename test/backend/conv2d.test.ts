@@ -79,15 +79,18 @@ const tol = (terms: number) => ({ atol: 1e-4 * Math.max(1, terms / 64), rtol: 1e
 interface Outs { y: Float32Array; dx: Float32Array; dw: Float32Array; db: Float32Array | null }
 
 function runAll(backend: typeof nativeBackend, c: Case, seed: number): Outs {
-  const s = shape(c);
-  const x = randomFloats(s.n * s.ic * s.ih * s.iw, seed);
+  return runShape(backend, shape(c), c[9], seed);
+}
+
+function runShape(backend: typeof nativeBackend, s: Conv2dShape, hasBias: boolean, seed: number, xIn?: Float32Array): Outs {
+  const x = xIn ?? randomFloats(s.n * s.ic * s.ih * s.iw, seed);
   const weight = randomFloats(weightLen(s), seed + 1);
-  const bias = c[9] ? randomFloats(s.oc, seed + 2) : null;
+  const bias = hasBias ? randomFloats(s.oc, seed + 2) : null;
   const dy = randomFloats(s.n * s.oc * s.oh * s.ow, seed + 3);
   const y = new Float32Array(dy.length).fill(7); // outputs are overwritten, never accumulated
   const dx = new Float32Array(x.length).fill(7);
   const dw = new Float32Array(weight.length).fill(7);
-  const db = c[9] ? new Float32Array(s.oc).fill(7) : null;
+  const db = hasBias ? new Float32Array(s.oc).fill(7) : null;
   backend.conv2dFwd({ ...s, x, weight, bias, y });
   backend.conv2dBwdData({ ...s, dy, weight, dx });
   backend.conv2dBwdWeight({ ...s, x, dy, dweight: dw, dbias: db });
@@ -194,6 +197,59 @@ test('conv2d ref backward kernels are the adjoints of the forward (float64)', ()
     const sumDy = dy.reduce((a, v) => a + v, 0);
     assert.ok(Math.abs(sumDy - db.reduce((a, v) => a + v, 0)) < 1e-10 * Math.max(1, Math.abs(sumDy)), `${what}: sum dy vs dbias.1`);
   }
+});
+
+// Top / left padding of its own (padTop, padLeft): n ic ih iw oc kh kw padTop padLeft, bottom and right padding.
+type AsymCase = [n: number, ic: number, ih: number, iw: number, oc: number, kh: number, kw: number, top: number, left: number, bottom: number, right: number];
+const ASYM_CASES: AsymCase[] = [
+  [2, 5, 8, 8, 6, 2, 2, 1, 1, 0, 0], // the fused upsample conv's phases (0, 0) .. (1, 1), ow 8: direct path
+  [2, 5, 8, 8, 6, 2, 2, 0, 1, 1, 0],
+  [2, 5, 8, 8, 6, 2, 2, 1, 0, 0, 1],
+  [2, 5, 8, 8, 6, 2, 2, 0, 0, 1, 1],
+  [1, 4, 16, 16, 20, 2, 2, 1, 0, 0, 1], // ow 16: direct path
+  [2, 3, 7, 9, 5, 2, 2, 1, 1, 0, 0], // ow 9: packed path
+  [2, 3, 7, 6, 4, 3, 3, 2, 0, 1, 2], // 3x3, every padding different
+  [1, 2, 5, 5, 3, 3, 3, 0, 2, 0, 0],
+];
+
+function asymShape([n, ic, ih, iw, oc, kh, kw, top, left, bottom, right]: AsymCase): Conv2dShape {
+  return { n, ic, ih, iw, oc, kh, kw, stride: 1, pad: 0, padTop: top, padLeft: left, oh: ih + top + bottom - kh + 1, ow: iw + left + right - kw + 1 };
+}
+
+test('conv2d with padTop / padLeft: native matches ref, and equals the conv of the explicitly padded input bit for bit', () => {
+  for (const c of ASYM_CASES) {
+    const s = asymShape(c), what = `asym [${c.join(',')}]`;
+    const got = runShape(nativeBackend, s, true, 31), want = runShape(refBackend, s, true, 31);
+    assertClose(got.y, want.y, tol(s.ic * s.kh * s.kw), `${what} fwd`);
+    assertClose(got.dx, want.dx, tol(s.oc * s.kh * s.kw), `${what} bwd_data`);
+    assertClose(got.dw, want.dw, tol(s.n * s.oh * s.ow), `${what} bwd_weight`);
+    assertClose(got.db!, want.db!, tol(s.n * s.oh * s.ow), `${what} dbias`);
+    // The same window copied out with its zeros, pad 0: forward and weight gradient are the same sums in the same order.
+    const [n, ic, ih, iw, , , , top, left, bottom, right] = c;
+    const ph = ih + top + bottom, pw = iw + left + right;
+    const x = randomFloats(n * ic * ih * iw, 31), xp = new Float32Array(n * ic * ph * pw);
+    for (let i = 0; i < n * ic; i++)
+      for (let r = 0; r < ih; r++) xp.set(x.subarray((i * ih + r) * iw, (i * ih + r + 1) * iw), (i * ph + r + top) * pw + left);
+    const { padTop: _t, padLeft: _l, ...plain } = s;
+    const copied = runShape(nativeBackend, { ...plain, ih: ph, iw: pw }, true, 31, xp);
+    assertBitEqual(got.y, copied.y, `${what} fwd vs padded copy`);
+    assertBitEqual(got.dw, copied.dw, `${what} bwd_weight vs padded copy`);
+  }
+});
+
+test('conv2d rejects bad padTop / padLeft with one clear GranqError', () => {
+  const s = asymShape([2, 3, 8, 8, 4, 2, 2, 1, 0, 0, 1]);
+  const x = new Float32Array(2 * 3 * 64), weight = new Float32Array(4 * 3 * 4), y = new Float32Array(2 * 4 * 64);
+  nativeBackend.conv2dFwd({ ...s, x, weight, bias: null, y });
+  const bad = (extra: Partial<Conv2dShape>, re: RegExp) =>
+    assert.throws(() => nativeBackend.conv2dFwd({ ...s, ...extra, x, weight, bias: null, y }),
+      (e: unknown) => e instanceof GranqError && re.test(e.message), JSON.stringify(extra));
+  bad({ padTop: 2 }, /padTop: expected an integer in \[0, 1\]/);
+  bad({ padLeft: -1 }, /padLeft: expected an integer in \[0, 1\]/);
+  bad({ stride: 2 }, /padTop\/padLeft need stride 1 and groups 1/);
+  bad({ oh: 10 }, /oh\/ow: with padTop 1 and padLeft 0 expected 8\.\.9 x 7\.\.8, got 10x8/);
+  bad({ ow: 9 }, /oh\/ow: with padTop 1 and padLeft 0 expected 8\.\.9 x 7\.\.8, got 8x9/);
+  nativeBackend.conv2dFwd({ ...s, x, weight, bias: null, y }); // still works afterwards
 });
 
 test('conv2d rejects bad input with GranqError', () => {

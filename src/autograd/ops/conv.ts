@@ -74,7 +74,8 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, attrs: Par
  * + 1, which are input rows i - 1, i, i (a = 0) or i, i, i + 1 (a = 1): a 2x2 window of the zero-padded input xp at
  * (i + a, j + b) through a 2x2 kernel K_ab whose taps are sums of the 3x3 kernel's, tap ky going to row (ky + 1 - a) >> 1
  * (columns alike). 16 multiply-adds per 4 outputs instead of 36, in all three passes:
- *   forward      per phase: window xp[a.., b..] [N,C,H+1,W+1] (*) K_ab -> y_ab [N,O,H,W], interleaved into y;
+ *   forward      per phase: window xp[a.., b..] [N,C,H+1,W+1] (*) K_ab -> y_ab [N,O,H,W], interleaved into y (the
+ *                window is x with top / left padding 1 - a / 1 - b: the conv kernels read it, nothing is copied);
  *   input grad   one valid 2x2 conv of the 4 phases' gradients, each framed at offset (a, b) in [N,4O,H+1,W+1],
  *                with the flipped kernels: dx[c,i,j] = sum K_ab[o,c,1-r,1-s] dy_ab[o,i+r-a,j+s-b];
  *   weight grad  per phase: the window against dy_ab gives dK_ab, summed back onto the 3x3 taps.
@@ -118,17 +119,12 @@ function phaseKernelsAdjoint(oc: number, dk: Float32Array): Float32Array {
   return dw;
 }
 
-/** x [N,C,H,W] zero-padded by 1 on each side (a pooled buffer the caller releases). */
-function padded(x: Float32Array, nc: number, h: number, w: number): Float32Array {
-  const xp = allocFloats(nc * (h + 2) * (w + 2));
-  xp.fill(0);
-  backend().copyStrided({ shape: [1, nc, h, w], stride: [0, h * w, w, 1], x, y: xp.subarray(w + 3), yStride: [0, (h + 2) * (w + 2), w + 2, 1] });
-  return xp;
-}
-
-/** Phase (a, b)'s window of xp into xw [N*C, H+1, W+1]. */
-function phaseWindow(xp: Float32Array, nc: number, h: number, w: number, a: number, b: number, xw: Float32Array): void {
-  backend().copyStrided({ shape: [1, nc, h + 1, w + 1], stride: [0, (h + 2) * (w + 2), w + 2, 1], x: xp.subarray(a * (w + 2) + b), y: xw });
+/**
+ * Phase (a, b)'s 2x2 conv on the low-resolution input: the window of the zero-padded input at (a, b) is the input with
+ * top / left padding 1 - a / 1 - b (bottom / right a / b), read by the conv kernels themselves (no padded copy).
+ */
+function phaseShape(n: number, c: number, h: number, w: number, o: number, a: number, b: number) {
+  return { n, ic: c, ih: h, iw: w, oc: o, kh: 2, kw: 2, stride: 1, pad: 0, padTop: 1 - a, padLeft: 1 - b, oh: h, ow: w, groups: 1 };
 }
 
 const upsampleConvOp = defineOp<'upsample_conv2d', [Tensor, Tensor, Tensor | null], UpConvSaved>({
@@ -142,18 +138,15 @@ const upsampleConvOp = defineOp<'upsample_conv2d', [Tensor, Tensor, Tensor | nul
     if (bias) check(bias.size === o, () => `upsampleConv2d: bias has ${bias.size} elements, expected ${o}`);
     const be = backend();
     const k = phaseKernels(o * c, wt.data);
-    const xp = padded(x.data, n * c, h, w);
-    const xw = allocFloats(n * c * (h + 1) * (w + 1));
     const ya = allocFloats(n * o * h * w);
     const out = Tensor.empty([n, o, 2 * h, 2 * w]);
     for (let a = 0; a < 2; a++)
       for (let b = 0; b < 2; b++) {
-        phaseWindow(xp, n * c, h, w, a, b, xw);
-        be.conv2dFwd({ n, ic: c, ih: h + 1, iw: w + 1, oc: o, kh: 2, kw: 2, stride: 1, pad: 0, oh: h, ow: w, groups: 1,
-          x: xw, weight: k.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), bias: bias ? bias.data : null, y: ya });
+        be.conv2dFwd({ ...phaseShape(n, c, h, w, o, a, b), x: x.data,
+          weight: k.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), bias: bias ? bias.data : null, y: ya });
         be.copyStrided({ shape: [1, n * o, h, w], stride: [0, h * w, w, 1], x: ya, y: out.data.subarray(a * 2 * w + b), yStride: [0, 4 * h * w, 4 * w, 2] });
       }
-    for (const t of [k, xp, xw, ya]) releaseFloats(t);
+    for (const t of [k, ya]) releaseFloats(t);
     return { out, saved: { n, c, h, w, o } };
   },
   backward({ gy, saved: { n, c, h, w, o }, needs, inputs: [x, wt] }) {
@@ -173,28 +166,30 @@ const upsampleConvOp = defineOp<'upsample_conv2d', [Tensor, Tensor, Tensor | nul
       // The flipped kernels as one [C, 4O, 2, 2] weight: g[ci][ab*O + oi][r][s] = K_ab[oi][ci][1 - r][1 - s].
       const k = phaseKernels(o * c, wt.data);
       const g = allocFloats(16 * o * c);
-      for (let ao = 0, src = 0; ao < 4 * o; ao++)  // ao = ab * O + oi
-        for (let ci = 0, dst = ao * 4; ci < c; ci++, src += 4, dst += 16 * o) {
-          g[dst] = k[src + 3]!; g[dst + 1] = k[src + 2]!; g[dst + 2] = k[src + 1]!; g[dst + 3] = k[src]!;
-        }
+      // Blocks of 8 input channels: g's rows are 16 O floats apart (a multiple of 4 KiB for O = 64, 128), so a plain
+      // transpose would keep hitting the same cache sets.
+      for (let c0 = 0; c0 < c; c0 += 8) {
+        const c1 = Math.min(c, c0 + 8);
+        for (let ao = 0; ao < 4 * o; ao++)  // ao = ab * O + oi
+          for (let ci = c0, src = (ao * c + c0) * 4, dst = c0 * 16 * o + ao * 4; ci < c1; ci++, src += 4, dst += 16 * o) {
+            g[dst] = k[src + 3]!; g[dst + 1] = k[src + 2]!; g[dst + 2] = k[src + 1]!; g[dst + 3] = k[src]!;
+          }
+      }
       dx = allocFloats(n * c * h * w);
       be.conv2dFwd({ n, ic: 4 * o, ih: h + 1, iw: w + 1, oc: c, kh: 2, kw: 2, stride: 1, pad: 0, oh: h, ow: w, groups: 1, x: framed, weight: g, bias: null, y: dx });
       for (const t of [framed, k, g]) releaseFloats(t);
     }
     if (needs[1]) {
-      const xp = padded(x.data, n * c, h, w);
-      const xw = allocFloats(n * c * (h + 1) * (w + 1));
       const dya = allocFloats(n * o * h * w);
       const dk = allocFloats(16 * o * c);
       for (let a = 0; a < 2; a++)
         for (let b = 0; b < 2; b++) {
-          phaseWindow(xp, n * c, h, w, a, b, xw);
           be.copyStrided({ shape: [1, n * o, h, w], stride: [0, 4 * h * w, 4 * w, 2], x: gy.subarray(a * 2 * w + b), y: dya });
-          be.conv2dBwdWeight({ n, ic: c, ih: h + 1, iw: w + 1, oc: o, kh: 2, kw: 2, stride: 1, pad: 0, oh: h, ow: w, groups: 1,
-            x: xw, dy: dya, dweight: dk.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), dbias: null });
+          be.conv2dBwdWeight({ ...phaseShape(n, c, h, w, o, a, b), x: x.data, dy: dya,
+            dweight: dk.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), dbias: null });
         }
       dw = phaseKernelsAdjoint(o * c, dk);
-      for (const t of [xp, xw, dya, dk]) releaseFloats(t);
+      for (const t of [dya, dk]) releaseFloats(t);
     }
     if (needs[2]) {
       db = allocFloats(o);

@@ -1,13 +1,15 @@
 /**
  * Scalar reference twins of native/conv2d.cc: direct loops over NCHW, accumulated in JS doubles. The three kernels
  * are written side by side from the same index map: y[b, o, oh, ow] += x[b, g*icg + i, oh*s + ky - pad, ow*s + kx - pad] w[o, i, ky, kx]
- * for the icg = ic/groups input channels i of output channel o's group g = o / (oc/groups).
+ * for the icg = ic/groups input channels i of output channel o's group g = o / (oc/groups); with padTop / padLeft
+ * given, those replace pad in the row / column index.
  */
 import type { Backend, Buf, Conv2dShape } from '../backend.js';
 
 /** Calls f(xIndex, wIndex, yIndex) for every multiply-add of the convolution, skipping the zero padding. */
 function forEachTap(s: Conv2dShape, f: (xi: number, wi: number, yi: number) => void): void {
-  const { n, ic, ih, iw, oc, kh, kw, stride, pad, oh, ow } = s;
+  const { n, ic, ih, iw, oc, kh, kw, stride, oh, ow } = s;
+  const top = s.padTop ?? s.pad, left = s.padLeft ?? s.pad;
   const groups = s.groups ?? 1;
   const icg = ic / groups;
   const ocg = oc / groups;
@@ -19,10 +21,10 @@ function forEachTap(s: Conv2dShape, f: (xi: number, wi: number, yi: number) => v
           const i0 = Math.floor(o / ocg) * icg;
           for (let i = 0; i < icg; i++)
             for (let ky = 0; ky < kh; ky++) {
-              const h = y * stride + ky - pad;
+              const h = y * stride + ky - top;
               if (h < 0 || h >= ih) continue;
               for (let kx = 0; kx < kw; kx++) {
-                const w = x * stride + kx - pad;
+                const w = x * stride + kx - left;
                 if (w < 0 || w >= iw) continue;
                 f(((b * ic + i0 + i) * ih + h) * iw + w, ((o * icg + i) * kh + ky) * kw + kx, yi);
               }
