@@ -77,16 +77,12 @@ export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | '
   },
 
   copyStrided({ shape, stride, x, y, yStride }) {
-    if (!yStride) {
-      forEachStrided(shape, stride, (i, off) => {
-        y[i] = x[off]!;
-      });
-      return;
-    }
+    // y's offsets: its own strides, else contiguous.
     const [, d1, d2, d3] = shape;
+    const offY: number[] = [];
+    forEachStrided(shape, yStride ?? [d1 * d2 * d3, d2 * d3, d3, 1], (_i, off) => offY.push(off));
     forEachStrided(shape, stride, (i, off) => {
-      const i3 = i % d3, i2 = Math.floor(i / d3) % d2, i1 = Math.floor(i / (d3 * d2)) % d1, i0 = Math.floor(i / (d3 * d2 * d1));
-      y[i0 * yStride[0] + i1 * yStride[1] + i2 * yStride[2] + i3 * yStride[3]] = x[off]!;
+      y[offY[i]!] = x[off]!;
     });
   },
 };
