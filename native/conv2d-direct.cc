@@ -325,14 +325,20 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
 #pragma GCC unroll 6
     for (int j = 0; j < kDwTap; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nimg; ++b) {
-    const float* pl = planes + b * plane_img;
+    // The image's tap and dy row pointers, hoisted out of the position loop (fewer address computations per FMA).
+    const float* tp[kDwTap];
+#pragma GCC unroll 6
+    for (int j = 0; j < kDwTap; ++j) tp[j] = planes + b * plane_img + off[j];
+    const float* dr[kDwOc];
+#pragma GCC unroll 8
+    for (int i = 0; i < kDwOc; ++i) dr[i] = dyrow[i] + b * dy_img;
     for (int64_t v = 0; v < nvec; ++v) {
       const PosVec& pv = vecs[v];
       __m512 col[kDwTap];
       __mmask16 mask = 0xffff;
 #pragma GCC unroll 6
       for (int j = 0; j < kDwTap; ++j) {
-        const float* s = pl + off[j];
+        const float* s = tp[j];
         if (kHalf) {
           const __m256 hi = pv.base[1] >= 0 ? _mm256_loadu_ps(s + pv.base[1]) : _mm256_setzero_ps();
           col[j] = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s + pv.base[0])), hi, 1);
@@ -343,7 +349,7 @@ void dw_tile(int64_t nimg, int64_t nvec, const PosVec* vecs, const float* const*
       if (kHalf && pv.base[1] < 0) mask = 0x00ff;
 #pragma GCC unroll 8
       for (int i = 0; i < kDwOc; ++i) {
-        const __m512 d = _mm512_maskz_loadu_ps(mask, dyrow[i] + b * dy_img + pv.dy);
+        const __m512 d = _mm512_maskz_loadu_ps(mask, dr[i] + pv.dy);
 #pragma GCC unroll 6
         for (int j = 0; j < kDwTap; ++j) acc[i][j] = _mm512_fmadd_ps(d, col[j], acc[i][j]);
       }
