@@ -250,20 +250,6 @@ int64_t strided_extent(const int64_t shape[4], const int64_t stride[4]) {
   return last + 1;
 }
 
-// Whether `stride` over `shape` gives every index its own element: sorted by stride, each dimension's stride
-// exceeds the largest offset of the dimensions below it (sufficient, and what any layout of distinct elements meets).
-bool distinct_positions(const int64_t shape[4], const int64_t stride[4]) {
-  int idx[4] = {0, 1, 2, 3};
-  std::sort(idx, idx + 4, [&](int p, int q) { return stride[p] < stride[q]; });
-  int64_t reach = 0;  // the largest offset of the dimensions sorted so far
-  for (int i : idx) {
-    if (shape[i] == 1) continue;
-    if (stride[i] <= reach) return false;
-    reach += (shape[i] - 1) * stride[i];
-  }
-  return true;
-}
-
 Napi::Value BinaryFwd(const Napi::CallbackInfo& info) {
   Args a(info, "binaryFwd");
   auto op = static_cast<BinaryOp>(a.dim("op", 0, kBinaryOpCount - 1));
@@ -304,16 +290,33 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   a.ints4("shape", shape, 1);
   a.ints4("stride", stride, 0);
   const float* x = a.f32_min("x", strided_extent(shape, stride));
-  if (!a.has("yStride")) {
-    float* y = a.f32("y", a.prod({shape[0], shape[1], shape[2], shape[3]}));
-    copy_strided(shape, stride, x, y);
-    return info.Env().Undefined();
+  float* y = a.f32("y", a.prod({shape[0], shape[1], shape[2], shape[3]}));
+  copy_strided(shape, stride, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value PhaseMerge2(const Napi::CallbackInfo& info) {
+  Args a(info, "phaseMerge2");
+  const int64_t rows = a.dim("rows"), h = a.dim("h"), w = a.dim("w"), len = a.prod({4, rows, h, w});
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  phase_merge2(rows, h, w, x, y);
+  return info.Env().Undefined();
+}
+
+Napi::Value PhaseSplit2(const Napi::CallbackInfo& info) {
+  Args a(info, "phaseSplit2");
+  const int64_t rows = a.dim("rows"), h = a.dim("h"), w = a.dim("w"), len = a.prod({4, rows, h, w});
+  const float* x = a.f32("x", len);
+  float* y = a.f32("y", len);
+  float* framed = nullptr;
+  int64_t channels = 1;
+  if (a.has("framed")) {
+    channels = a.dim("channels");
+    if (rows % channels != 0) a.fail_range("channels", "a divisor of rows (" + std::to_string(rows) + ")", std::to_string(channels));
+    framed = a.f32("framed", a.prod({4, rows, h + 1, w + 1}));
   }
-  int64_t ystride[4];
-  a.ints4("yStride", ystride, 0);
-  if (!distinct_positions(shape, ystride)) a.fail_range("yStride", "strides that give every index its own element", "overlapping strides");
-  float* y = a.f32_min("y", strided_extent(shape, ystride));
-  copy_strided(shape, stride, x, y, ystride);
+  phase_split2(rows, h, w, x, y, framed, channels);
   return info.Env().Undefined();
 }
 
@@ -669,6 +672,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"addReluFwd", AddReluFwd},
       {"axpby", Axpby},
       {"copyStrided", CopyStrided},
+      {"phaseMerge2", PhaseMerge2},
+      {"phaseSplit2", PhaseSplit2},
       {"reduceFwd", ReduceFwd},
       {"reduceMinMaxBwd", ReduceMinMaxBwd},
       {"avgPool2dFwd", AvgPool2dFwd},

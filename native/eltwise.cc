@@ -182,10 +182,10 @@ void axpby(int64_t len, float alpha, const float* x, float beta, float* y) {
   });
 }
 
-void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y, const int64_t* ystride) {
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y) {
   const int64_t len = shape[0] * shape[1] * shape[2] * shape[3];
   const int64_t contiguous[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
-  const Collapsed c = collapse(shape, stride, ystride ? ystride : contiguous);
+  const Collapsed c = collapse(shape, stride, contiguous);
   const int64_t inner = c.shape[0];
   parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
@@ -199,12 +199,10 @@ void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* 
         row /= c.shape[d];
       }
       const int64_t cnt = std::min(inner - j, end - i);
-      const int64_t st = c.sa[0], yt = c.sb[0];
+      const int64_t st = c.sa[0];
       const float* xp = x + xo;
       float* __restrict yp = y + yo;
-      if (yt != 1 && cnt > 1) {
-        for (int64_t k = 0; k < cnt; ++k) yp[k * yt] = xp[k * st];
-      } else if (st == 1) {
+      if (st == 1) {
         std::memcpy(yp, xp, size_t(cnt) * sizeof(float));
       } else if (st == 0) {
         std::fill(yp, yp + cnt, *xp);
@@ -214,6 +212,57 @@ void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* 
       i += cnt;
     }
   });
+}
+
+void phase_merge2(int64_t rows, int64_t h, int64_t w, const float* x, float* y) {
+  const int64_t hw = h * w, plane = rows * hw;
+  parallel_for(rows * h, [&](int64_t begin, int64_t end) {
+    for (int64_t ri = begin; ri < end; ++ri) {  // ri = r * h + i: output rows 2i and 2i + 1 of plane r
+      const int64_t r = ri / h, i = ri % h;
+      for (int64_t a = 0; a < 2; ++a) {
+        const float* __restrict p0 = x + (2 * a) * plane + r * hw + i * w;
+        const float* __restrict p1 = p0 + plane;
+        float* __restrict d = y + (r * 2 * h + 2 * i + a) * 2 * w;
+        for (int64_t j = 0; j < w; ++j) {
+          d[2 * j] = p0[j];
+          d[2 * j + 1] = p1[j];
+        }
+      }
+    }
+  }, 16);
+}
+
+void phase_split2(int64_t rows, int64_t h, int64_t w, const float* x, float* y, float* framed, int64_t channels) {
+  const int64_t hw = h * w, plane = rows * hw, fw = w + 1, fplane = (h + 1) * fw;
+  parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* f[4] = {nullptr, nullptr, nullptr, nullptr};
+      if (framed) {
+        const int64_t n = r / channels, c = r % channels;
+        for (int64_t ab = 0; ab < 4; ++ab) {
+          f[ab] = framed + ((n * 4 + ab) * channels + c) * fplane;
+          // The frame: the row and the column that phase (a, b) does not cover.
+          const int64_t a = ab / 2, b = ab % 2;
+          std::fill(f[ab] + (a ? 0 : h) * fw, f[ab] + (a ? 0 : h) * fw + fw, 0.f);
+          for (int64_t i = 0; i <= h; ++i) f[ab][i * fw + (b ? 0 : w)] = 0.f;
+        }
+      }
+      for (int64_t i = 0; i < h; ++i)
+        for (int64_t a = 0; a < 2; ++a) {
+          const float* __restrict s = x + (r * 2 * h + 2 * i + a) * 2 * w;
+          float* __restrict d0 = y + (2 * a) * plane + r * hw + i * w;
+          float* __restrict d1 = d0 + plane;
+          for (int64_t j = 0; j < w; ++j) {
+            d0[j] = s[2 * j];
+            d1[j] = s[2 * j + 1];
+          }
+          if (framed) {
+            std::memcpy(f[2 * a] + (i + a) * fw, d0, size_t(w) * sizeof(float));
+            std::memcpy(f[2 * a + 1] + (i + a) * fw + 1, d1, size_t(w) * sizeof(float));
+          }
+        }
+    }
+  }, 4);
 }
 
 }  // namespace granq

@@ -95,9 +95,15 @@ void binary_fwd(BinaryOp op, const Strided4& s, const float* a, const float* b, 
 void axpby(int64_t len, float alpha, const float* x, float beta, float* y);
 // y = relu(a + b) over equal-length arrays (a residual sum and its ReLU in one pass); y may be b, not a.
 void add_relu_fwd(int64_t len, const float* a, const float* b, float* y);
-// y = x over `shape`, x read through `stride` (0 = broadcast, any permutation) and y written through `ystride`
-// (null: contiguous; otherwise every index must land on a distinct element, which the JS boundary checks).
-void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y, const int64_t* ystride = nullptr);
+// y (contiguous) = x over `shape`, x read through `stride` (0 = broadcast, any permutation).
+void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* x, float* y);
+// The 2x2 phases of `rows` planes of [2h, 2w]: phase (a, b) of a plane holds its pixels (2i + a, 2j + b), [h, w].
+// phase_merge2: y[r][2i + a][2j + b] = x[a * 2 + b][r][i][j] (four phase tensors of [rows, h, w] into one).
+// phase_split2: the inverse, y[a * 2 + b][r][i][j] = x[r][2i + a][2j + b]; with `framed`, each phase of plane
+// r = n * channels + c also goes to framed[n][a * 2 + b][c], an (h + 1) x (w + 1) plane holding it at offset (a, b)
+// and zero elsewhere (the fused upsample conv's input gradient reads it). One read of x either way.
+void phase_merge2(int64_t rows, int64_t h, int64_t w, const float* x, float* y);
+void phase_split2(int64_t rows, int64_t h, int64_t w, const float* x, float* y, float* framed, int64_t channels);
 
 // ---------- reduce.cc ----------
 enum class ReduceOp : int32_t { sum = 0, max = 1, min = 2 };

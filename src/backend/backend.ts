@@ -84,8 +84,15 @@ export interface Backend {
   axpby(p: { len: number; alpha: number; x: Buf; beta: number; y: Buf }): void;
   /** y = relu(a + b), equal lengths (a residual sum and its ReLU in one pass). */
   addReluFwd(p: { len: number; a: Buf; b: Buf; y: Buf }): void;
-  /** y = x over `shape`, x read through `stride`; y contiguous, or written through `yStride` (each index its own element). */
-  copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf; yStride?: Quad }): void;
+  /** y (contiguous) = x over `shape`, x read through `stride` (0 = broadcast). */
+  copyStrided(p: { shape: Quad; stride: Quad; x: Buf; y: Buf }): void;
+  /**
+   * The 2x2 phases of `rows` planes of [2h, 2w] (phase (a, b): the pixels (2i + a, 2j + b)). phaseMerge2: y [rows, 2h, 2w]
+   * from x [4, rows, h, w] (phase a * 2 + b first). phaseSplit2: the inverse, and with `framed` each phase of plane
+   * r = n * channels + c also into framed [n, 4, channels, h + 1, w + 1] at offset (a, b) inside a zero frame.
+   */
+  phaseMerge2(p: { rows: number; h: number; w: number; x: Buf; y: Buf }): void;
+  phaseSplit2(p: { rows: number; h: number; w: number; x: Buf; y: Buf; framed?: Buf; channels?: number }): void;
 
   reduceFwd(p: { op: number; shape: Quad; mask: Mask4; x: Buf; y: Buf }): void;
   reduceMinMaxBwd(p: { shape: Quad; mask: Mask4; x: Buf; y: Buf; dy: Buf; dx: Buf }): void;

@@ -13,7 +13,7 @@ type Addon = Kernels & { enumCounts(): { unary: number; binary: number; reduce: 
 export const KERNELS = [
   'setThreads', 'numThreads', 'gemm', 'conv2dFwd', 'conv2dBwdData', 'conv2dBwdWeight',
   'batchNormFwdTrain', 'batchNormFwdEval', 'batchNormBwdTrain', 'batchNormBwdEval', 'channelStatsFwd', 'channelStatsBwd',
-  'unaryFwd', 'unaryBwd', 'binaryFwd', 'addReluFwd', 'axpby', 'copyStrided', 'reduceFwd', 'reduceMinMaxBwd',
+  'unaryFwd', 'unaryBwd', 'binaryFwd', 'addReluFwd', 'axpby', 'copyStrided', 'phaseMerge2', 'phaseSplit2', 'reduceFwd', 'reduceMinMaxBwd',
   'avgPool2dFwd', 'avgPool2dBwd', 'upsampleNearestFwd', 'upsampleNearestBwd', 'padChannelsFwd', 'padChannelsBwd',
   'softmaxFwd', 'softmaxBwd', 'embeddingFwd', 'embeddingBwd', 'sgdStep', 'adamStep',
   'quantRowsFwd', 'quantChannelLoopFwd', 'quantGroupsFwd', 'quantClipRanges', 'qgemmU8S8', 'qconv2d',

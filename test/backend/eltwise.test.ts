@@ -1,7 +1,7 @@
 /**
  * Elementwise kernels: unary ops and derivatives (incl. the kinks at 0), broadcasting binary ops, axpby, strided
- * copies; native vs reference over case tables and seeded random shapes, float64 finite differences of the
- * reference derivatives, bit-identical results for 1 and 4 threads, and bad inputs.
+ * copies, the 2x2 phase merge and split; native vs reference over case tables and seeded random shapes, float64
+ * finite differences of the reference derivatives, bit-identical results for 1 and 4 threads, and bad inputs.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -200,29 +200,53 @@ test('copyStrided: permutations and broadcasts, native vs ref', () => {
   }
 });
 
-test('copyStrided with yStride: interleave, de-interleave and a frame, native vs ref; untouched elements stay', () => {
-  // [N*C*H, 2, W, 2] phases interleaved into a 2x upsampled grid, the reverse, and a copy into the interior of a
-  // zero frame (an image padded by 1).
-  const [nc, h, w] = [6, 5, 8];
-  const cases: { shape: Quad; stride: Quad; yStride: Quad; ylen: number }[] = [
-    { shape: [nc * h, 2, w, 2], stride: [w, 2 * nc * h * w, 1, nc * h * w], yStride: [4 * w, 2 * w, 2, 1], ylen: 4 * nc * h * w },
-    { shape: [2, 2, nc * h, w], stride: [2 * w, 1, 4 * w, 2], yStride: [2 * nc * h * w, nc * h * w, w, 1], ylen: 4 * nc * h * w },
-    { shape: [1, nc, h, w], stride: [0, h * w, w, 1], yStride: [0, (h + 2) * (w + 2), w + 2, 1], ylen: nc * (h + 2) * (w + 2) - (w + 2) - 1 },
-    { shape: [3, 1, 4, 5], stride: [20, 0, 5, 1], yStride: [1, 7, 3, 12], ylen: 3 * 4 * 5 * 4 },
+test('phaseMerge2 / phaseSplit2: the 2x2 phases, native vs ref, merge and split inverse, the frame zero', () => {
+  // Sizes that are and are not a multiple of the SIMD width, a single pixel, and 2 or 3 channels per image.
+  const cases = [
+    { rows: 1, h: 1, w: 1, channels: 1 }, { rows: 6, h: 5, w: 7, channels: 3 }, { rows: 4, h: 8, w: 8, channels: 2 },
+    { rows: 2, h: 3, w: 17, channels: 1 }, { rows: 32, h: 16, w: 16, channels: 16 },
   ];
-  for (const { shape, stride, yStride, ylen } of cases) {
-    const x = randomFloats(extent(shape, stride), 9);
-    const yn = new Float32Array(ylen).fill(-7);
-    const yr = new Float32Array(ylen).fill(-7);
-    nativeBackend.copyStrided({ shape, stride, x, y: yn, yStride });
-    refBackend.copyStrided({ shape, stride, x, y: yr, yStride });
-    assertBitEqual(yn, yr, `copyStrided shape [${shape}] stride [${stride}] yStride [${yStride}]`);
-    const len = shape.reduce((p, d) => p * d, 1);
-    assert.equal(yn.filter((v) => v === -7).length, ylen - len, 'every other element untouched');
+  for (const { rows, h, w, channels } of cases) {
+    const len = 4 * rows * h * w;
+    const at = `rows ${rows}, ${h}x${w}`;
+    const phases = randomFloats(len, rows + h + w);
+    const merged = [nativeBackend, refBackend].map((be) => {
+      const y = new Float32Array(len).fill(NaN);
+      be.phaseMerge2({ rows, h, w, x: phases, y });
+      return y;
+    });
+    assertBitEqual(merged[0]!, merged[1]!, `phaseMerge2 ${at}`);
+    // Pixel (2i + a, 2j + b) of plane r is element (i, j) of phase a * 2 + b, by hand for the last plane's last pixel.
+    const [r, i, j] = [rows - 1, h - 1, w - 1];
+    for (let ab = 0; ab < 4; ab++) {
+      assert.equal(merged[0]![(r * 2 * h + 2 * i + (ab >> 1)) * 2 * w + 2 * j + (ab & 1)], phases[((ab * rows + r) * h + i) * w + j], `${at} phase ${ab}`);
+    }
+    const flen = 4 * rows * (h + 1) * (w + 1);
+    const split = [nativeBackend, refBackend].map((be) => {
+      const y = new Float32Array(len).fill(NaN);
+      const framed = new Float32Array(flen).fill(NaN);
+      be.phaseSplit2({ rows, h, w, x: merged[0]!, y, framed, channels });
+      return { y, framed };
+    });
+    assertBitEqual(split[0]!.y, phases, `phaseSplit2 inverts phaseMerge2, ${at}`);
+    assertBitEqual(split[1]!.y, phases, `ref phaseSplit2 inverts phaseMerge2, ${at}`);
+    assertBitEqual(split[0]!.framed, split[1]!.framed, `phaseSplit2 framed ${at}`);
+    // The frame: each plane holds h * w values and (h + 1) * (w + 1) - h * w zeros, nothing left unwritten.
+    assert.equal(split[0]!.framed.filter((v) => v === 0).length, 4 * rows * (h + w + 1), `${at}: the frames are zero`);
+    assert.equal(split[0]!.framed.filter((v) => Number.isNaN(v)).length, 0, `${at}: every element written`);
+    // Without a frame only y is written.
+    const y = new Float32Array(len);
+    nativeBackend.phaseSplit2({ rows, h, w, x: merged[0]!, y });
+    assertBitEqual(y, phases, `phaseSplit2 without framed, ${at}`);
   }
-  const x = new Float32Array(16);
-  assert.throws(() => nativeBackend.copyStrided({ shape: [1, 1, 4, 4], stride: [0, 0, 4, 1], x, y: new Float32Array(16), yStride: [0, 0, 4, 2] }), /overlapping/);
-  assert.throws(() => nativeBackend.copyStrided({ shape: [1, 1, 4, 4], stride: [0, 0, 4, 1], x, y: new Float32Array(18), yStride: [0, 0, 5, 1] }), GranqError);
+  const x = new Float32Array(4 * 6);
+  for (const [what, p] of [
+    ['y too short', () => nativeBackend.phaseMerge2({ rows: 6, h: 1, w: 1, x, y: new Float32Array(23) })],
+    ['h 0', () => nativeBackend.phaseMerge2({ rows: 6, h: 0, w: 1, x, y: new Float32Array(24) })],
+    ['channels not dividing rows', () => nativeBackend.phaseSplit2({ rows: 6, h: 1, w: 1, x, y: new Float32Array(24), framed: new Float32Array(96), channels: 4 })],
+    ['framed too short', () => nativeBackend.phaseSplit2({ rows: 6, h: 1, w: 1, x, y: new Float32Array(24), framed: new Float32Array(95), channels: 3 })],
+    ['framed without channels', () => nativeBackend.phaseSplit2({ rows: 6, h: 1, w: 1, x, y: new Float32Array(24), framed: new Float32Array(96) })],
+  ] as const) assert.throws(p, GranqError, what);
 });
 
 test('eltwise: bit-identical for 1 and 4 threads', () => {
@@ -241,9 +265,12 @@ test('eltwise: bit-identical for 1 and 4 threads', () => {
     nativeBackend.axpby({ len, alpha: 0.3, x: randomFloats(len, 6), beta: 0.9, y });
     const t = new Float32Array(len);
     nativeBackend.copyStrided({ shape, stride: [1, 16, 256, 256 * 32], x: randomFloats(len, 8), y: t });
-    const u = new Float32Array(len);
-    nativeBackend.copyStrided({ shape, stride: contiguous(shape), x: randomFloats(len, 9), y: u, yStride: [1, 16, 256, 256 * 32] });
-    out.push(y, t, u);
+    const u = new Float32Array(len);  // shape's 16 * 16 * 32 * 33 elements as 4 phases of 64 planes of 32 x 33
+    const framed = new Float32Array(4 * 64 * 33 * 34);
+    nativeBackend.phaseSplit2({ rows: 64, h: 32, w: 33, x: randomFloats(len, 9), y: u, framed, channels: 16 });
+    const v = new Float32Array(len);
+    nativeBackend.phaseMerge2({ rows: 64, h: 32, w: 33, x: randomFloats(len, 10), y: v });
+    out.push(y, t, u, framed, v);
     return out;
   };
   const one = withThreads(1, run);

@@ -84,23 +84,39 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, attrs: Par
 interface UpConvSaved { n: number; c: number; h: number; w: number; o: number }
 
 /**
- * The 4 phase kernels K [ab][O][C][2][2] of w [O][C][3][3]: K_ab[r][s] sums the taps (ky, kx) with (ky + 1 - a) >> 1
- * = r and (kx + 1 - b) >> 1 = s. Written out per (o, c): rows 0 | 1 + 2 for a = 0 and 0 + 1 | 2 for a = 1, columns alike.
+ * The 4 phase kernels of the 3x3 kernel w[p .. p + 9) into k: phase ab's 4 taps at k[d_ab + t] (t = r * 2 + s), or with
+ * `flip` at k[d_ab + 3 - t] (the kernel turned by 180 degrees). K_ab[r][s] sums the taps (ky, kx) with (ky + 1 - a) >> 1
+ * = r and (kx + 1 - b) >> 1 = s. Written out: rows 0 | 1 + 2 for a = 0 and 0 + 1 | 2 for a = 1, columns alike.
  */
+function writePhaseTaps(w: Float32Array, p: number, k: Float32Array, d00: number, d01: number, d10: number, d11: number, flip: boolean): void {
+  const w00 = w[p]!, w01 = w[p + 1]!, w02 = w[p + 2]!, w10 = w[p + 3]!, w11 = w[p + 4]!, w12 = w[p + 5]!;
+  const w20 = w[p + 6]!, w21 = w[p + 7]!, w22 = w[p + 8]!;
+  const b0 = w10 + w20, b1 = w11 + w21, b2 = w12 + w22;  // rows 1 + 2 (a = 0, r = 1)
+  const t0 = w00 + w10, t1 = w01 + w11, t2 = w02 + w12;  // rows 0 + 1 (a = 1, r = 0)
+  const e = flip ? 3 : 0, u = flip ? -1 : 1;
+  k[d00 + e] = w00; k[d00 + e + u] = w01 + w02; k[d00 + e + 2 * u] = b0; k[d00 + e + 3 * u] = b1 + b2;
+  k[d01 + e] = w00 + w01; k[d01 + e + u] = w02; k[d01 + e + 2 * u] = b0 + b1; k[d01 + e + 3 * u] = b2;
+  k[d10 + e] = t0; k[d10 + e + u] = t1 + t2; k[d10 + e + 2 * u] = w20; k[d10 + e + 3 * u] = w21 + w22;
+  k[d11 + e] = t0 + t1; k[d11 + e + u] = t2; k[d11 + e + 2 * u] = w20 + w21; k[d11 + e + 3 * u] = w22;
+}
+
+/** The 4 phase kernels K [ab][O][C][2][2] of w [O][C][3][3] (the forward's and the weight gradient's layout). */
 function phaseKernels(oc: number, w: Float32Array): Float32Array {
   const k = allocFloats(16 * oc);
   const ph = 4 * oc;
-  for (let j = 0, p = 0, q = 0; j < oc; j++, p += 9, q += 4) {
-    const w00 = w[p]!, w01 = w[p + 1]!, w02 = w[p + 2]!, w10 = w[p + 3]!, w11 = w[p + 4]!, w12 = w[p + 5]!;
-    const w20 = w[p + 6]!, w21 = w[p + 7]!, w22 = w[p + 8]!;
-    const b0 = w10 + w20, b1 = w11 + w21, b2 = w12 + w22;  // rows 1 + 2 (a = 0, r = 1)
-    const t0 = w00 + w10, t1 = w01 + w11, t2 = w02 + w12;  // rows 0 + 1 (a = 1, r = 0)
-    k[q] = w00; k[q + 1] = w01 + w02; k[q + 2] = b0; k[q + 3] = b1 + b2;
-    k[ph + q] = w00 + w01; k[ph + q + 1] = w02; k[ph + q + 2] = b0 + b1; k[ph + q + 3] = b2;
-    k[2 * ph + q] = t0; k[2 * ph + q + 1] = t1 + t2; k[2 * ph + q + 2] = w20; k[2 * ph + q + 3] = w21 + w22;
-    k[3 * ph + q] = t0 + t1; k[3 * ph + q + 1] = t2; k[3 * ph + q + 2] = w20 + w21; k[3 * ph + q + 3] = w22;
-  }
+  for (let j = 0, p = 0, q = 0; j < oc; j++, p += 9, q += 4) writePhaseTaps(w, p, k, q, ph + q, 2 * ph + q, 3 * ph + q, false);
   return k;
+}
+
+/**
+ * The flipped phase kernels as one [C, 4O, 2, 2] weight, g[c][ab * O + o][r][s] = K_ab[o][c][1 - r][1 - s]: the input
+ * gradient's conv over the framed phase gradients. Written in g's order (c outer), so that no transpose is needed.
+ */
+function phaseKernelsFlipped(o: number, c: number, w: Float32Array): Float32Array {
+  const g = allocFloats(16 * o * c);
+  for (let ci = 0, d = 0; ci < c; ci++, d += 16 * o)
+    for (let oi = 0, p = ci * 9, q = d; oi < o; oi++, p += 9 * c, q += 4) writePhaseTaps(w, p, g, q, 4 * o + q, 8 * o + q, 12 * o + q, true);
+  return g;
 }
 
 /** The adjoint of phaseKernels: dw [O][C][3][3] from dK [ab][O][C][2][2], each tap the sum of its 4 phase entries. */
@@ -138,59 +154,47 @@ const upsampleConvOp = defineOp<'upsample_conv2d', [Tensor, Tensor, Tensor | nul
     if (bias) check(bias.size === o, () => `upsampleConv2d: bias has ${bias.size} elements, expected ${o}`);
     const be = backend();
     const k = phaseKernels(o * c, wt.data);
-    const ya = allocFloats(n * o * h * w);
+    const ph = n * o * h * w;
+    const ya = allocFloats(4 * ph);  // [ab][N][O][H][W]
     const out = Tensor.empty([n, o, 2 * h, 2 * w]);
     for (let a = 0; a < 2; a++)
       for (let b = 0; b < 2; b++) {
-        be.conv2dFwd({ ...phaseShape(n, c, h, w, o, a, b), x: x.data,
-          weight: k.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), bias: bias ? bias.data : null, y: ya });
-        be.copyStrided({ shape: [1, n * o, h, w], stride: [0, h * w, w, 1], x: ya, y: out.data.subarray(a * 2 * w + b), yStride: [0, 4 * h * w, 4 * w, 2] });
+        const ab = a * 2 + b;
+        be.conv2dFwd({ ...phaseShape(n, c, h, w, o, a, b), x: x.data, weight: k.subarray(ab * o * c * 4, (ab + 1) * o * c * 4),
+          bias: bias ? bias.data : null, y: ya.subarray(ab * ph, (ab + 1) * ph) });
       }
+    be.phaseMerge2({ rows: n * o, h, w, x: ya, y: out.data });
     for (const t of [k, ya]) releaseFloats(t);
     return { out, saved: { n, c, h, w, o } };
   },
   backward({ gy, saved: { n, c, h, w, o }, needs, inputs: [x, wt] }) {
     const be = backend();
-    const s2 = (h + 1) * (w + 1);
     let dx: Float32Array | null = null;
     let dw: Float32Array | null = null;
     let db: Float32Array | null = null;
-    if (needs[0]) {
-      const framed = allocFloats(n * 4 * o * s2);
-      framed.fill(0);
-      for (let a = 0; a < 2; a++)
-        for (let b = 0; b < 2; b++) {
-          be.copyStrided({ shape: [n, o, h, w], stride: [o * 4 * h * w, 4 * h * w, 4 * w, 2], x: gy.subarray(a * 2 * w + b),
-            y: framed.subarray((a * 2 + b) * o * s2 + a * (w + 1) + b), yStride: [4 * o * s2, s2, w + 1, 1] });
-        }
-      // The flipped kernels as one [C, 4O, 2, 2] weight: g[ci][ab*O + oi][r][s] = K_ab[oi][ci][1 - r][1 - s].
-      const k = phaseKernels(o * c, wt.data);
-      const g = allocFloats(16 * o * c);
-      // Blocks of 8 input channels: g's rows are 16 O floats apart (a multiple of 4 KiB for O = 64, 128), so a plain
-      // transpose would keep hitting the same cache sets.
-      for (let c0 = 0; c0 < c; c0 += 8) {
-        const c1 = Math.min(c, c0 + 8);
-        for (let ao = 0; ao < 4 * o; ao++)  // ao = ab * O + oi
-          for (let ci = c0, src = (ao * c + c0) * 4, dst = c0 * 16 * o + ao * 4; ci < c1; ci++, src += 4, dst += 16 * o) {
-            g[dst] = k[src + 3]!; g[dst + 1] = k[src + 2]!; g[dst + 2] = k[src + 1]!; g[dst + 3] = k[src]!;
-          }
-      }
+    // The phase gradients dy_ab [ab][N][O][H][W], and for the input gradient also framed in [N,4O,H+1,W+1]: one pass.
+    const ph = n * o * h * w;
+    const dya = needs[0] || needs[1] ? allocFloats(4 * ph) : null;
+    const framed = needs[0] ? allocFloats(4 * n * o * (h + 1) * (w + 1)) : null;
+    if (dya) be.phaseSplit2({ rows: n * o, h, w, x: gy, y: dya, ...(framed ? { framed, channels: o } : {}) });
+    if (framed) {
+      const g = phaseKernelsFlipped(o, c, wt.data);
       dx = allocFloats(n * c * h * w);
       be.conv2dFwd({ n, ic: 4 * o, ih: h + 1, iw: w + 1, oc: c, kh: 2, kw: 2, stride: 1, pad: 0, oh: h, ow: w, groups: 1, x: framed, weight: g, bias: null, y: dx });
-      for (const t of [framed, k, g]) releaseFloats(t);
+      for (const t of [framed, g]) releaseFloats(t);
     }
     if (needs[1]) {
-      const dya = allocFloats(n * o * h * w);
       const dk = allocFloats(16 * o * c);
       for (let a = 0; a < 2; a++)
         for (let b = 0; b < 2; b++) {
-          be.copyStrided({ shape: [1, n * o, h, w], stride: [0, 4 * h * w, 4 * w, 2], x: gy.subarray(a * 2 * w + b), y: dya });
-          be.conv2dBwdWeight({ ...phaseShape(n, c, h, w, o, a, b), x: x.data, dy: dya,
-            dweight: dk.subarray((a * 2 + b) * o * c * 4, (a * 2 + b + 1) * o * c * 4), dbias: null });
+          const ab = a * 2 + b;
+          be.conv2dBwdWeight({ ...phaseShape(n, c, h, w, o, a, b), x: x.data, dy: dya!.subarray(ab * ph, (ab + 1) * ph),
+            dweight: dk.subarray(ab * o * c * 4, (ab + 1) * o * c * 4), dbias: null });
         }
       dw = phaseKernelsAdjoint(o * c, dk);
-      for (const t of [dya, dk]) releaseFloats(t);
+      releaseFloats(dk);
     }
+    if (dya) releaseFloats(dya);
     if (needs[2]) {
       db = allocFloats(o);
       be.reduceFwd({ op: 0, shape: [1, n, o, 4 * h * w], mask: [false, true, false, true], x: gy, y: db });

@@ -50,7 +50,7 @@ function forEachStrided(shape: Quad, stride: Quad, fn: (i: number, off: number) 
         for (let d = 0; d < shape[3]; d++) fn(i++, a * stride[0] + b * stride[1] + c * stride[2] + d * stride[3]);
 }
 
-export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | 'addReluFwd' | 'axpby' | 'copyStrided'> = {
+export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | 'addReluFwd' | 'axpby' | 'copyStrided' | 'phaseMerge2' | 'phaseSplit2'> = {
   addReluFwd({ len, a, b, y }) {
     for (let i = 0; i < len; i++) y[i] = unary(UNARY.relu, a[i]! + b[i]!, 0, 0);
   },
@@ -76,13 +76,30 @@ export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | '
     for (let i = 0; i < len; i++) y[i] = beta === 0 ? alpha * x[i]! : alpha * x[i]! + beta * y[i]!;
   },
 
-  copyStrided({ shape, stride, x, y, yStride }) {
-    // y's offsets: its own strides, else contiguous.
-    const [, d1, d2, d3] = shape;
-    const offY: number[] = [];
-    forEachStrided(shape, yStride ?? [d1 * d2 * d3, d2 * d3, d3, 1], (_i, off) => offY.push(off));
+  copyStrided({ shape, stride, x, y }) {
     forEachStrided(shape, stride, (i, off) => {
-      y[offY[i]!] = x[off]!;
+      y[i] = x[off]!;
     });
+  },
+
+  phaseMerge2({ rows, h, w, x, y }) {
+    for (let ab = 0; ab < 4; ab++)
+      for (let r = 0; r < rows; r++)
+        for (let i = 0; i < h; i++)
+          for (let j = 0; j < w; j++) y[(r * 2 * h + 2 * i + (ab >> 1)) * 2 * w + 2 * j + (ab & 1)] = x[((ab * rows + r) * h + i) * w + j]!;
+  },
+
+  phaseSplit2({ rows, h, w, x, y, framed, channels = 1 }) {
+    if (framed) framed.fill(0, 0, 4 * rows * (h + 1) * (w + 1));
+    for (let ab = 0; ab < 4; ab++)
+      for (let r = 0; r < rows; r++) {
+        const f = ((Math.floor(r / channels) * 4 + ab) * channels + (r % channels)) * (h + 1) * (w + 1);
+        for (let i = 0; i < h; i++)
+          for (let j = 0; j < w; j++) {
+            const v = x[(r * 2 * h + 2 * i + (ab >> 1)) * 2 * w + 2 * j + (ab & 1)]!;
+            y[((ab * rows + r) * h + i) * w + j] = v;
+            if (framed) framed[f + (i + (ab >> 1)) * (w + 1) + j + (ab & 1)] = v;
+          }
+      }
   },
 };
