@@ -295,28 +295,35 @@ Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// phaseMerge2 / phaseSplit2: rows, h, w and the two [4 * rows * h * w] arrays x and y.
+struct PhaseArgs {
+  int64_t rows, h, w;
+  const float* x;
+  float* y;
+};
+PhaseArgs phase_args(Args& a) {
+  const int64_t rows = a.dim("rows"), h = a.dim("h"), w = a.dim("w"), len = a.prod({4, rows, h, w});
+  return {rows, h, w, a.f32("x", len), a.f32("y", len)};
+}
+
 Napi::Value PhaseMerge2(const Napi::CallbackInfo& info) {
   Args a(info, "phaseMerge2");
-  const int64_t rows = a.dim("rows"), h = a.dim("h"), w = a.dim("w"), len = a.prod({4, rows, h, w});
-  const float* x = a.f32("x", len);
-  float* y = a.f32("y", len);
-  phase_merge2(rows, h, w, x, y);
+  const PhaseArgs p = phase_args(a);
+  phase_merge2(p.rows, p.h, p.w, p.x, p.y);
   return info.Env().Undefined();
 }
 
 Napi::Value PhaseSplit2(const Napi::CallbackInfo& info) {
   Args a(info, "phaseSplit2");
-  const int64_t rows = a.dim("rows"), h = a.dim("h"), w = a.dim("w"), len = a.prod({4, rows, h, w});
-  const float* x = a.f32("x", len);
-  float* y = a.f32("y", len);
+  const PhaseArgs p = phase_args(a);
   float* framed = nullptr;
   int64_t channels = 1;
   if (a.has("framed")) {
     channels = a.dim("channels");
-    if (rows % channels != 0) a.fail_range("channels", "a divisor of rows (" + std::to_string(rows) + ")", std::to_string(channels));
-    framed = a.f32("framed", a.prod({4, rows, h + 1, w + 1}));
+    if (p.rows % channels != 0) a.fail_range("channels", "a divisor of rows (" + std::to_string(p.rows) + ")", std::to_string(channels));
+    framed = a.f32("framed", a.prod({4, p.rows, p.h + 1, p.w + 1}));
   }
-  phase_split2(rows, h, w, x, y, framed, channels);
+  phase_split2(p.rows, p.h, p.w, p.x, p.y, framed, channels);
   return info.Env().Undefined();
 }
 
