@@ -6,7 +6,7 @@
  */
 import { check } from '../errors.js';
 import { backend } from '../backend/index.js';
-import { allocFloats, installBackward, releaseFloats, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
+import { allocFloats, installBackward, releaseFloats, releasingScope, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
 
 let gradEnabled = true;
@@ -29,17 +29,19 @@ export function noGrad<T>(fn: () => T): T {
 let releasingDead = false;
 
 /**
- * Runs fn as noGrad, and lets a model's forward hand each intermediate's buffer back to the allocator's pool as soon
- * as its last consumer has run (OnnxGraph does; layer code whose temporaries are locals needs nothing), so the memory
- * of an inference forward is that of its widest live set, not of every intermediate at once. Only for callers that
- * keep no intermediate (evaluation, prediction): a quantizer hook that stores the tensors it sees (probes) must run
- * under plain noGrad.
+ * Runs fn (a forward) as noGrad, lets the model hand each intermediate's buffer back to the allocator's pool as soon
+ * as its last consumer has run (OnnxGraph does), so the memory of an inference forward is that of its widest live
+ * set, not of every intermediate at once, and at the end hands back every other buffer allocated inside but the
+ * output's (tensor.ts releasingScope): the next forward takes them from the pool instead of fresh memory. Only for
+ * callers that keep no intermediate (evaluation, prediction, a teacher's logits): a quantizer hook that stores the
+ * tensors it sees (probes, feature distillation) must run under plain noGrad, and a layer that keeps a buffer across
+ * forwards retains it (retainFloats).
  */
-export function inference<T>(fn: () => T): T {
+export function inference(fn: () => Tensor): Tensor {
   const prev = releasingDead;
   releasingDead = true;
   try {
-    return noGrad(fn);
+    return releasingScope(() => noGrad(fn), (out) => [out.data]);
   } finally {
     releasingDead = prev;
   }

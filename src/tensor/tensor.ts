@@ -26,16 +26,43 @@ let float64Mode = false;
 export function allocFloats(n: number): Float32Array {
   if (float64Mode) return new Float64Array(n) as unknown as Float32Array;
   if (n < 1024) return new Float32Array(n);
-  const pooled = pool.get(n)?.pop();
-  if (pooled) {
+  let a = pool.get(n)?.pop();
+  if (a) {
     pooledFloats -= n;
     poolHits++;
-    return pooled;
+  } else {
+    poolMisses++;
+    // allocUnsafeSlow skips the zero fill that new Float32Array would pay on every activation.
+    const buf = Buffer.allocUnsafeSlow(n * 4);
+    a = new Float32Array(buf.buffer, buf.byteOffset, n);
   }
-  poolMisses++;
-  // allocUnsafeSlow skips the zero fill that new Float32Array would pay on every activation.
-  const buf = Buffer.allocUnsafeSlow(n * 4);
-  return new Float32Array(buf.buffer, buf.byteOffset, n);
+  scopes.at(-1)?.add(a);
+  return a;
+}
+
+/** The buffers allocFloats gave out inside each running releasingScope (innermost last) and not released since. */
+const scopes: Set<Float32Array>[] = [];
+
+/**
+ * Runs fn and then hands back to the pool every buffer allocFloats gave out during it and nobody released, except
+ * those that share memory with `kept(result)` (they pass to an enclosing scope, if any). For callers whose fn keeps
+ * no intermediate anywhere (a forward whose only product is its output); if fn throws, nothing is released.
+ */
+export function releasingScope<T>(fn: () => T, kept: (result: T) => readonly Float32Array[]): T {
+  const scope = new Set<Float32Array>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    scopes.pop();
+  }
+  const keep = new Set(kept(result).map((a) => a.buffer));
+  for (const a of scope) {
+    if (keep.has(a.buffer)) scopes.at(-1)?.add(a);
+    else releaseFloats(a);
+  }
+  return result;
 }
 
 /**
@@ -50,7 +77,8 @@ export function allocBytes(n: number): Uint8Array {
 /**
  * Buffers whose owner knows they are dead (autograd's consumed gradients) come back here and are handed out again
  * by allocFloats: a training step then allocates far fewer multi-megabyte arrays, which saves malloc and GC time.
- * The pool is bounded; beyond the bound, buffers are left to the garbage collector.
+ * The pool is bounded; beyond the bound, the buffers of the sizes least recently released are left to the garbage
+ * collector.
  */
 const pool = new Map<number, Float32Array[]>();
 let pooledFloats = 0;
@@ -64,13 +92,31 @@ export function poolStats(): { hits: number; misses: number; pooledFloats: numbe
   return { hits: poolHits, misses: poolMisses, pooledFloats };
 }
 
+/** A buffer that outlives the call that allocated it (a cache kept across forwards): no releasingScope hands it back. */
+export function retainFloats(buf: Float32Array): void {
+  for (const s of scopes) s.delete(buf);
+}
+
 export function releaseFloats(buf: Float32Array): void {
-  if (float64Mode || buf.length < 1024 || pooledFloats + buf.length > MAX_POOLED_FLOATS) return;
-  if (buf.byteOffset !== 0 || buf.buffer.byteLength !== buf.length * 4) return; // a view into a larger buffer
-  let list = pool.get(buf.length);
-  if (!list) pool.set(buf.length, (list = []));
+  retainFloats(buf);
+  const n = buf.length;
+  if (float64Mode || n < 1024 || n > MAX_POOLED_FLOATS) return;
+  if (buf.byteOffset !== 0 || buf.buffer.byteLength !== n * 4) return; // a view into a larger buffer
+  // The sizes in the order last released (the map's order): over the bound, the least recently released go first,
+  // so that an evaluation's chunk-sized buffers do not keep a training step's out of the pool for good.
+  const list = pool.get(n) ?? [];
+  pool.delete(n);
+  pool.set(n, list);
   list.push(buf);
-  pooledFloats += buf.length;
+  pooledFloats += n;
+  for (const [size, l] of pool) {
+    if (pooledFloats <= MAX_POOLED_FLOATS) break;
+    while (l.length > 0 && pooledFloats > MAX_POOLED_FLOATS) {
+      l.shift();
+      pooledFloats -= size;
+    }
+    if (l.length === 0) pool.delete(size);
+  }
 }
 
 export function zeroFloats(n: number): Float32Array {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/autograd/index.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { poolStats, Tensor } from '../../src/tensor/tensor.js';
+import { allocFloats, poolStats, releaseFloats, releasingScope, retainFloats, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../kit/compare.js';
 import { SGD } from '../../src/optim/index.js';
 
@@ -53,6 +53,59 @@ test('a training step in steady state allocates nothing new: shared gradient arr
   }
   assert.ok(misses[0]! > 0, 'the first round allocates');
   assert.deepEqual(misses.slice(2), [0, 0], `fresh allocations per round: ${misses.join(', ')}`);
+});
+
+test('releasingScope: what fn allocated goes back to the pool once, but the kept result, retained buffers and what fn released', () => {
+  const n = 5000;
+  const pooled = () => poolStats().pooledFloats;
+  // Drain the pool of this size so that every allocation below is a distinct array.
+  const drained: Float32Array[] = [];
+  for (let i = 0; i < 8; i++) drained.push(allocFloats(n));
+  const held = allocFloats(n);  // allocated outside: never released by the scope
+  const before = pooled();
+  let inner: Float32Array[] = [];
+  let retained: Float32Array | null = null;
+  const out = releasingScope(() => {
+    inner = [allocFloats(n), allocFloats(n), allocFloats(n)];
+    retained = allocFloats(n);
+    retainFloats(retained);
+    const result = allocFloats(n);
+    releaseFloats(inner[0]!);  // released by fn itself: must not be handed back a second time
+    releaseFloats(held);  // an outside buffer released inside: once
+    return result;
+  }, (r) => [r]);
+  // In the pool now: inner[0] and held (released inside), inner[1] and inner[2] (by the scope); not out, not retained.
+  assert.equal(pooled() - before, 4 * n);
+  const again = [allocFloats(n), allocFloats(n), allocFloats(n), allocFloats(n)];
+  assert.deepEqual(new Set(again), new Set([inner[0]!, inner[1]!, inner[2]!, held]), 'each once, nothing else');
+  for (const a of [out, retained!]) assert.ok(!again.includes(a), 'the result and the retained buffer stay out of the pool');
+  // Nested: the inner result passes to the enclosing scope, which releases it unless it keeps it too.
+  let passed: Float32Array | null = null;
+  const b2 = pooled();
+  const outer = releasingScope(() => {
+    const result = allocFloats(n);
+    passed = releasingScope(() => { allocFloats(n); return allocFloats(n); }, (r) => [r]);
+    return result;
+  }, (r) => [r]);
+  assert.equal(pooled() - b2, 2 * n, "the inner scope's temporary and its result, released by the outer");
+  assert.ok(outer !== passed);
+  // If fn throws, nothing is released.
+  const b3 = pooled();
+  assert.throws(() => releasingScope(() => { allocFloats(3001); throw new Error('boom'); }, () => []), /boom/);
+  assert.equal(pooled(), b3);
+  for (const a of drained) releaseFloats(a);
+});
+
+test('the pool is bounded: a size released last is kept, the sizes least recently released are dropped first', () => {
+  const big = 4 << 20;  // 16 MiB each; allocUnsafeSlow touches no page, so this costs no memory
+  const bufs = Array.from({ length: 17 }, () => allocFloats(big));
+  for (const b of bufs) releaseFloats(b);  // 68M floats: over the 64M bound
+  assert.ok(poolStats().pooledFloats <= 64 << 20);
+  const other = allocFloats(3 << 20);
+  releaseFloats(other);
+  assert.ok(poolStats().pooledFloats <= 64 << 20);
+  assert.equal(allocFloats(3 << 20), other, 'the last released size is served from the pool');
+  assert.equal(allocFloats(big), bufs[16], 'the most recent buffer of the older size is still there');
 });
 
 test('leaf gradients accumulate across backward calls; noGrad records nothing', () => {

@@ -34,6 +34,13 @@ for (const [name, model] of [['FP teacher', teacher], ['W4A4 granq/channel stude
     assert.deepEqual(all.data, whole.data, 'chunked = one forward of 1,000');
     for (const n of [7, 64]) assert.deepEqual(forwardChunked(model, first(n)).data, all.data.subarray(0, n * 10), `batch ${n}`);
     assert.deepEqual(forwardChunked(model, x, 7).data, all.data, 'chunks of 7');
+    // Under inference() every intermediate goes back to the pool: a second forward of the same size allocates nothing.
+    const x64 = first(64);
+    inference(() => model.forward(x64));
+    const misses = poolStats().misses;
+    const again = inference(() => model.forward(x64));
+    assert.equal(poolStats().misses, misses, 'no fresh buffer in the second inference forward');
+    assert.deepEqual(again.data, all.data.subarray(0, 640), 'the same logits from recycled buffers');
   });
 }
 

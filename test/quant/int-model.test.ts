@@ -123,6 +123,14 @@ test('integer inference: buffers reused from one forward to the next change no l
   const again = F.noGrad(() => model.forward(xs[0]!));
   assertBitEqual(again.data, fresh[0]!, 'forward 0 repeated');
   outs.forEach((y, i) => assertBitEqual(y.data, fresh[i]!, `forward ${i} after later ones`));
+  // Under F.inference (evaluation), which hands a forward's buffers back to the pool, the reused ones stay the
+  // layers' own (retained): forwards with other allocations in between still give the same logits.
+  for (const [i, x] of xs.entries()) {
+    const y = F.inference(() => model.forward(x));
+    const other = F.inference(() => inner.forward(x));  // fresh buffers, taken from the pool
+    assertBitEqual(y.data, fresh[i]!, `forward ${i} under inference`);
+    assertBitEqual(other.data, fresh[i]!, `plain forward ${i} under inference`);
+  }
   // A model whose output is a quantizer's (a reused buffer) hands out a copy.
   const tail = new IntegerModel(new IntActQuantizer(actQuantizers(student({ wbits: 4, abits: 4, act: 'granq', weight: 'channel' }))[0]![1]));
   const a = F.noGrad(() => tail.forward(xs[0]!));
