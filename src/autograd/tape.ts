@@ -29,22 +29,30 @@ export function noGrad<T>(fn: () => T): T {
 let releasingDead = false;
 
 /**
- * Runs fn (a forward) as noGrad, lets the model hand each intermediate's buffer back to the allocator's pool as soon
- * as its last consumer has run (OnnxGraph does), so the memory of an inference forward is that of its widest live
- * set, not of every intermediate at once, and at the end hands back every other buffer allocated inside but the
- * output's (tensor.ts releasingScope): the next forward takes them from the pool instead of fresh memory. Only for
- * callers that keep no intermediate (evaluation, prediction, a teacher's logits): a quantizer hook that stores the
- * tensors it sees (probes, feature distillation) must run under plain noGrad, and a layer that keeps a buffer across
- * forwards retains it (retainFloats).
+ * Runs fn as noGrad, and lets a model's forward hand each intermediate's buffer back to the allocator's pool as soon
+ * as its last consumer has run (OnnxGraph does; layer code whose temporaries are locals needs nothing), so the memory
+ * of an inference forward is that of its widest live set, not of every intermediate at once. Only for callers that
+ * keep no intermediate (evaluation, prediction): a quantizer hook that stores the tensors it sees (probes) must run
+ * under plain noGrad.
  */
-export function inference(fn: () => Tensor): Tensor {
+export function inference<T>(fn: () => T): T {
   const prev = releasingDead;
   releasingDead = true;
   try {
-    return releasingScope(() => noGrad(fn), (out) => [out.data]);
+    return noGrad(fn);
   } finally {
     releasingDead = prev;
   }
+}
+
+/**
+ * A small forward run again and again (a teacher's logits at every training step): inference(), and at the end every
+ * buffer allocated inside but the output's goes back to the pool (tensor.ts releasingScope), so the next step takes
+ * them from there instead of fresh memory. Not for large batches: the forward's intermediates all stay alive until
+ * it ends. Only where nothing keeps an intermediate: feature distillation's recorded activations need plain noGrad.
+ */
+export function recycled(fn: () => Tensor): Tensor {
+  return releasingScope(() => inference(fn), (out) => [out.data]);
 }
 
 /** Whether dead intermediates may be released now: inside inference() and with no graph being recorded. */

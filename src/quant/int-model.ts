@@ -17,7 +17,7 @@ import { check, GranqError } from '../errors.js';
 import { cloneModule } from '../nn/clone.js';
 import { BatchNorm2d } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { allocBytes, allocFloats, retainFloats, Tensor } from '../tensor/tensor.js';
+import { allocBytes, allocFloats, Tensor } from '../tensor/tensor.js';
 import type { ActCodes } from './fake-quant.js';
 import { QuantConv2d, QuantLinear } from './modules.js';
 import { ActQuantizer, type WeightQuantizer } from './quantizer.js';
@@ -45,7 +45,6 @@ class Reused<T extends Float32Array | Uint8Array> {
     if (!inForward || this.gen === generation) return this.alloc(n);
     if (this.buf?.length !== n) {
       this.buf = this.alloc(n);
-      if (this.buf instanceof Float32Array) retainFloats(this.buf);  // kept across forwards, also under F.inference
       REUSED.add(this.buf);
     }
     this.gen = generation;

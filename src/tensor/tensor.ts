@@ -92,13 +92,8 @@ export function poolStats(): { hits: number; misses: number; pooledFloats: numbe
   return { hits: poolHits, misses: poolMisses, pooledFloats };
 }
 
-/** A buffer that outlives the call that allocated it (a cache kept across forwards): no releasingScope hands it back. */
-export function retainFloats(buf: Float32Array): void {
-  for (const s of scopes) s.delete(buf);
-}
-
 export function releaseFloats(buf: Float32Array): void {
-  retainFloats(buf);
+  for (const s of scopes) s.delete(buf);
   const n = buf.length;
   if (float64Mode || n < 1024 || n > MAX_POOLED_FLOATS) return;
   if (buf.byteOffset !== 0 || buf.buffer.byteLength !== n * 4) return; // a view into a larger buffer

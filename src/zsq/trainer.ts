@@ -196,8 +196,8 @@ export class ZsqTrainer {
       if (c.cutmix !== undefined) d = cutMixBatch(d, images.shape, c.cutmix, this.rng);
       const x = new Tensor(d, images.shape);
       inS = x;
-      // Under F.inference the teacher's intermediates go back to the pool (feature distillation keeps some: noGrad).
-      tS = tap('teacher', true, () => (this.featureKd ? F.noGrad : F.inference)(() => this.teacher.forward(x)));
+      // F.recycled: the teacher's intermediates go back to the pool (feature distillation keeps some: noGrad).
+      tS = tap('teacher', true, () => (this.featureKd ? F.noGrad : F.recycled)(() => this.teacher.forward(x)));
       sS = tap('student', true, () => this.student.forward(x));
     }
     let lossS = c.studentLoss === 'entropy'

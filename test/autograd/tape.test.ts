@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as F from '../../src/autograd/index.js';
 import { Rng } from '../../src/tensor/rng.js';
-import { allocFloats, poolStats, releaseFloats, releasingScope, retainFloats, Tensor } from '../../src/tensor/tensor.js';
+import { allocFloats, poolStats, releaseFloats, releasingScope, Tensor } from '../../src/tensor/tensor.js';
 import { assertClose } from '../kit/compare.js';
 import { SGD } from '../../src/optim/index.js';
 
@@ -55,7 +55,7 @@ test('a training step in steady state allocates nothing new: shared gradient arr
   assert.deepEqual(misses.slice(2), [0, 0], `fresh allocations per round: ${misses.join(', ')}`);
 });
 
-test('releasingScope: what fn allocated goes back to the pool once, but the kept result, retained buffers and what fn released', () => {
+test('releasingScope: what fn allocated goes back to the pool once, but the kept result and what fn released itself', () => {
   const n = 5000;
   const pooled = () => poolStats().pooledFloats;
   // Drain the pool of this size so that every allocation below is a distinct array.
@@ -64,21 +64,18 @@ test('releasingScope: what fn allocated goes back to the pool once, but the kept
   const held = allocFloats(n);  // allocated outside: never released by the scope
   const before = pooled();
   let inner: Float32Array[] = [];
-  let retained: Float32Array | null = null;
   const out = releasingScope(() => {
     inner = [allocFloats(n), allocFloats(n), allocFloats(n)];
-    retained = allocFloats(n);
-    retainFloats(retained);
     const result = allocFloats(n);
     releaseFloats(inner[0]!);  // released by fn itself: must not be handed back a second time
     releaseFloats(held);  // an outside buffer released inside: once
     return result;
   }, (r) => [r]);
-  // In the pool now: inner[0] and held (released inside), inner[1] and inner[2] (by the scope); not out, not retained.
+  // In the pool now: inner[0] and held (released inside), inner[1] and inner[2] (by the scope); not the result.
   assert.equal(pooled() - before, 4 * n);
   const again = [allocFloats(n), allocFloats(n), allocFloats(n), allocFloats(n)];
   assert.deepEqual(new Set(again), new Set([inner[0]!, inner[1]!, inner[2]!, held]), 'each once, nothing else');
-  for (const a of [out, retained!]) assert.ok(!again.includes(a), 'the result and the retained buffer stay out of the pool');
+  assert.ok(!again.includes(out), 'the result stays out of the pool');
   // Nested: the inner result passes to the enclosing scope, which releases it unless it keeps it too.
   let passed: Float32Array | null = null;
   const b2 = pooled();

@@ -1,13 +1,14 @@
 /**
  * Inference in chunks (models/evaluate.ts forwardChunked, what `granq eval` and every test-set evaluation run): a
  * forward at batch 7, 64 and 1,000 gives the same logits per image, bit for bit, chunked or not, for the FP teacher
- * and a granq W4A4 student (whose activation ranges are per sample); and for an imported ONNX graph (a MobileNetV2
- * block stack), whose forward under F.inference() hands each dead intermediate's buffer back to the pool. A model
+ * and a granq W4A4 student (whose activation ranges are per sample), also from buffers recycled by F.recycled(); and
+ * for an imported ONNX graph (a MobileNetV2 block stack), whose forward under F.inference() hands each dead
+ * intermediate's buffer back to the pool. A model
  * with wide activations (the full CIFAR MobileNetV2) runs in smaller chunks, with the same logits.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inference, noGrad } from '../../src/autograd/index.js';
+import { inference, noGrad, recycled } from '../../src/autograd/index.js';
 import { decodeModel } from '../../src/io/onnx-proto.js';
 import { graphFromProto } from '../../src/models/onnx-import.js';
 import { poolStats } from '../../src/tensor/tensor.js';
@@ -34,12 +35,13 @@ for (const [name, model] of [['FP teacher', teacher], ['W4A4 granq/channel stude
     assert.deepEqual(all.data, whole.data, 'chunked = one forward of 1,000');
     for (const n of [7, 64]) assert.deepEqual(forwardChunked(model, first(n)).data, all.data.subarray(0, n * 10), `batch ${n}`);
     assert.deepEqual(forwardChunked(model, x, 7).data, all.data, 'chunks of 7');
-    // Under inference() every intermediate goes back to the pool: a second forward of the same size allocates nothing.
+    // Under recycled() (a teacher's forward at every training step) every intermediate goes back to the pool at the
+    // end: a second forward of the same size allocates nothing, and gives the same logits.
     const x64 = first(64);
-    inference(() => model.forward(x64));
+    recycled(() => model.forward(x64));
     const misses = poolStats().misses;
-    const again = inference(() => model.forward(x64));
-    assert.equal(poolStats().misses, misses, 'no fresh buffer in the second inference forward');
+    const again = recycled(() => model.forward(x64));
+    assert.equal(poolStats().misses, misses, 'no fresh buffer in the second recycled forward');
     assert.deepEqual(again.data, all.data.subarray(0, 640), 'the same logits from recycled buffers');
   });
 }

@@ -123,8 +123,7 @@ test('integer inference: buffers reused from one forward to the next change no l
   const again = F.noGrad(() => model.forward(xs[0]!));
   assertBitEqual(again.data, fresh[0]!, 'forward 0 repeated');
   outs.forEach((y, i) => assertBitEqual(y.data, fresh[i]!, `forward ${i} after later ones`));
-  // Under F.inference (evaluation), which hands a forward's buffers back to the pool, the reused ones stay the
-  // layers' own (retained): forwards with other allocations in between still give the same logits.
+  // Under F.inference (evaluation) too, with plain forwards (pooled buffers) in between: the same logits.
   for (const [i, x] of xs.entries()) {
     const y = F.inference(() => model.forward(x));
     const other = F.inference(() => inner.forward(x));  // fresh buffers, taken from the pool
