@@ -13,6 +13,7 @@ import { resolveModelArg } from '../models/default-teacher.js';
 import { cellEpochs, isCellDone, type Launcher } from '../sweep/cell.js';
 import { lockMs } from '../sweep/lock.js';
 import { readGrid, selectCells, type Grid, type GridCell, type Settings, type SettingsSchema } from '../sweep/grid.js';
+import { shortCommit, type BuildInfo } from '../run/build-info.js';
 import { runLocalSweep } from '../sweep/local.js';
 import { collectManifest, manifestCells, openSweepDir, queueName, readManifest, writeManifest, type SweepManifest } from '../sweep/manifest.js';
 import { positiveInt } from './args.js';
@@ -180,16 +181,17 @@ function markdownTable(m: SweepManifest): string {
     `Sweep \`${m.grid.name}\` (\`granq sweep ${m.grid.file} --out DIR\`, grid hash ${m.grid.hash}): ${m.counts.done}/${m.cells.length} cells done. ` +
       'Test top-1 %; the final epoch is the headline, the best epoch is selected on the test set; bits per quantized weight as exported (float32 scale and zero point per row) / with integer zero points.',
     '',
-    '| cell | settings that differ | bits/weight | FP | PTQ start | final (drop) | best (epoch) | wall | host | status |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---|---|',
+    '| cell | settings that differ | bits/weight | FP | PTQ start | final (vs FP) | best (epoch) | wall | code | host | status |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|---|---|',
   ];
   m.cells.forEach((c, i) => {
     const r = (c.result ?? {}) as { fp_top1?: number; ptq_top1?: number; final_top1?: number; best_epoch?: { epoch: number; top1: number } | null;
-      bits?: Record<string, { bits_per_weight: number }> };
+      bits?: Record<string, { bits_per_weight: number }>; wall_seconds?: number; code?: BuildInfo };
     const bpw = r.bits?.['f32'] && r.bits['int-zp'] ? `${r.bits['f32'].bits_per_weight.toFixed(2)} / ${r.bits['int-zp'].bits_per_weight.toFixed(2)}` : '–';
-    const drop = typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? ` (−${(100 * (r.fp_top1 - r.final_top1)).toFixed(2)})` : '';
+    const d = typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? 100 * (r.final_top1 - r.fp_top1) : null;
+    const drop = d === null ? '' : ` (${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)})`;
     lines.push(`| ${c.id} | ${differs[i]} | ${bpw} | ${pct(r.fp_top1)} | ${pct(r.ptq_top1)} | ${pct(r.final_top1)}${drop} | ` +
-      `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(c.wall_s) : '–'} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''} |`);
+      `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(r.wall_seconds ?? c.wall_s) : '–'} | ${shortCommit(r.code)} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''} |`);
   });
   return lines.join('\n');
 }

@@ -23,6 +23,7 @@ import { createModel } from '../models/registry.js';
 import { manualSeed } from '../nn/init.js';
 import type { Module } from '../nn/module.js';
 import { cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
+import { buildInfo } from '../run/build-info.js';
 import { bestEpoch, runCheckpointPath, runEpochs, type RunSpec } from '../run/loop.js';
 import { Tensor } from '../tensor/tensor.js';
 import { CIFAR10_MEAN, CIFAR10_STD, trainConfigDiff, validateTrainConfig, type TrainConfig } from './config.js';
@@ -261,6 +262,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
     model: name, architecture: cfg.model, final_top1: finalTop1, final_epoch: cfg.epochs,
     best_epoch: best ? { epoch: best.epoch, top1: best.test_top1, note: 'test-set selection, for comparison only; the weights written are the final epoch\'s' } : null,
     test: { dataset: 'cifar10-test', images: test.n, dir }, train: settings.train, config: cfg, init: settings.init, wall_seconds: training.wall_seconds,
+    code: buildInfo(),
   };
   const resultPath = writeResult(o.out, result);
   return { status: 'done', result, files: [modelPath, sidecarPathFor(modelPath), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };

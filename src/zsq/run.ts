@@ -13,6 +13,7 @@ import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
 import { cloneModule } from '../nn/clone.js';
 import { ACT_CAPABILITIES, calibrate, needsCalibration, policyLabel, preparePtq, quantizeModel, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
+import { buildInfo } from '../run/build-info.js';
 import { bestEpoch, runCheckpointPath, runEpochs, type RunSpec } from '../run/loop.js';
 import { Rng } from '../tensor/rng.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -235,7 +236,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     } : null,
     agreement: { ...agree, images: o.agreeImages, seed: cfg.seed + HELD_OUT_SEED_OFFSET, source: 'final generator, held-out latent codes and labels' },
     calibration, settings, wall_seconds: Number(wallBefore.toFixed(3)),
-    bits: bitsRecord(student),
+    bits: bitsRecord(student), code: buildInfo(),
   };
   const resultPath = writeResult(o.out, result);
   return { status: 'done', result, files: [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };

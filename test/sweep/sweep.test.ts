@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { quantizeSchema } from '../../src/cli/sweep.js';
 import { sweepTable } from '../../src/report/sweep-table.js';
+import { buildInfo, shortCommit } from '../../src/run/build-info.js';
 import { parseGrid } from '../../src/sweep/grid.js';
 import { assertOneLineError, CLI, CLI_ENV, granq } from '../kit/cli.js';
 import { freePort, noRedis, startRedis, type TestRedis } from '../kit/redis.js';
@@ -105,6 +106,20 @@ describe('granq sweep', () => {
     assert.equal(st.code, 0, st.stderr);
     assert.match(st.stdout, /4\/4 done/);
     for (const c of grid.cells) assert.match(st.stdout, new RegExp(`${c.id}  .*  done `));
+    // The docs table: each cell's final top-1 against FP with its sign, and the code that made it (result.json's
+    // code: the build's commit, as dist/build-info.json has it).
+    const md = granq('sweep', 'status', embedded, '--markdown');
+    assert.equal(md.code, 0, md.stderr);
+    const built = buildInfo();
+    assert.match(built.commit ?? '', /^[0-9a-f]{40}$/, 'the build knows its commit (a git checkout)');
+    for (const c of grid.cells) {
+      const res = JSON.parse(fs.readFileSync(path.join(embedded, 'cells', c.id, 'result.json'), 'utf8'));
+      assert.deepEqual(res.code, built);
+      const d = 100 * (res.final_top1 - res.fp_top1);
+      const row = md.stdout.split('\n').find((l) => l.startsWith(`| ${c.id} |`)) ?? '';
+      assert.ok(row.includes(`${(100 * res.final_top1).toFixed(2)} (${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)})`), row);
+      assert.ok(row.includes(`| ${shortCommit(built)} |`), row);
+    }
     // granq report DIR renders the sweep: its table over seeds, and every cell as a run (rows, curves).
     const html = path.join(embedded, 'report.html');
     const rep = granq('report', embedded, '--out', html, '--images', '1', '--pixel-images', '16');
