@@ -100,8 +100,11 @@ Collapsed collapse(const int64_t shape[4], const int64_t sa[4], const int64_t sb
   return c;
 }
 
-template <BinaryOp op>
-void binary_impl(const Collapsed& c, int64_t len, const float* a, const float* b, float* y) {
+// Walks the contiguous output indices [0, len) of a collapsed shape in runs along its innermost dimension, in
+// parallel blocks: fn(i, cnt, ao, bo) for outputs [i, i + cnt), whose two inputs start at offsets ao and bo and step
+// by c.sa[0] and c.sb[0].
+template <class Fn>
+void for_each_run(const Collapsed& c, int64_t len, Fn&& fn) {
   const int64_t inner = c.shape[0];
   parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
     int64_t i = begin;
@@ -115,9 +118,16 @@ void binary_impl(const Collapsed& c, int64_t len, const float* a, const float* b
         bo += q * c.sb[d];
       }
       const int64_t cnt = std::min(inner - j, end - i);
-      binary_run<op>(a + ao, c.sa[0], b + bo, c.sb[0], y + i, cnt);
+      fn(i, cnt, ao, bo);
       i += cnt;
     }
+  });
+}
+
+template <BinaryOp op>
+void binary_impl(const Collapsed& c, int64_t len, const float* a, const float* b, float* y) {
+  for_each_run(c, len, [&](int64_t i, int64_t cnt, int64_t ao, int64_t bo) {
+    binary_run<op>(a + ao, c.sa[0], b + bo, c.sb[0], y + i, cnt);
   });
 }
 
@@ -186,30 +196,16 @@ void copy_strided(const int64_t shape[4], const int64_t stride[4], const float* 
   const int64_t len = shape[0] * shape[1] * shape[2] * shape[3];
   const int64_t contiguous[4] = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
   const Collapsed c = collapse(shape, stride, contiguous);
-  const int64_t inner = c.shape[0];
-  parallel_for_blocks(len, [&](int64_t begin, int64_t end) {
-    int64_t i = begin;
-    while (i < end) {
-      const int64_t j = i % inner;
-      int64_t row = i / inner, xo = j * c.sa[0], yo = j * c.sb[0];
-      for (int d = 1; d < c.nd; ++d) {
-        const int64_t r = row % c.shape[d];
-        xo += r * c.sa[d];
-        yo += r * c.sb[d];
-        row /= c.shape[d];
-      }
-      const int64_t cnt = std::min(inner - j, end - i);
-      const int64_t st = c.sa[0];
-      const float* xp = x + xo;
-      float* __restrict yp = y + yo;
-      if (st == 1) {
-        std::memcpy(yp, xp, size_t(cnt) * sizeof(float));
-      } else if (st == 0) {
-        std::fill(yp, yp + cnt, *xp);
-      } else {
-        for (int64_t k = 0; k < cnt; ++k) yp[k] = xp[k * st];
-      }
-      i += cnt;
+  const int64_t st = c.sa[0];
+  for_each_run(c, len, [&](int64_t i, int64_t cnt, int64_t xo, int64_t) {
+    const float* xp = x + xo;
+    float* __restrict yp = y + i;
+    if (st == 1) {
+      std::memcpy(yp, xp, size_t(cnt) * sizeof(float));
+    } else if (st == 0) {
+      std::fill(yp, yp + cnt, *xp);
+    } else {
+      for (int64_t k = 0; k < cnt; ++k) yp[k] = xp[k * st];
     }
   });
 }
