@@ -51,6 +51,21 @@ void tap_offsets(const Geom& g, int32_t* off) {
 
 namespace {
 
+// The first min(r, 16) lanes.
+inline __mmask16 lanes(int64_t r) { return r >= 16 ? __mmask16(0xffff) : __mmask16((1u << r) - 1); }
+
+// dst[c] for c in [0, wh): src[c - lo] inside [lo, hi), zero outside: one zero-padded row in 16-wide masked stores
+// (cheaper than a memcpy and two fill calls per row). Reads src[0, hi - lo) only.
+inline void pad_row(float* dst, int64_t wh, const float* src, int64_t lo, int64_t hi) {
+  const __m512 z = _mm512_setzero_ps();
+  for (int64_t c = 0; c < lo; c += 16) _mm512_mask_storeu_ps(dst + c, lanes(lo - c), z);
+  for (int64_t c = lo; c < hi; c += 16) {
+    const __mmask16 m = lanes(hi - c);
+    _mm512_mask_storeu_ps(dst + c, m, _mm512_maskz_loadu_ps(m, src + (c - lo)));
+  }
+  for (int64_t c = hi; c < wh; c += 16) _mm512_mask_storeu_ps(dst + c, lanes(wh - c), z);
+}
+
 void build_planes_s2(const Geom& g, const float* x, float* dst);
 
 void build_planes(const Geom& g, const float* x, float* dst) {
@@ -69,11 +84,13 @@ void build_planes(const Geom& g, const float* x, float* dst) {
             std::fill(dst, dst + P.wh, 0.f);
             continue;
           }
-          std::fill(dst, dst + lo, 0.f);
           const int64_t o = h * g.iw + b - g.pad_w;  // column c reads xc[o + c * s]
           if (P.s == 1) {
-            std::memcpy(dst + lo, xc + o + lo, size_t(hi - lo) * sizeof(float));
-          } else if (P.s == 2) {
+            pad_row(dst, P.wh, xc + o + lo, lo, hi);
+            continue;
+          }
+          std::fill(dst, dst + lo, 0.f);
+          if (P.s == 2) {
             for (int64_t c = lo; c < hi; ++c) dst[c] = xc[o + 2 * c];  // constant stride: vectorised
           } else {
             for (int64_t c = lo; c < hi; ++c) dst[c] = xc[o + c * P.s];
@@ -106,11 +123,11 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
         }
         const float* xrow = x + (ic * g.ih + h) * g.iw;
         for (int64_t t = 0; t < len; t += 16) {  // the zero borders of tmp are never written
-          const __mmask16 m = len - t >= 16 ? __mmask16(0xffff) : __mmask16((1u << (len - t)) - 1);
+          const __mmask16 m = lanes(len - t);
           _mm512_mask_storeu_ps(tmp + g.pad_w + t, m, _mm512_maskz_loadu_ps(m, xrow + t));
         }
         for (int64_t c0 = 0; c0 < P.wh; c0 += 16) {
-          const __mmask16 m = P.wh - c0 >= 16 ? __mmask16(0xffff) : __mmask16((1u << (P.wh - c0)) - 1);
+          const __mmask16 m = lanes(P.wh - c0);
           const __m512 v0 = _mm512_loadu_ps(tmp + 2 * c0), v1 = _mm512_loadu_ps(tmp + 2 * c0 + 16);
           _mm512_mask_storeu_ps(d0 + c0, m, _mm512_permutex2var_ps(v0, even, v1));
           if (P.pb > 1) _mm512_mask_storeu_ps(d1 + c0, m, _mm512_permutex2var_ps(v0, odd, v1));
@@ -251,9 +268,7 @@ void bwd_data_strided_image(const Conv2dShape& s, const StridedBwd& sb, const fl
         std::fill(d, d + sb.wh, 0.f);
         continue;
       }
-      std::fill(d, d + lo, 0.f);
-      std::memcpy(d + lo, dy + (o * s.oh + h) * s.ow + lo + sb.lo_x, size_t(hi - lo) * sizeof(float));
-      std::fill(d + hi, d + sb.wh, 0.f);
+      pad_row(d, sb.wh, dy + (o * s.oh + h) * s.ow + lo + sb.lo_x, lo, hi);
     }
   // Phase outputs of one phase row a (b = 0 .. s-1) side by side, so dx rows are written whole.
   const int64_t cmax = (s.iw + s.stride - 1) / s.stride, rmax = (s.ih + s.stride - 1) / s.stride;
