@@ -92,7 +92,7 @@ export interface Backend {
    * r = n * channels + c also into framed [n, 4, channels, h + 1, w + 1] at offset (a, b) inside a zero frame.
    */
   phaseMerge2(p: { rows: number; h: number; w: number; x: Buf; y: Buf }): void;
-  phaseSplit2(p: { rows: number; h: number; w: number; x: Buf; y: Buf; framed?: Buf; channels?: number }): void;
+  phaseSplit2(p: { rows: number; h: number; w: number; x: Buf; y: Buf } & ({ framed?: undefined } | { framed: Buf; channels: number })): void;
 
   reduceFwd(p: { op: number; shape: Quad; mask: Mask4; x: Buf; y: Buf }): void;
   reduceMinMaxBwd(p: { shape: Quad; mask: Mask4; x: Buf; y: Buf; dy: Buf; dx: Buf }): void;

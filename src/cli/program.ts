@@ -2,7 +2,6 @@
  * The granq command line. Errors are one line on stderr and a non-zero exit: 1 for a GranqError (bad input),
  * 2 for bad usage; GRANQ_DEBUG=1 adds stack traces.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { GranqError } from '../errors.js';
 import { ACT_KINDS, EXPORT_FORMATS, WEIGHT_CLIPS, WEIGHT_KINDS } from '../quant/index.js';
@@ -20,8 +19,8 @@ import { runPack } from './pack.js';
 import { addReportCommand } from './report.js';
 import { addSweepCommands } from './sweep.js';
 import { addTrainCommand } from './train.js';
+import { versionLine } from '../run/build-info.js';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** `setExit` receives the exit code of a command that has one of its own (quantize, train: 130 when interrupted). */
 export function buildProgram(setExit: (code: number) => void = () => {}): Command {
@@ -29,7 +28,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
   program
     .name('granq')
     .description('Zero-shot quantization (GranQ) of CIFAR networks, on CPU')
-    .version(pkg.version)
+    .version(versionLine())
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 

@@ -13,16 +13,28 @@ export interface BuildInfo {
 
 let cached: BuildInfo | null = null;
 
+function readJson(rel: string): Record<string, unknown> | null {
+  try {
+    return JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+}
+
+/** The build's record; a build made without it (plain tsc) still has package.json's version. */
 export function buildInfo(): BuildInfo {
   if (cached) return cached;
-  try {
-    // dist/src/run/build-info.js -> dist/build-info.json
-    const b = JSON.parse(readFileSync(new URL('../../build-info.json', import.meta.url), 'utf8')) as Partial<BuildInfo>;
-    cached = { version: b.version ?? null, commit: b.commit ?? null, dirty: b.dirty ?? null };
-  } catch {
-    cached = { version: null, commit: null, dirty: null };
-  }
+  // dist/src/run/build-info.js -> dist/build-info.json, and the package.json beside dist/
+  const b = (readJson('../../build-info.json') ?? {}) as Partial<BuildInfo>;
+  const version = b.version ?? ((readJson('../../../package.json')?.version as string | undefined) ?? null);
+  cached = { version, commit: b.commit ?? null, dirty: b.dirty ?? null };
   return cached;
+}
+
+/** `granq --version`: the version and, where known, the commit of the build. */
+export function versionLine(): string {
+  const b = buildInfo();
+  return `${b.version ?? 'unknown'}${b.commit ? ` (${shortCommit(b)})` : ''}`;
 }
 
 /** A commit as docs give it: 7 hex digits, '+' when the build had uncommitted changes; '–' when unknown. */

@@ -176,7 +176,7 @@ const upsampleConvOp = defineOp<'upsample_conv2d', [Tensor, Tensor, Tensor | nul
     const ph = n * o * h * w;
     const dya = needs[0] || needs[1] ? allocFloats(4 * ph) : null;
     const framed = needs[0] ? allocFloats(4 * n * o * (h + 1) * (w + 1)) : null;
-    if (dya) be.phaseSplit2({ rows: n * o, h, w, x: gy, y: dya, ...(framed ? { framed, channels: o } : {}) });
+    if (dya) be.phaseSplit2(framed ? { rows: n * o, h, w, x: gy, y: dya, framed, channels: o } : { rows: n * o, h, w, x: gy, y: dya });
     if (framed) {
       const g = phaseKernelsFlipped(o, c, wt.data);
       dx = allocFloats(n * c * h * w);

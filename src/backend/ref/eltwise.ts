@@ -89,7 +89,10 @@ export const refEltwise: Pick<Backend, 'unaryFwd' | 'unaryBwd' | 'binaryFwd' | '
           for (let j = 0; j < w; j++) y[(r * 2 * h + 2 * i + (ab >> 1)) * 2 * w + 2 * j + (ab & 1)] = x[((ab * rows + r) * h + i) * w + j]!;
   },
 
-  phaseSplit2({ rows, h, w, x, y, framed, channels = 1 }) {
+  phaseSplit2(p) {
+    const { rows, h, w, x, y } = p;
+    const framed = p.framed ?? null;
+    const channels = p.framed ? p.channels : 1;
     if (framed) framed.fill(0, 0, 4 * rows * (h + 1) * (w + 1));
     for (let ab = 0; ab < 4; ab++)
       for (let r = 0; r < rows; r++) {
