@@ -129,6 +129,13 @@ test('batchnorm backward in place (dx = dy) equals the out-of-place result, both
     b.batchNormBwdEval({ ...s, dy: ev, y: null, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: ev, dgamma: dg, dbeta: db });
     assertBitEqual(ev, o.dxEval!, `${b.name} eval dx`);
     assertBitEqual(dg, o.dgammaEval!, `${b.name} eval dgamma`);
+    // With the fused ReLU too: dx = dy in place while dgamma and dbeta are summed from the same dy.
+    const f = runAll(b, s, inp, true, true);
+    const evr = inp.dy.slice();
+    b.batchNormBwdEval({ ...s, dy: evr, y: f.yEval!, x: inp.x, runningMean: inp.rm, runningVar: inp.rv, eps: 1e-5, gamma: inp.gamma, dx: evr, dgamma: dg, dbeta: db });
+    assertBitEqual(evr, f.dxEval!, `${b.name} eval dx, fused ReLU`);
+    assertBitEqual(dg, f.dgammaEval!, `${b.name} eval dgamma, fused ReLU`);
+    assertBitEqual(db, f.dbetaEval!, `${b.name} eval dbeta, fused ReLU`);
   }
 });
 
