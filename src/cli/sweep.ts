@@ -231,7 +231,19 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
     stop();
   };
   process.on('SIGINT', onSigint);
-  const timer = setInterval(() => monitor.tick(refresh()), 2000);
+  // The running summary: a sweep.json that cannot be written now (a full disk, a folder being moved) is said once
+  // and tried again, never the end of the sweep and its running cells.
+  let refreshFailed = false;
+  const tick = () => {
+    try {
+      monitor.tick(refresh());
+      refreshFailed = false;
+    } catch (e) {
+      if (!refreshFailed) monitor.log(`sweep: ${(e as Error).message}; trying again`);
+      refreshFailed = true;
+    }
+  };
+  const timer = setInterval(tick, 2000);
   try {
     let final: SweepManifest;
     if (!target) {
@@ -240,7 +252,7 @@ async function runSweepCli(gridFile: string, opts: SweepCliOptions): Promise<num
         `${o.workers} worker process${o.workers > 1 ? 'es' : ''} x ${threads} thread${threads > 1 ? 's' : ''}`);
       const sweep = runLocalSweep(o.out, { ...grid, cells: run }, {
         workers: o.workers, threads, launcher: launcher(), args: (c) => schema.args(c.settings), leaseMs: 2 * lockMs(),
-        log: (l) => monitor.log(l), cellEnded: () => monitor.tick(refresh()),
+        log: (l) => monitor.log(l), cellEnded: tick,
         ...(process.env['GRANQ_PAUSE_AT'] ? { env: { GRANQ_PAUSE_AT: process.env['GRANQ_PAUSE_AT'] } } : {}),
       });
       stop = () => sweep.stop();

@@ -1,14 +1,18 @@
 /**
- * Atomic file writes: the bytes go to `<path>.tmp`, are flushed, then renamed over `<path>`, so a reader (or a crash
- * half-way) never sees a truncated weights file or sidecar.
+ * Atomic file writes: the bytes go to a temporary file beside `<path>` (`<path>.<pid>-<n>.tmp`, its own to this write,
+ * so that two processes writing one file, such as two sweeps over one folder, never rename each other's), are
+ * flushed, then renamed over `<path>`, so a reader (or a crash half-way) never sees a truncated weights file or
+ * sidecar; of concurrent writers the last rename wins.
  */
 import fs from 'node:fs';
 import nodePath from 'node:path';
 import { GranqError } from '../errors.js';
 
+let writes = 0;
+
 /** Writes `chunks` in order to `path` atomically; on failure the temporary file is removed. */
 export function writeFileAtomic(path: string, chunks: readonly Uint8Array[]): void {
-  const tmp = `${path}.tmp`;
+  const tmp = `${path}.${process.pid}-${writes++}.tmp`;
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, 'w');

@@ -8,6 +8,7 @@ import {
   normalizeArchitecture, parseSidecar, readSidecar, readSidecarFor, sidecarPathFor, writeSidecar, type ModelSidecar,
 } from '../../src/io/sidecar.js';
 import { noShared, SHARED } from '../kit/shared.js';
+import { leftoverTemps } from '../kit/files.js';
 
 const WEIGHTS = path.join(SHARED, 'models', 'resnet20_cifar10_akamaster.safetensors');
 
@@ -92,7 +93,7 @@ describe('sidecar', () => {
     fs.writeFileSync(p, JSON.stringify(GOOD));
     const sc = readSidecar(p);
     writeSidecar(p, { ...sc, measuredTop1: 0.71 });
-    assert.ok(!fs.existsSync(`${p}.tmp`));
+    assert.deepEqual(leftoverTemps(p), []);
     const json = JSON.parse(fs.readFileSync(p, 'utf8')) as typeof GOOD;
     assert.equal(json.architecture, 'resnet20-optionB');
     assert.equal(json.measured_top1, 0.71);
