@@ -21,7 +21,6 @@ import { addSweepCommands } from './sweep.js';
 import { addTrainCommand } from './train.js';
 import { versionLine } from '../run/build-info.js';
 
-
 /** `setExit` receives the exit code of a command that has one of its own (quantize, train: 130 when interrupted). */
 export function buildProgram(setExit: (code: number) => void = () => {}): Command {
   const program = new Command();
