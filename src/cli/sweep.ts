@@ -13,6 +13,7 @@ import { resolveModelArg } from '../models/default-teacher.js';
 import { cellEpochs, isCellDone, type Launcher } from '../sweep/cell.js';
 import { lockMs } from '../sweep/lock.js';
 import { readGrid, selectCells, type Grid, type GridCell, type Settings, type SettingsSchema } from '../sweep/grid.js';
+import { signedDrop } from '../report/accuracy.js';
 import { shortCommit, type BuildInfo } from '../run/build-info.js';
 import { runLocalSweep } from '../sweep/local.js';
 import { collectManifest, manifestCells, openSweepDir, queueName, readManifest, writeManifest, type SweepManifest } from '../sweep/manifest.js';
@@ -188,8 +189,7 @@ function markdownTable(m: SweepManifest): string {
     const r = (c.result ?? {}) as { fp_top1?: number; ptq_top1?: number; final_top1?: number; best_epoch?: { epoch: number; top1: number } | null;
       bits?: Record<string, { bits_per_weight: number }>; wall_seconds?: number; code?: BuildInfo };
     const bpw = r.bits?.['f32'] && r.bits['int-zp'] ? `${r.bits['f32'].bits_per_weight.toFixed(2)} / ${r.bits['int-zp'].bits_per_weight.toFixed(2)}` : '–';
-    const d = typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? 100 * (r.final_top1 - r.fp_top1) : null;
-    const drop = d === null ? '' : ` (${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(2)})`;
+    const drop = signedDrop(typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? 100 * (r.fp_top1 - r.final_top1) : null);
     lines.push(`| ${c.id} | ${differs[i]} | ${bpw} | ${pct(r.fp_top1)} | ${pct(r.ptq_top1)} | ${pct(r.final_top1)}${drop} | ` +
       `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(r.wall_seconds ?? c.wall_s) : '–'} | ${shortCommit(r.code)} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''} |`);
   });

@@ -33,6 +33,9 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
 /** Drop from FP in points, rounded to 2 decimals (null when either is unknown). */
 export const dropFrom = (fp: number | null, x: number | null) => (fp === null || x === null ? null : Math.round((fp - x) * 100) / 100);
 
+/** A drop from FP in points as tables show it beside a figure: ` (−0.38)` for a loss, ` (+0.05)` for a gain, '' when unknown. */
+export const signedDrop = (drop: number | null) => (drop === null ? '' : ` (${drop > 0 ? '−' : '+'}${Math.abs(drop).toFixed(2)})`);
+
 /** The published table of ResNet-20 on the runs' dataset, restricted to the runs' bit widths. */
 export function publishedRows(p: Published, dataset: 'CIFAR-10' | 'CIFAR-100', bits: readonly string[]): { table: PublishedTable; rows: PublishedRow[] } | null {
   const table = findTable(p, 'ResNet-20', dataset);

@@ -3,7 +3,7 @@
  * Content-Security-Policy that forbids every network fetch, so what it shows is only what it holds.
  */
 import type { PublishedRow, RunRow } from './accuracy.js';
-import { dropFrom } from './accuracy.js';
+import { dropFrom, signedDrop } from './accuracy.js';
 import type { Stat, SweepTable } from './sweep-table.js';
 
 export interface FigureSection {
@@ -41,7 +41,6 @@ th:first-child, td:first-child, td.l { text-align: left; } caption { text-align:
 `;
 
 const num = (x: number | null, d = 2) => (x === null ? '–' : x.toFixed(d));
-const signed = (x: number | null) => (x === null ? '' : ` (${x > 0 ? '−' : '+'}${Math.abs(x).toFixed(2)})`);
 
 function figureHtml(f: FigureSection, n: number): string {
   const head = `<h2 id="${f.id}">${n}. ${escapeHtml(f.title)}${f.paper ? ` <span class="src">(${escapeHtml(f.paper)})</span>` : ''}</h2>`;
@@ -56,7 +55,7 @@ const meanStd = (s: Stat | null, d = 2) => (s === null ? '–' : `${s.mean.toFix
 /** The published drops at a bit width, `AdaDFQ −9.00; SynQ −5.80`, from that paper's own FP teacher. */
 function publishedDrops(p: AccuracySection['published'], bits: string): string {
   if (!p) return '–';
-  const found = p.rows.filter((r) => r.values[bits]).map((r) => `${r.method} ${signed(r.values[bits]!.drop).replace(/[()]/g, '').trim()}`);
+  const found = p.rows.filter((r) => r.values[bits]).map((r) => `${r.method} ${signedDrop(r.values[bits]!.drop).replace(/[()]/g, '').trim()}`);
   return found.length ? found.join('; ') : '–';
 }
 
@@ -83,8 +82,8 @@ function accuracyHtml(a: AccuracySection, n: number): string {
   for (const r of a.runs) {
     out.push(`<tr><td>${escapeHtml(r.run)}</td><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td>` +
       `<td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td><td class="l">${escapeHtml(r.preset)}</td><td>${r.epochs}</td>` +
-      `<td>${num(r.fp)}</td><td>${num(r.ptq)}${signed(dropFrom(r.fp, r.ptq))}</td><td>${num(r.final)}${signed(dropFrom(r.fp, r.final))}</td>` +
-      `<td>${r.best ? `${num(r.best.top1)}${signed(dropFrom(r.fp, r.best.top1))}, epoch ${r.best.epoch}` : '–'}</td></tr>`);
+      `<td>${num(r.fp)}</td><td>${num(r.ptq)}${signedDrop(dropFrom(r.fp, r.ptq))}</td><td>${num(r.final)}${signedDrop(dropFrom(r.fp, r.final))}</td>` +
+      `<td>${r.best ? `${num(r.best.top1)}${signedDrop(dropFrom(r.fp, r.best.top1))}, epoch ${r.best.epoch}` : '–'}</td></tr>`);
   }
   out.push('</table>');
   if (a.unfinished.length) out.push(`<p class="missing">Unfinished (no result.json): ${a.unfinished.map(escapeHtml).join(', ')}</p>`);
@@ -96,7 +95,7 @@ function accuracyHtml(a: AccuracySection, n: number): string {
     for (const r of p.rows) {
       out.push(`<tr><td>${escapeHtml(r.method)}</td>${p.bits.map((b) => {
         const v = r.values[b];
-        return `<td>${v ? `${num(v.top1)}${signed(v.drop)}${v.text.includes('†') ? '†' : ''} <span class="src">[${v.sources.map(escapeHtml).join(',')}]</span>` : '–'}</td>`;
+        return `<td>${v ? `${num(v.top1)}${signedDrop(v.drop)}${v.text.includes('†') ? '†' : ''} <span class="src">[${v.sources.map(escapeHtml).join(',')}]</span>` : '–'}</td>`;
       }).join('')}</tr>`);
     }
     out.push('</table><p class="src">Sources:</p><ul class="src">');
