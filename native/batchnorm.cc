@@ -1,7 +1,8 @@
 // BatchNorm2d over [n, c, hw]: training statistics, eval transform and both backward passes (PyTorch 1.13 CPU).
-// Statistics are per channel, summed in double in a fixed order, so results do not depend on the thread count:
-// training-mode passes are split by channel (a thread reduces a channel, then transforms it while it is in cache),
-// eval-mode ones by (n, c) plane.
+// Statistics are per channel, summed in double in a fixed order, so results do not depend on the thread count.
+// Every pass is split by (n, c) plane in order, as the tensor's producers (convolutions, split by image) split it: a
+// thread reads the images its own core wrote. Split by channel instead, every thread read half its data from the
+// other core's cache, and at two threads the statistics were slower than at one (batch 16, 2-core host).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -83,40 +84,81 @@ inline void grad_run(const float* __restrict dy, const float* __restrict y, cons
   }
 }
 
-// grad_run over channel c's n planes.
-inline void channel_grad(const BatchNormShape& s, const float* dy, const float* y, const float* x, int64_t c,
-                         double mean, double* sdy, double* sdot) {
-  const int64_t cstride = s.c * s.hw;
-  for (int64_t n = 0; n < s.n; ++n) {
-    const int64_t off = n * cstride + c * s.hw;
-    if (y)
-      grad_run<true>(dy + off, y + off, x + off, s.hw, mean, sdy, sdot);
-    else
-      grad_run<false>(dy + off, nullptr, x + off, s.hw, mean, sdy, sdot);
-  }
-}
-
 inline double lanes_total(const double* acc) {
   double t = 0;
   for (int l = 0; l < kLanes; ++l) t += acc[l];
   return t;
 }
 
-// Mean and sum of squared deviations of channel c over (n, hw), in one pass: in double, E[x^2] - mean^2 loses
-// nothing that matters at these sizes, and a second read of the channel is saved.
+// Grain in channels / planes so that a thread gets at least ~32K elements.
+inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
+
+// Pass 1 of every statistic below: run(p, acc, acc2) adds plane p's terms into two sets of kLanes accumulators, one
+// plane per call, planes split over the threads. The partials live in the calling thread's scratch, [plane][2][kLanes]
+// doubles, followed by `extra` floats for the caller (per-channel coefficients of pass 3).
+template <class Run>
+double* sum_planes(const BatchNormShape& s, int64_t extra, Run run) {
+  const int64_t planes = s.n * s.c;
+  double* part = reinterpret_cast<double*>(thread_scratch(3, size_t(planes * 4 * kLanes + extra)));
+  parallel_for(
+      planes,
+      [&](int64_t b, int64_t e) {
+        for (int64_t p = b; p < e; ++p) {
+          double* acc = part + p * 2 * kLanes;
+          std::fill(acc, acc + 2 * kLanes, 0.0);
+          run(p, acc, acc + kLanes);
+        }
+      },
+      grain_for(s.hw));
+  return part;
+}
+inline float* extra_of(const BatchNormShape& s, double* part) {
+  return reinterpret_cast<float*>(part + s.n * s.c * 2 * kLanes);
+}
+
+// Pass 2: channel c's two totals, each lane summed over n in order, then the lanes.
+struct Totals {
+  double a, b;
+};
+inline Totals channel_totals(const BatchNormShape& s, const double* part, int64_t c) {
+  double a[kLanes] = {0}, b[kLanes] = {0};
+  for (int64_t n = 0; n < s.n; ++n) {
+    const double* q = part + (n * s.c + c) * 2 * kLanes;
+    for (int l = 0; l < kLanes; ++l) {
+      a[l] += q[l];
+      b[l] += q[kLanes + l];
+    }
+  }
+  return {lanes_total(a), lanes_total(b)};
+}
+
+// Sum and sum of squares of each plane (channel_totals then gives the channel's mean and, in double, the sum of squared
+// deviations as E[x^2] - mean^2: nothing that matters is lost at these sizes).
+double* moment_planes(const BatchNormShape& s, const float* x, int64_t extra) {
+  return sum_planes(s, extra, [&](int64_t p, double* a, double* a2) { sum_sq_run(x + p * s.hw, s.hw, a, a2); });
+}
 struct Moments {
   double mean, sq_dev;
 };
-inline Moments channel_moments(const BatchNormShape& s, const float* x, int64_t c) {
-  double acc[kLanes] = {0}, acc2[kLanes] = {0};
-  for (int64_t n = 0; n < s.n; ++n) sum_sq_run(x + (n * s.c + c) * s.hw, s.hw, acc, acc2);
+inline Moments channel_moments(const BatchNormShape& s, const double* part, int64_t c) {
+  const auto [sum, sq] = channel_totals(s, part, c);
   const double m = double(s.n * s.hw);
-  const double mean = lanes_total(acc) / m;
-  return {mean, std::max(0.0, lanes_total(acc2) - mean * mean * m)};
+  const double mean = sum / m;
+  return {mean, std::max(0.0, sq - mean * mean * m)};
 }
 
-// Grain in channels / planes so that a thread gets at least ~32K elements.
-inline int64_t grain_for(int64_t per_item) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, per_item)); }
+// sum(g) and sum(g * (x - mean[c])) of each plane, g the gradient reaching the BN output (grad_run).
+double* grad_planes(const BatchNormShape& s, const float* dy, const float* y, const float* x, const float* mean,
+                    int64_t extra) {
+  return sum_planes(s, extra, [&](int64_t p, double* sdy, double* sdot) {
+    const int64_t off = p * s.hw;
+    const double m = double(mean[p % s.c]);
+    if (y)
+      grad_run<true>(dy + off, y + off, x + off, s.hw, m, sdy, sdot);
+    else
+      grad_run<false>(dy + off, nullptr, x + off, s.hw, m, sdy, sdot);
+  });
+}
 
 // y = x * a + t over one plane at offset off, then relu(y) = (y < 0 ? 0 : y) when fused (NaN passes, as relu).
 inline void affine_plane(const float* x, float a, float t, bool relu, float* y, int64_t off, int64_t len) {
@@ -163,31 +205,28 @@ void batchnorm_fwd_train(const BatchNormShape& s, const float* x, const float* g
                          float momentum, float* running_mean, float* running_var, bool relu, float* y,
                          float* save_mean, float* save_invstd) {
   const int64_t m = s.n * s.hw;
-  // A thread takes whole channels: statistics, then the affine pass over the same planes while they are still in
-  // cache (a second sweep over the whole tensor would read it from memory again).
-  parallel_for(
-      s.c,
-      [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) {
-          const auto [mean, var_sum] = channel_moments(s, x, c);
-          const double var = var_sum / double(m);
-          const double invstd = 1.0 / std::sqrt(var + double(eps));
-          save_mean[c] = float(mean);
-          save_invstd[c] = float(invstd);
-          if (running_mean) {
-            // torch divides by m - 1; with m == 1 that is 0/0 (torch's Python layer refuses it), we keep var.
-            const double unbiased = m > 1 ? var_sum / double(m - 1) : var;
-            const double mom = double(momentum);
-            running_mean[c] = float(mom * mean + (1.0 - mom) * double(running_mean[c]));
-            running_var[c] = float(mom * unbiased + (1.0 - mom) * double(running_var[c]));
-          }
-          const double g = gamma ? double(gamma[c]) : 1.0;
-          const double bt = beta ? double(beta[c]) : 0.0;
-          const float scale = float(invstd * g), shift = float(bt - mean * invstd * g);
-          for (int64_t n = 0; n < s.n; ++n) affine_plane(x, scale, shift, relu, y, (n * s.c + c) * s.hw, s.hw);
-        }
-      },
-      grain_for(m));
+  double* part = moment_planes(s, x, 2 * s.c);
+  float* scale = extra_of(s, part);
+  float* shift = scale + s.c;
+  for (int64_t c = 0; c < s.c; ++c) {
+    const auto [mean, var_sum] = channel_moments(s, part, c);
+    const double var = var_sum / double(m);
+    const double invstd = 1.0 / std::sqrt(var + double(eps));
+    save_mean[c] = float(mean);
+    save_invstd[c] = float(invstd);
+    if (running_mean) {
+      // torch divides by m - 1; with m == 1 that is 0/0 (torch's Python layer refuses it), we keep var.
+      const double unbiased = m > 1 ? var_sum / double(m - 1) : var;
+      const double mom = double(momentum);
+      running_mean[c] = float(mom * mean + (1.0 - mom) * double(running_mean[c]));
+      running_var[c] = float(mom * unbiased + (1.0 - mom) * double(running_var[c]));
+    }
+    const double g = gamma ? double(gamma[c]) : 1.0;
+    const double bt = beta ? double(beta[c]) : 0.0;
+    scale[c] = float(invstd * g);
+    shift[c] = float(bt - mean * invstd * g);
+  }
+  affine_planes(s, x, scale, shift, relu, y);
 }
 
 void batchnorm_fwd_eval(const BatchNormShape& s, const float* x, const float* gamma, const float* beta,
@@ -208,54 +247,49 @@ void batchnorm_bwd_train(const BatchNormShape& s, const float* dy, const float* 
                          const float* save_mean, const float* save_invstd, const float* gamma, float* dx, float* dgamma,
                          float* dbeta) {
   const int64_t m = s.n * s.hw;
-  // Per channel: dx = (dy - mean(dy) - (x - mean) * k) * invstd * gamma, k = dot * invstd^2 / m (torch's form).
-  // A thread takes whole channels: the sums, then dx over the same planes while they are still in cache. dx may be
-  // dy: channel c's dx is written only after channel c's sums, and no other channel reads it.
+  // Per channel: dx = (dy - mean(dy) - (x - mean) * k) * invstd * gamma, k = dot * invstd^2 / m (torch's form). dx
+  // may be dy: the sums are complete before any dx is written.
+  double* part = grad_planes(s, dy, y, x, save_mean, 3 * s.c);
+  float* ca = extra_of(s, part);
+  float* cmdy = ca + s.c;
+  float* ck = cmdy + s.c;
+  for (int64_t c = 0; c < s.c; ++c) {
+    const double invstd = double(save_invstd[c]);
+    const auto [sum_dy, dot] = channel_totals(s, part, c);
+    if (dgamma) dgamma[c] = float(dot * invstd);
+    if (dbeta) dbeta[c] = float(sum_dy);
+    const double g = gamma ? double(gamma[c]) : 1.0;
+    ca[c] = float(invstd * g);
+    cmdy[c] = float(sum_dy / double(m));
+    ck[c] = float(dot * invstd * invstd / double(m));
+  }
+  if (!dx) return;
   parallel_for(
-      s.c,
+      s.n * s.c,
       [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) {
-          const double dmean = double(save_mean[c]), invstd = double(save_invstd[c]);
-          double sdy[kLanes] = {0}, sdot[kLanes] = {0};
-          channel_grad(s, dy, y, x, c, dmean, sdy, sdot);
-          const double sum_dy = lanes_total(sdy), dot = lanes_total(sdot);
-          if (dgamma) dgamma[c] = float(dot * invstd);
-          if (dbeta) dbeta[c] = float(sum_dy);
-          if (!dx) continue;
-          const double g = gamma ? double(gamma[c]) : 1.0;
-          const float a = float(invstd * g), mdy = float(sum_dy / double(m)),
-                      k = float(dot * invstd * invstd / double(m)), mean = save_mean[c];
-          for (int64_t n = 0; n < s.n; ++n) {
-            const int64_t off = (n * s.c + c) * s.hw;
-            const float* yp = y ? y + off : nullptr;
-            if (dx == dy)
-              dx_plane_train<true>(x + off, yp, nullptr, dx + off, s.hw, mean, mdy, k, a);
-            else
-              dx_plane_train<false>(x + off, yp, dy + off, dx + off, s.hw, mean, mdy, k, a);
-          }
+        for (int64_t p = b; p < e; ++p) {
+          const int64_t c = p % s.c, off = p * s.hw;
+          const float* yp = y ? y + off : nullptr;
+          if (dx == dy)
+            dx_plane_train<true>(x + off, yp, nullptr, dx + off, s.hw, save_mean[c], cmdy[c], ck[c], ca[c]);
+          else
+            dx_plane_train<false>(x + off, yp, dy + off, dx + off, s.hw, save_mean[c], cmdy[c], ck[c], ca[c]);
         }
       },
-      grain_for(m));
+      grain_for(s.hw));
 }
 
 void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* y, const float* x,
                         const float* running_mean, const float* running_var, float eps, const float* gamma, float* dx,
                         float* dgamma, float* dbeta) {
-  const int64_t m = s.n * s.hw;
   if (dgamma || dbeta) {
-    parallel_for(
-        s.c,
-        [&](int64_t b, int64_t e) {
-          for (int64_t c = b; c < e; ++c) {
-            const double mean = double(running_mean[c]);
-            const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
-            double sdy[kLanes] = {0}, sdot[kLanes] = {0};
-            channel_grad(s, dy, y, x, c, mean, sdy, sdot);
-            if (dgamma) dgamma[c] = float(lanes_total(sdot) * invstd);
-            if (dbeta) dbeta[c] = float(lanes_total(sdy));
-          }
-        },
-        grain_for(m));
+    double* part = grad_planes(s, dy, y, x, running_mean, 0);
+    for (int64_t c = 0; c < s.c; ++c) {
+      const double invstd = 1.0 / std::sqrt(double(running_var[c]) + double(eps));
+      const auto [sum_dy, dot] = channel_totals(s, part, c);
+      if (dgamma) dgamma[c] = float(dot * invstd);
+      if (dbeta) dbeta[c] = float(sum_dy);
+    }
   }
   if (!dx) return;
   float* scale = thread_scratch(0, size_t(s.c));
@@ -286,17 +320,13 @@ void batchnorm_bwd_eval(const BatchNormShape& s, const float* dy, const float* y
 }
 
 void channel_stats_fwd(const BatchNormShape& s, const float* x, float* stats) {
-  const int64_t m = s.n * s.hw;
-  parallel_for(
-      s.c,
-      [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) {
-          const auto [mean, sq_dev] = channel_moments(s, x, c);
-          stats[c] = float(mean);
-          stats[s.c + c] = float(sq_dev / double(m));
-        }
-      },
-      grain_for(m));
+  const double* part = moment_planes(s, x, 0);
+  const double m = double(s.n * s.hw);
+  for (int64_t c = 0; c < s.c; ++c) {
+    const auto [mean, sq_dev] = channel_moments(s, part, c);
+    stats[c] = float(mean);
+    stats[s.c + c] = float(sq_dev / m);
+  }
 }
 
 void channel_stats_bwd(const BatchNormShape& s, const float* x, const float* stats, const float* dstats, float* dx) {
