@@ -25,7 +25,7 @@ export interface QuantizeCliOptions {
   temperature?: number; studentLoss?: 'entropy' | 'kl'; marginLower?: number; marginUpper?: number;
   alphaDs?: number; alphaAs?: number; beta?: number; gamma?: number; generatorEpochs?: number; anchor?: number;
   augment?: number; lowPass?: number; cutmix?: number; ema?: number; featureKd?: number; studentSchedule?: 'multistep' | 'cosine';
-  studentMilestones?: number[];
+  studentMilestones?: number[]; kdMirror?: boolean;
 }
 
 /** Flag -> ZsqConfig field, for the flags that override a preset value. */
@@ -36,6 +36,7 @@ const OVERRIDES: [keyof QuantizeCliOptions, keyof ZsqConfig][] = [
   ['marginUpper', 'marginUpper'], ['alphaDs', 'alphaDs'], ['alphaAs', 'alphaAs'], ['beta', 'beta'], ['gamma', 'gamma'],
   ['generatorEpochs', 'generatorEpochs'], ['anchor', 'anchor'], ['augment', 'augment'], ['lowPass', 'lowPass'],
   ['cutmix', 'cutmix'], ['ema', 'ema'], ['featureKd', 'featureKd'], ['studentMilestones', 'studentMilestones'],
+  ['kdMirror', 'kdMirror'],
 ];
 
 export function configFromOptions(o: QuantizeCliOptions): ZsqConfig {
@@ -93,6 +94,7 @@ export function quantizeOptions(cmd: Command): Command {
     .addOption(num('--cutmix <p>', "beyond the released recipe: the student step sees the generator's images CutMixed within the batch: each, with probability p, gets a box (a uniform fraction of its area) of another image pasted in (MixMix's data mixing; after --low-pass and --augment), the teacher run again on them", probability))
     .addOption(num('--ema <d>', "beyond the released recipe: keep an exponential moving average of the student's parameters (decay d per student step; Polyak averaging) and evaluate and save the average; the latest iterate's test top-1 is logged beside it", decay))
     .addOption(num('--feature-kd <w>', "beyond the released recipe: add w x the mean squared difference of the student's and the teacher's BatchNorm inputs (every conv output, scaled per channel as the teacher's BatchNorm scales it) to the student loss (feature distillation)", nonNegativeNumber))
+    .option('--kd-mirror', "beyond the released recipe: the student's target is the teacher's logits averaged over each image and its mirror image (the teacher's flip test-time augmentation, distilled; one more teacher forward per student step)")
     .option('--data <dir>', `data directory for test accuracy and calibration (default: ${DATA_DEFAULT_HELP}; none found: no test set)`)
     .option('--no-test', 'no test-set evaluation (agreement with the teacher on held-out synthetic images only)')
     .addOption(num('--test-limit <n>', 'evaluate on the first N test images only', positiveInt))

@@ -123,6 +123,15 @@ export function shiftFlipBatch(x: Float32Array, n: number, padding: number, rng:
   return out;
 }
 
+/** A copy of x [..., W] with every row of `width` values reversed: each image of a batch mirrored left to right. */
+export function mirrorRows(x: Float32Array, width: number): Float32Array {
+  check(Number.isInteger(width) && width >= 1 && x.length % width === 0,
+    () => `mirrorRows: ${x.length} values are not whole rows of ${width}`);
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length; r += width) for (let j = 0; j < width; j++) out[r + j] = x[r + width - 1 - j]!;
+  return out;
+}
+
 /**
  * CutMix of a batch x [N, C, H, W] with itself (Yun et al. 2019; MixMix, Li et al. 2021, mixes synthetic images for
  * data-free compression): each image, with probability p, gets a box of another image of the batch (drawn

@@ -81,6 +81,9 @@ export function validateConfig(c: ZsqConfig): ZsqConfig {
   if (c.ema !== undefined && !(typeof c.ema === 'number' && c.ema > 0 && c.ema < 1)) {
     throw new GranqError(`config: ema must be a decay in (0, 1), got ${JSON.stringify(c.ema)}`);
   }
+  if (c.kdMirror !== undefined && typeof c.kdMirror !== 'boolean') {
+    throw new GranqError(`config: kdMirror must be true or false, got ${JSON.stringify(c.kdMirror)}`);
+  }
   if (c.generatorEpochs !== undefined && !Number.isInteger(c.generatorEpochs)) throw new GranqError(`config: generatorEpochs must be an integer, got ${c.generatorEpochs}`);
   if (c.studentSchedule !== undefined && c.studentSchedule !== 'cosine') throw new GranqError(`config: studentSchedule must be 'cosine' or absent, got ${JSON.stringify(c.studentSchedule)}`);
   if (!(c.temperature > 0)) throw new GranqError(`config: temperature must be positive, got ${c.temperature}`);

@@ -10,7 +10,7 @@ import { loadFlatStateDict, type Module } from '../nn/module.js';
 import { Adam, cosineLr, loadOptimizerState, multiStepLr, optimizerState, SGD } from '../optim/index.js';
 import { Rng, type RngState } from '../tensor/rng.js';
 import { Tensor } from '../tensor/tensor.js';
-import { cutMixBatch, lowPassBatch, shiftFlipBatch } from '../data/augment.js';
+import { cutMixBatch, lowPassBatch, mirrorRows, shiftFlipBatch } from '../data/augment.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreementLoss, BnsLoss, disagreementLoss, entropyKdLoss, FeatureKdLoss, klKdLoss, marginLoss } from './losses.js';
@@ -30,6 +30,15 @@ export interface IterationLosses {
 export interface TrainerHooks {
   /** Called before each epoch (e.g. the `layer` baseline observes activation ranges only during warm-up). */
   onEpochStart?(epoch: number, student: Module): void;
+}
+
+/**
+ * cfg.kdMirror's target: the mean of the teacher's logits `t` on images x and its logits on x mirrored left to right
+ * (no gradient; the mirrored forward's intermediates go back to the pool).
+ */
+export function mirrorAveraged(teacher: Module, t: Tensor, x: Tensor): Tensor {
+  const xm = new Tensor(mirrorRows(x.data, x.shape.at(-1)!), x.shape);
+  return F.noGrad(() => F.scale(F.add(t.detach(), F.recycled(() => teacher.forward(xm))), 0.5));
 }
 
 export class ZsqTrainer {
@@ -200,6 +209,7 @@ export class ZsqTrainer {
       tS = tap('teacher', true, () => (this.featureKd ? F.noGrad : F.recycled)(() => this.teacher.forward(x)));
       sS = tap('student', true, () => this.student.forward(x));
     }
+    if (c.kdMirror) tS = mirrorAveraged(this.teacher, tS, inS);
     let lossS = c.studentLoss === 'entropy'
       ? entropyKdLoss(tS, sS, c.temperature)
       : F.add(klKdLoss(tS, sS, c.temperature), F.crossEntropy(sS, labels));
