@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as F from '../../src/autograd/index.js';
-import { cropFlip, cutMixBatch, cutoutSquare, epochPlan, lowPassBatch, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
+import { cropFlip, cutMixBatch, cutoutSquare, epochPlan, lowPassBatch, mirrorRows, planBatch, shiftFlipBatch } from '../../src/data/augment.js';
 import { IMAGE_BYTES } from '../../src/data/cifar.js';
 import { GranqError } from '../../src/errors.js';
 import { CHECKPOINT_FILE } from '../../src/io/run-dir.js';
@@ -177,6 +177,19 @@ describe('augmentation', () => {
       assert.deepEqual(batch.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), out, `image ${i}`);
     }
     assert.throws(() => shiftFlipBatch(f, 2, 4, new Rng(5)), /expected 2 images/);
+  });
+
+  test('mirrorRows reverses every row: cropFlip without shift, mirrored, for each image of a batch', () => {
+    assert.deepEqual(mirrorRows(Float32Array.of(1, 2, 3, 4, 5, 6), 3), Float32Array.of(3, 2, 1, 6, 5, 4));
+    const f = Float32Array.from(images.subarray(0, 3 * IMAGE_BYTES));
+    const m = mirrorRows(f, 32);
+    const out = new Float32Array(IMAGE_BYTES);
+    for (let i = 0; i < 3; i++) {
+      cropFlip(f, i, 0, 0, 0, true, out, 0);
+      assert.deepEqual(m.subarray(i * IMAGE_BYTES, (i + 1) * IMAGE_BYTES), out, `image ${i}`);
+    }
+    assert.deepEqual(mirrorRows(m, 32), f, 'twice is the identity');
+    assert.throws(() => mirrorRows(new Float32Array(10), 3), /not whole rows of 3/);
   });
 
   test('cutMixBatch: each mixed image is itself outside one box and one partner inside it, over every channel', () => {

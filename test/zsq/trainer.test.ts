@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/models/load.js';
 import { presetConfig, type ZsqConfig } from '../../src/zsq/config.js';
-import { ZsqTrainer, type IterationLosses } from '../../src/zsq/trainer.js';
+import { mirrorAveraged, ZsqTrainer, type IterationLosses } from '../../src/zsq/trainer.js';
+import { mirrorRows } from '../../src/data/augment.js';
 import { validateConfig } from '../../src/zsq/settings.js';
 import { FeatureKdLoss } from '../../src/zsq/losses.js';
 import * as F from '../../src/autograd/index.js';
@@ -235,6 +236,40 @@ describe('ZSQ trainer', { skip: noShared }, () => {
     s(resumed).forEach((p, i) => assertBitEqual(p, expected[i]!, `adoptAverage, parameter ${i}`));
     for (const bad of [0, 1, -0.5, 1.5]) assert.throws(() => validateConfig({ ...presetConfig('tiny'), ema: bad }), /ema must be a decay in \(0, 1\)/);
     for (const t of [released, averaged, resumed]) t.dispose();
+  });
+
+  test('--kd-mirror: the target is the mean of the teacher on the image and its mirror; warm-up is the released run; reproducible and resumable', () => {
+    const teacher = loadModel(SHARED_MODEL).model;
+    const x = Tensor.randn([3, 3, 32, 32], new Rng(11));
+    const logits = (t: Tensor) => F.noGrad(() => teacher.forward(t)).data;
+    const t = F.noGrad(() => teacher.forward(x));
+    const avg = mirrorAveraged(teacher, t, x);
+    const mirrored = logits(new Tensor(mirrorRows(x.data, 32), x.shape));
+    assert.equal(avg.requiresGrad, false);
+    avg.data.forEach((v, i) => assert.equal(v, Math.fround(Math.fround(t.data[i]! + mirrored[i]!) * 0.5), `logit ${i}`));
+    // An image that is its own mirror: the target is the teacher's own logits, bit for bit.
+    const sym = new Tensor(x.data.map((_, i) => x.data[i - (i % 32) + Math.min(i % 32, 31 - (i % 32))]!), x.shape);
+    const ts = F.noGrad(() => teacher.forward(sym));
+    assertBitEqual(mirrorAveraged(teacher, ts, sym).data, ts.data, 'symmetric images');
+
+    const s = (tr: ZsqTrainer) => tr.student.parameters().map((p) => p.data.slice());
+    const differs = (a: ZsqTrainer, b: ZsqTrainer) => s(a).some((p, i) => p.some((v, j) => v !== s(b)[i]![j]));
+    const released = off(makeTrainer());
+    const mirror = off(makeTrainer({ kdMirror: true }));
+    const again = off(makeTrainer({ kdMirror: true }));
+    const withAug = off(makeTrainer({ kdMirror: true, augment: 2 }));
+    const aug = off(makeTrainer({ augment: 2 }));
+    const all = [released, mirror, again, withAug, aug];
+    for (const tr of all) tr.runEpoch(); // warm-up
+    s(released).forEach((p, i) => assertBitEqual(s(mirror)[i]!, p, `warm-up differs, parameter ${i}`));
+    for (let e = 1; e < 3; e++) for (const tr of all) tr.runEpoch();
+    s(mirror).forEach((p, i) => assertBitEqual(s(again)[i]!, p, `not reproducible, parameter ${i}`));
+    assert.ok(differs(mirror, released), 'the mirror-target student equals the released one');
+    assert.ok(differs(withAug, aug) && differs(withAug, mirror), 'with --augment it equals one of them alone');
+    const resumed = resumedMidEpoch({ kdMirror: true }, off);
+    s(mirror).forEach((p, i) => assertBitEqual(s(resumed)[i]!, p, `resumed differs, parameter ${i}`));
+    assert.throws(() => validateConfig({ ...presetConfig('tiny'), kdMirror: 1 as unknown as boolean }), /kdMirror must be true or false/);
+    for (const tr of [...all, resumed]) tr.dispose();
   });
 
   test('--cutmix: warm-up is the released run; then the student learns on CutMixed images, reproducibly and resumably', () => {
