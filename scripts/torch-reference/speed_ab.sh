@@ -14,16 +14,7 @@ cd "$(dirname "$0")/../.."
 R=${1:-3}
 N=${2:-15}
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-TP=""
-if [ -n "${PAUSE:-}" ]; then TP=$(pgrep -f "$PAUSE" | tr '\n' ' '); fi
-resume() {
-  if [ -n "$TP" ]; then kill -CONT $TP 2>/dev/null && echo "# resumed $TP" >&2; fi
-  rm -rf "$TMP"
-}
-trap resume EXIT
-trap 'exit 130' INT TERM HUP
-if [ -n "$TP" ]; then kill -STOP $TP && echo "# paused $TP" >&2; fi
+. scripts/torch-reference/ab-common.sh
 
 echo "# $R rounds, $N runs; $(date -Is); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$R"); do

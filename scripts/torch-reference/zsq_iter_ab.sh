@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Interleaved A/B timing of one zero-shot QAT iteration: PyTorch (zsq_iter_bench.py, default and --released
-# variants) against `granq bench iter`, on the same machine, alternating within each round. With PAUSE=PATTERN, the
-# first process whose command line matches PATTERN (pgrep -f; e.g. a background training run) is paused (SIGSTOP)
-# for the duration and resumed (SIGCONT) on exit.
+# variants) against `granq bench iter`, on the same machine, alternating within each round. With PAUSE=PATTERN, every
+# process whose command line matches PATTERN (pgrep -f; e.g. the runs of background sweeps) is paused (SIGSTOP) for
+# the duration and resumed (SIGCONT) on exit.
 #
 #   scripts/torch-reference/zsq_iter_ab.sh [BATCH=16] [ROUNDS=3] [RUNS=15] [WARMUP=3]
 #
@@ -22,17 +22,7 @@ N=${3:-15}
 W=${4:-3}
 MALLOC_TUNED=${MALLOC_TUNED:-1}
 PY=/usr/bin/python3
-TMP=$(mktemp -d)
-
-TP=""
-if [ -n "${PAUSE:-}" ]; then TP=$(pgrep -f "$PAUSE" | head -1); fi
-resume() {
-  if [ -n "$TP" ]; then kill -CONT "$TP" 2>/dev/null && echo "# resumed $TP" >&2; fi
-  rm -rf "$TMP"
-}
-trap resume EXIT
-trap 'exit 130' INT TERM HUP
-if [ -n "$TP" ]; then kill -STOP "$TP" && echo "# paused $TP" >&2; fi
+. scripts/torch-reference/ab-common.sh
 
 echo "# batch $B, $R rounds, $N runs, $W warm-up; $(date -Is); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$R"); do
