@@ -7,12 +7,11 @@
  */
 import { noGrad } from '../src/autograd/index.js';
 import { batches } from '../src/data/cifar.js';
-import { mirrorRows } from '../src/data/augment.js';
 import { countHits, forwardChunked, type EvalCounts } from '../src/models/evaluate.js';
 import { loadModel } from '../src/models/load.js';
 import { resolveModelArg } from '../src/models/default-teacher.js';
-import { Tensor } from '../src/tensor/tensor.js';
 import { findTestSet } from '../src/zsq/test-set.js';
+import { mirrorAveraged } from '../src/zsq/trainer.js';
 
 const argv = process.argv.slice(2);
 const di = argv.indexOf('--data');
@@ -26,9 +25,8 @@ const averaged: EvalCounts = { images: 0, correct: 0, correct5: 0 };
 for (const { x, y } of batches(found.data, { batchSize: 500, mean: sidecar.mean, std: sidecar.std })) {
   noGrad(() => {
     const a = forwardChunked(model, x);
-    const b = forwardChunked(model, new Tensor(mirrorRows(x.data, x.shape.at(-1)!), x.shape));
     countHits(a, y, plain);
-    countHits(new Tensor(a.data.map((v, i) => (v + b.data[i]!) / 2), a.shape), y, averaged);
+    countHits(mirrorAveraged(model, a, x), y, averaged); // the very target --kd-mirror gives the student
   });
 }
 const pct = (c: EvalCounts) => ((100 * c.correct) / c.images).toFixed(2);
