@@ -139,14 +139,10 @@ void build_planes_s2(const Geom& g, const float* x, float* dst) {
 template <bool kHalf>
 void micro_direct(int64_t k, const float* pa, const int32_t* off, const float* planes, const int64_t* base, float* c,
                   int64_t ldc, int64_t mr, int64_t nr, bool acc) {
-  __m512 c0[kMR], c1[kMR];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
   const float *s0 = planes + base[0], *s1 = planes + base[1];
   const float *s2 = planes + base[kHalf ? 2 : 0], *s3 = planes + base[kHalf ? 3 : 1];
-  for (int64_t p = 0; p < k; ++p) {
+  micro_tile(k, pa, [=](int64_t p, __m512& b0, __m512& b1) {
     const int64_t o = off[p];
-    __m512 b0, b1;
     if (kHalf) {
       b0 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s0 + o)), _mm256_loadu_ps(s1 + o), 1);
       b1 = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps(s2 + o)), _mm256_loadu_ps(s3 + o), 1);
@@ -154,15 +150,7 @@ void micro_direct(int64_t k, const float* pa, const int32_t* off, const float* p
       b0 = _mm512_loadu_ps(s0 + o);
       b1 = _mm512_loadu_ps(s1 + o);
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < kMR; ++i) {
-      const __m512 a = _mm512_set1_ps(pa[i]);
-      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-    }
-    pa += kMR;
-  }
-  store_tile(c0, c1, c, ldc, mr, nr, acc);
+  }, c, ldc, mr, nr, acc);
 }
 
 // y[m, oh*ow] = W . im2col(x) (+ bias) for one image; pa is W packed as one k-block (pack_a over all of k).

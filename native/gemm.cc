@@ -57,21 +57,10 @@ namespace {
 // 8 x 32 tile in 16 zmm accumulators; per k: 2 loads of B, 8 broadcasts of A, 16 FMAs.
 void micro_avx512(int64_t kc, const float* pa, const float* pb, float* c, int64_t ldc, int64_t mr, int64_t nr,
                   bool acc) {
-  __m512 c0[kMR], c1[kMR];
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p) {
-    const __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
-#pragma GCC unroll 8
-    for (int i = 0; i < kMR; ++i) {
-      const __m512 a = _mm512_set1_ps(pa[i]);
-      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
-    }
-    pa += kMR;
-    pb += kNR;
-  }
-  store_tile(c0, c1, c, ldc, mr, nr, acc);
+  micro_tile(kc, pa, [pb](int64_t p, __m512& b0, __m512& b1) {
+    b0 = _mm512_load_ps(pb + p * kNR);
+    b1 = _mm512_load_ps(pb + p * kNR + 16);
+  }, c, ldc, mr, nr, acc);
 }
 #endif
 

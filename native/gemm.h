@@ -33,6 +33,32 @@ void gemm_st(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64
              int64_t csb, float* c, int64_t ldc, bool acc);
 
 #if defined(__AVX512F__)
+inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc);
+
+// The one MR x 32 microkernel: for p in [0, k), load_b(p, b0, b1) gives step p's two B vectors and the MR
+// accumulator rows c0|c1 take pa[p * MR + i] * (b0|b1) (A packed by pack_a); then the tile is stored (acc: added)
+// to C rows [0, mr), columns [0, nr). Its callers differ only in where B comes from: a packed micro-panel (gemm)
+// or the phase planes of an image (the direct convolution).
+template <class LoadB>
+inline void micro_tile(int64_t k, const float* pa, LoadB load_b, float* c, int64_t ldc, int64_t mr, int64_t nr,
+                       bool acc) {
+  __m512 c0[kMR], c1[kMR];
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < k; ++p) {
+    __m512 b0, b1;
+    load_b(p, b0, b1);
+#pragma GCC unroll 8
+    for (int i = 0; i < kMR; ++i) {
+      const __m512 a = _mm512_set1_ps(pa[i]);
+      c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+    }
+    pa += kMR;
+  }
+  store_tile(c0, c1, c, ldc, mr, nr, acc);
+}
+
 // Writes (acc: adds to) an MR x 32 accumulator tile c0|c1 to C rows [0, mr), columns [0, nr); lanes past nr untouched.
 inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc) {
   const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
