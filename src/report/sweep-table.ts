@@ -2,13 +2,13 @@
  * A sweep folder in the report (`granq report DIR` where DIR holds sweep.json): its cells become run folders (curves,
  * per-run rows), and its accuracy table groups the cells whose settings differ only in the seed: mean ± sample
  * standard deviation and n of the final-epoch top-1 and of its drop from each cell's own FP teacher, beside the
- * best-epoch mean (test-set selection, shown apart) and the mean wall time.
+ * best-epoch mean (test-set selection, shown apart) and the mean wall time (cellWallSeconds: all of a run's starts).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { LOG_FILE } from '../io/run-dir.js';
 import { cellDir } from '../sweep/cell.js';
-import { collectManifest, manifestCells, readManifest, SWEEP_FILE, type SweepManifest } from '../sweep/manifest.js';
+import { cellWallSeconds, collectManifest, manifestCells, readManifest, SWEEP_FILE, type SweepManifest } from '../sweep/manifest.js';
 import { weightLabel } from '../quant/index.js';
 import { percent } from './accuracy.js';
 
@@ -61,7 +61,7 @@ export function sweepTable(dir: string): SweepTable {
       final: stat(finals.map((r) => percent(r.final_top1)!)),
       drop: stat(finals.filter((r) => r.fp_top1 !== null).map((r) => percent(r.fp_top1)! - percent(r.final_top1)!)),
       best: stat(done.filter((r) => r.best_epoch).map((r) => percent(r.best_epoch!.top1)!)),
-      wall_s: stat(cells.filter((c) => c.status === 'done').map((c) => c.wall_s)),
+      wall_s: stat(cells.filter((c) => c.status === 'done').map(cellWallSeconds)),
       cells: cells.map((c) => c.id),
       unfinished: cells.length - done.length,
       bitsPerWeight: withBits.length ? {

@@ -45,6 +45,16 @@ export function readManifest(dir: string, flag = 'DIR'): SweepManifest {
   return m;
 }
 
+/**
+ * A cell's wall time in seconds. A finished cell: its run's own count over all its starts (result.json's
+ * wall_seconds, carried in the checkpoint), which keeps the starts whose sweep process was stopped with its machine
+ * before it could add them to cell.json; otherwise (or in a result without it) the sweep's count in cell.json.
+ */
+export function cellWallSeconds(c: Pick<SweepCell, 'wall_s' | 'result'>): number {
+  const w = c.result?.['wall_seconds'];
+  return typeof w === 'number' ? w : c.wall_s;
+}
+
 export const manifestCells = (m: SweepManifest): GridCell[] => m.cells.map((c) => ({ id: c.id, settings: c.settings }));
 
 function readResult(dir: string, id: string): Record<string, unknown> | null {

@@ -16,6 +16,7 @@ import { quantizeSchema } from '../../src/cli/sweep.js';
 import { sweepTable } from '../../src/report/sweep-table.js';
 import { buildInfo, shortCommit } from '../../src/run/build-info.js';
 import { parseGrid } from '../../src/sweep/grid.js';
+import { cellWallSeconds } from '../../src/sweep/manifest.js';
 import { assertOneLineError, CLI, CLI_ENV, granq } from '../kit/cli.js';
 import { freePort, noRedis, startRedis, type TestRedis } from '../kit/redis.js';
 
@@ -136,6 +137,21 @@ describe('granq sweep', () => {
       assert.ok(Math.abs(row.final!.mean - (finals[0] + finals[1]) / 2) < 0.006, `${row.final!.mean} vs ${finals}`);
       assert.ok(Math.abs(row.final!.std! - Math.abs(finals[0] - finals[1]) / Math.SQRT2) < 0.006);
     }
+    // Wall time is the run's own count over all its starts (result.json), not cell.json's, which misses a start whose
+    // sweep process was stopped with its machine: with cell.json's figure zeroed the table and the docs rows keep it.
+    for (const c of grid.cells) {
+      const f = path.join(embedded, 'cells', c.id, 'cell.json');
+      fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), wall_s: 0 }));
+    }
+    const walls = (ids: string[]) => ids.map((id) => JSON.parse(fs.readFileSync(path.join(embedded, 'cells', id, 'result.json'), 'utf8')).wall_seconds as number);
+    for (const row of sweepTable(embedded).rows) {
+      const w = walls(row.cells);
+      assert.ok(w.every((x) => x > 0), `${w}`);
+      assert.ok(Math.abs(row.wall_s!.mean - (w[0]! + w[1]!) / 2) < 1e-9, `${row.wall_s!.mean} vs ${w}`);
+    }
+    assert.deepEqual(cellWallSeconds({ wall_s: 7, result: { wall_seconds: 9 } }), 9);
+    assert.deepEqual(cellWallSeconds({ wall_s: 7, result: {} }), 7);
+    assert.deepEqual(cellWallSeconds({ wall_s: 7, result: null }), 7);
   });
 
   test('embedded, interrupted (SIGINT once the first cell reaches epoch 2, iteration 2) and run again: resumes to the same files', async () => {
