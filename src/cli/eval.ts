@@ -2,7 +2,7 @@
 import { batches, loadCifarSplit } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
-import { evaluate, type EvalCounts } from '../models/evaluate.js';
+import { evaluate, mcnemarP, pairedCounts, pairedLine, type EvalCounts, type PairedCounts } from '../models/evaluate.js';
 import { bitsRecord, formatBits, formatSummary, modelBits, policyLabel, preparePtq, STORAGES, validatePolicy, type CalibrationInfo, type QuantPolicy } from '../quant/index.js';
 import { describeIntLayers, integerModel, loadAnyModel } from '../quant/index.js';
 import { progressBar } from './progress.js';
@@ -22,6 +22,8 @@ export interface EvalOptions {
   releasedEma?: boolean;
   skip?: string;
   int?: boolean;
+  /** Another model to compare with image by image (paired counts and McNemar's p). */
+  vs?: string;
 }
 
 /** The policy the options ask for, or null for a full-precision evaluation. */
@@ -67,6 +69,17 @@ export function runEval(opts: EvalOptions): void {
   const quantized = policy !== null || saved !== null;
   if (opts.int && !quantized) throw new GranqError('--int: integer inference needs a quantized model (a granq quantize student, a .granq file, or --wbits/--abits)');
   if (quantized) err.write(`storage\n${formatBits(STORAGES.map((st) => modelBits(model, st)))}\n`);
+  const other = opts.vs === undefined ? null : loadAnyModel(opts.vs, '--vs');
+  if (other) {
+    const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
+    if (other.sidecar.numClasses !== sidecar.numClasses) {
+      throw new GranqError(`--vs: ${opts.vs} has ${other.sidecar.numClasses} classes, ${opts.model} ${sidecar.numClasses}`);
+    }
+    if (!same(other.sidecar.mean, sidecar.mean) || !same(other.sidecar.std, sidecar.std)) {
+      throw new GranqError(`--vs: ${opts.vs} normalises its input differently from ${opts.model} (mean/std in their sidecars); ` +
+        'a paired comparison needs the same inputs');
+    }
+  }
   const fakeQuant = model;
   const intModel = opts.int ? integerModel(model) : null;
   if (intModel) model = intModel.model;
@@ -82,6 +95,23 @@ export function runEval(opts: EvalOptions): void {
     bar.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
+  let paired: PairedCounts | null = null;
+  if (other) {
+    const pb = progressBar(data.n, 'vs');
+    try {
+      let seen = 0;
+      const stream = batches(data, { batchSize: opts.batch, mean: sidecar.mean, std: sidecar.std });
+      paired = pairedCounts(model, other.model, (function* () {
+        for (const b of stream) {
+          yield b;
+          seen += b.y.length;
+          pb.update(seen, {});
+        }
+      })());
+    } finally {
+      pb.stop();
+    }
+  }
   if (intModel) err.write(`integer inference: ${describeIntLayers(intModel.layers)}\n`);
   const top1 = counts.correct / counts.images;
   const top5 = counts.correct5 / counts.images;
@@ -94,6 +124,14 @@ export function runEval(opts: EvalOptions): void {
   out.write(`top-1    ${(100 * top1).toFixed(2)}% (${counts.correct}/${counts.images})\n`);
   out.write(`top-5    ${(100 * top5).toFixed(2)}%\n`);
   out.write(`time     ${seconds.toFixed(2)} s (${(counts.images / seconds).toFixed(0)} img/s)\n`);
+  const vs = paired ? {
+    model: opts.vs!, top1: paired.bCorrect / paired.images, this_only: paired.aOnly, vs_only: paired.bOnly,
+    mcnemar_p: Number(mcnemarP(paired.aOnly, paired.bOnly).toPrecision(4)),
+  } : null;
+  if (vs) {
+    out.write(`vs       ${vs.model}: top-1 ${(100 * vs.top1).toFixed(2)}% (${paired!.bCorrect}/${paired!.images}); ` +
+      `${pairedLine(vs.this_only, vs.vs_only, vs.mcnemar_p, 'this model', 'that one')}\n`);
+  }
   if (opts.json) {
     out.write(`${JSON.stringify({
       model: sidecar.model, dataset: `${format}-test`, images: counts.images, correct: counts.correct,
@@ -101,6 +139,7 @@ export function runEval(opts: EvalOptions): void {
       ...(policy ? { policy, calibration } : {}),
       ...(saved ? { policy: saved, quantized: 'saved' } : {}),
       ...(quantized ? { bits: bitsRecord(fakeQuant) } : {}),
+      ...(vs ? { vs } : {}),
       ...(intModel ? { engine: 'integer', int_layers: intModel.layers.filter(([, l]) => l.counts.float === 0).length, float_layers: intModel.layers.filter(([, l]) => l.counts.float > 0).map(([p]) => p) } : {}),
     })}\n`);
   }

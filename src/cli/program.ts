@@ -49,6 +49,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
     .option('--released-ema', "layer: GDFQ's recursive EMA bias correction (overshoots early) instead of the correct one")
     .option('--skip <paths>', 'comma-separated module paths kept in full precision')
     .option('--int', 'integer inference of the quantized model: every conv/linear whose input is an activation quantizer\'s output runs on codes (int32 partial sums, float32 scales)')
+    .option('--vs <file>', 'also compare with this model image by image on the same test images: how many each gets right where the other is wrong, and the exact McNemar p of equal accuracy (e.g. a student --vs its FP teacher)')
     .action((opts) => runEval({ ...opts, model: resolveModelArg(opts.model) }));
 
   addQuantizeCommand(program, setExit);

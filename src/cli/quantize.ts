@@ -9,6 +9,7 @@ import { PRESETS, presetConfig, presetPolicy, type ZsqConfig } from '../zsq/conf
 import { runQuantize, type EpochRecord } from '../zsq/run.js';
 import { bitWidth, DATA_DEFAULT_HELP, decay, nonNegativeInt, nonNegativeIntList, nonNegativeNumber, positiveInt, positiveNumber, probability } from './args.js';
 import { DEFAULT_TEACHER, resolveModelArg } from '../models/default-teacher.js';
+import { pairedLine } from '../models/evaluate.js';
 import { catchInterrupt, resumeCommand } from './interrupt.js';
 import { RunProgress } from './progress.js';
 
@@ -167,6 +168,8 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
       const best = r['best_epoch'] as { epoch: number; top1: number } | null;
       out.write(`test top-1 FP ${pct(r['fp_top1'] as number)}, PTQ start ${pct(r['ptq_top1'] as number)}, final ${pct(r['final_top1'] as number)}` +
         `${best ? ` (best epoch ${best.epoch}: ${pct(best.top1)}, test-set selection)` : ''}\n`);
+      const v = r['vs_fp'] as { student_only: number; fp_only: number; mcnemar_p: number } | null;
+      if (v) out.write(`vs FP      ${pairedLine(v.student_only, v.fp_only, v.mcnemar_p, 'the student', 'FP')}\n`);
     }
     const bits = r['bits'] as Record<string, { bits_per_weight: number; bytes: number; fp32_bytes: number }>;
     out.write(`storage    ${STORAGES.map((st) => `${st} ${bits[st]!.bits_per_weight.toFixed(2)} bits/weight, ${(bits[st]!.bytes / 1024).toFixed(1)} KiB`).join('; ')} ` +

@@ -5,7 +5,7 @@
  */
 import { noGrad } from '../autograd/index.js';
 import { batches, type CifarData } from '../data/cifar.js';
-import { evaluate, forwardChunked } from '../models/evaluate.js';
+import { evaluate, forwardChunked, mcnemarP, pairedCounts } from '../models/evaluate.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -25,6 +25,22 @@ export interface TestSet {
 export function testTop1(model: Module, t: TestSet): number {
   const c = withObserversOff(model, () => evaluate(model, batches(t.data, { batchSize: t.batch, mean: t.mean, std: t.std })));
   return c.correct / c.images;
+}
+
+/** The student against the FP teacher on the test set, image by image (result.json's vs_fp). */
+export interface VsFp {
+  images: number;
+  /** Test images the student gets right and the teacher wrong. */
+  student_only: number;
+  /** Test images the teacher gets right and the student wrong. */
+  fp_only: number;
+  /** Exact two-sided McNemar test of equal accuracy on these discordant images. */
+  mcnemar_p: number;
+}
+
+export function testVsFp(student: Module, teacher: Module, t: TestSet): VsFp {
+  const c = withObserversOff(student, () => pairedCounts(student, teacher, batches(t.data, { batchSize: t.batch, mean: t.mean, std: t.std })));
+  return { images: c.images, student_only: c.aOnly, fp_only: c.bOnly, mcnemar_p: Number(mcnemarP(c.aOnly, c.bOnly).toPrecision(4)) };
 }
 
 /**

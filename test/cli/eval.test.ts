@@ -31,6 +31,20 @@ describe('granq eval', { skip: noShared }, () => {
     assert.ok(last.top5 >= last.top1);
   });
 
+  test('--vs: a model against itself differs on no image (p = 1); a model with other input normalisation, or no file, is one line', () => {
+    const r = granq('eval', '--model', SHARED_MODEL, '--vs', SHARED_MODEL, '--data', CIFAR10_DIR, '--limit', '50', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.deepEqual(last.vs, { model: SHARED_MODEL, top1: last.top1, this_only: 0, vs_only: 0, mcnemar_p: 1 });
+    const dir = tmpModelDir();
+    fs.copyFileSync(SHARED_MODEL, path.join(dir, 'm.safetensors'));
+    const side = JSON.parse(fs.readFileSync(path.join(dir, 'm.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'm.json'), JSON.stringify({ ...side, input: { ...side.input, mean: [0.5, 0.5, 0.5] } }));
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--vs', path.join(dir, 'm.safetensors'), '--data', CIFAR10_DIR, '--limit', '50'), 1,
+      /^granq: --vs: .*m\.safetensors normalises its input differently/);
+    assertOneLineError(granq('eval', '--model', SHARED_MODEL, '--vs', '/nonexistent/v.safetensors', '--limit', '50'), 1, /^granq: --vs: no such file/);
+  });
+
   test('--limit and --batch: a partial last batch is counted', () => {
     const r = granq('eval', '--model', SHARED_MODEL, '--data', CIFAR10_DIR, '--limit', '100', '--batch', '64', '--json');
     assert.equal(r.code, 0, r.stderr);

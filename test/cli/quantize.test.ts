@@ -73,6 +73,16 @@ describe('granq quantize', { skip: noShared }, () => {
     const j = lastJson(ev.stdout);
     assert.deepEqual(j.policy, res.policy);
     assert.equal(j.top1, res.final_top1);
+    // vs_fp: the student against its teacher image by image; the accuracy difference is exactly its discordant split.
+    assert.equal(res.vs_fp.images, 64);
+    assert.equal(Math.round(64 * (res.final_top1 - res.fp_top1)), res.vs_fp.student_only - res.vs_fp.fp_only);
+    assert.ok(res.vs_fp.mcnemar_p > 0 && res.vs_fp.mcnemar_p <= 1);
+    // granq eval --vs gives the same split from the saved student and the teacher's file.
+    const vs = granq('eval', '--model', path.join(straight, 'student.safetensors'), '--vs', res.teacher.path, '--data', CIFAR10_DIR, '--limit', '64', '--json');
+    assert.equal(vs.code, 0, vs.stderr);
+    const v = lastJson(vs.stdout).vs;
+    assert.deepEqual([v.this_only, v.vs_only, v.mcnemar_p, v.top1], [res.vs_fp.student_only, res.vs_fp.fp_only, res.vs_fp.mcnemar_p, res.fp_top1]);
+    assert.match(vs.stdout, /^vs {7}.*this model right where that one is wrong: \d+ images, the reverse: \d+ \(exact McNemar p = /m);
     assertOneLineError(granq('eval', '--model', path.join(straight, 'student.safetensors'), '--data', CIFAR10_DIR, '--wbits', '4', '--abits', '4'),
       1, /^granq: --wbits\/--abits: .* is already quantized/);
   });

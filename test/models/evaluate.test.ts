@@ -14,7 +14,7 @@ import { graphFromProto } from '../../src/models/onnx-import.js';
 import { poolStats } from '../../src/tensor/tensor.js';
 import { MOBILENET_INPUT, MOBILENET_V2_CIFAR, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
-import { CHUNK_FLOATS, chunkFor, FORWARD_CHUNK, forwardChunked } from '../../src/models/evaluate.js';
+import { CHUNK_FLOATS, chunkFor, evaluate, FORWARD_CHUNK, forwardChunked, mcnemarP, pairedCounts } from '../../src/models/evaluate.js';
 import { loadModel } from '../../src/models/load.js';
 import { quantizeModel } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -76,4 +76,45 @@ test('chunkFor: ResNet-20 keeps FORWARD_CHUNK; the CIFAR MobileNetV2 (widest: 14
   assert.equal(chunkFor(graph, xs), 28);
   const whole = noGrad(() => graph.forward(xs));
   assert.deepEqual(forwardChunked(graph, xs).data, whole.data, 'chunks of 28 and 12 = one forward of 40');
+});
+
+test('pairedCounts: per-image hits of two models as their argmaxes give them; mcnemarP: exact binomial values', () => {
+  // Labels: the teacher's class on even images, the student's on odd ones (plus a few of neither).
+  const n = 200;
+  const xs = first(n);
+  const argmax = (l: Tensor) => Int32Array.from({ length: n }, (_, i) => {
+    let b = 0;
+    for (let j = 1; j < 10; j++) if (l.data[i * 10 + j]! > l.data[i * 10 + b]!) b = j;
+    return b;
+  });
+  const pt = argmax(forwardChunked(teacher, xs));
+  const ps = argmax(forwardChunked(student, xs));
+  const y = Int32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? (pt[i]! + 1) % 10 : i % 2 ? ps[i]! : pt[i]!));
+  const batchesOf = (size: number) => Array.from({ length: Math.ceil(n / size) }, (_, b) => ({
+    x: new Tensor(xs.data.subarray(b * size * 3072, Math.min(n, (b + 1) * size) * 3072), [Math.min(size, n - b * size), 3, 32, 32]),
+    y: y.subarray(b * size, Math.min(n, (b + 1) * size)),
+  }));
+  const want = { images: n, aCorrect: 0, bCorrect: 0, aOnly: 0, bOnly: 0 };
+  for (let i = 0; i < n; i++) {
+    const a = ps[i] === y[i], b = pt[i] === y[i];
+    want.aCorrect += +a;
+    want.bCorrect += +b;
+    want.aOnly += +(a && !b);
+    want.bOnly += +(b && !a);
+  }
+  assert.ok(want.aOnly > 0 && want.bOnly > 0, `a test that separates: ${JSON.stringify(want)}`);
+  assert.deepEqual(pairedCounts(student, teacher, batchesOf(64)), want);
+  assert.equal(evaluate(student, batchesOf(64)).correct, want.aCorrect);
+  assert.deepEqual(pairedCounts(teacher, teacher, batchesOf(64)), { images: n, aCorrect: want.bCorrect, bCorrect: want.bCorrect, aOnly: 0, bOnly: 0 });
+  // P(X <= k) for X ~ Binomial(n, 1/2), doubled: (5, 9): 2 * (1 + 14 + 91 + 364 + 1001 + 2002) / 2^14.
+  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12 * Math.max(1, b), `${a} vs ${b}`);
+  close(mcnemarP(5, 9), 3473 / 8192);
+  close(mcnemarP(9, 5), 3473 / 8192);
+  close(mcnemarP(0, 6), 1 / 32);
+  assert.equal(mcnemarP(3, 3), 1);
+  assert.equal(mcnemarP(0, 0), 1);
+  assert.equal(mcnemarP(4, 5), 1); // 2 * P(X <= 4 | n = 9) = 1 exactly
+  // Large n: close to the normal approximation with continuity correction (z = 59 / sqrt(1060), p ~ 0.070).
+  const p = mcnemarP(500, 560);
+  assert.ok(p > 0.06 && p < 0.08, `${p}`);
 });
