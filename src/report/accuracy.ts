@@ -1,6 +1,6 @@
 /**
  * The accuracy table: each run's bits, method, preset, FP, PTQ start, final-epoch and best-epoch top-1 with the drop
- * from its own FP teacher; beside it the published numbers for the same bit widths, each as a drop from that
+ * from its own FP teacher, and the final student against the teacher image by image (where result.json has it); beside it the published numbers for the same bit widths, each as a drop from that
  * paper's own FP teacher (teachers differ: ours is 91.73, the papers' 93.89), with its sources.
  */
 import { weightLabel } from '../quant/index.js';
@@ -12,6 +12,8 @@ export interface RunRow {
   fp: number | null; ptq: number | null; final: number | null; best: { epoch: number; top1: number } | null;
   /** Bits per quantized weight as exported (f32 scale and zero point) and with integer zero points; null if unknown. */
   bitsPerWeight: { f32: number; intZp: number } | null;
+  /** Test images only the student gets right / only the FP teacher, and McNemar's p; null where not recorded. */
+  vsFp: { studentOnly: number; fpOnly: number; p: number } | null;
 }
 export interface PublishedRow { method: string; values: Record<string, { top1: number; drop: number; sources: string[]; text: string } | null> }
 
@@ -26,6 +28,7 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
       run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${weightLabel(x.policy)}`, preset: x.preset, epochs: x.epochs,
       fp: percent(x.fp_top1), ptq: percent(x.ptq_top1), final: percent(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: percent(x.best_epoch.top1)! } : null,
       bitsPerWeight: x.bits?.['f32'] && x.bits['int-zp'] ? { f32: x.bits['f32'].bits_per_weight, intZp: x.bits['int-zp'].bits_per_weight } : null,
+      vsFp: x.vs_fp ? { studentOnly: x.vs_fp.student_only, fpOnly: x.vs_fp.fp_only, p: x.vs_fp.mcnemar_p } : null,
     };
   });
 }

@@ -78,12 +78,13 @@ function accuracyHtml(a: AccuracySection, n: number): string {
   const out = [`<h2 id="accuracy">${n}. Accuracy</h2>`, '<section class="figure" data-figure="accuracy">'];
   for (const t of a.sweeps ?? []) out.push(sweepHtml(t, a.published));
   out.push('<table id="runs-table"><caption>Our runs: test top-1 % (drop from our own FP teacher in brackets). The best epoch is selected on the test set, as the papers report; the final epoch is the headline.</caption>');
-  out.push('<tr><th>run</th><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>epochs</th><th>FP</th><th>PTQ start</th><th>final epoch</th><th>best epoch</th></tr>');
+  out.push('<tr><th>run</th><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>epochs</th><th>FP</th><th>PTQ start</th><th>final epoch</th><th>best epoch</th><th>final vs FP: test images only the student / only FP gets right (McNemar p)</th></tr>');
   for (const r of a.runs) {
     out.push(`<tr><td>${escapeHtml(r.run)}</td><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td>` +
       `<td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td><td class="l">${escapeHtml(r.preset)}</td><td>${r.epochs}</td>` +
       `<td>${num(r.fp)}</td><td>${num(r.ptq)}${signedDrop(dropFrom(r.fp, r.ptq))}</td><td>${num(r.final)}${signedDrop(dropFrom(r.fp, r.final))}</td>` +
-      `<td>${r.best ? `${num(r.best.top1)}${signedDrop(dropFrom(r.fp, r.best.top1))}, epoch ${r.best.epoch}` : '–'}</td></tr>`);
+      `<td>${r.best ? `${num(r.best.top1)}${signedDrop(dropFrom(r.fp, r.best.top1))}, epoch ${r.best.epoch}` : '–'}</td>` +
+      `<td>${r.vsFp ? `${r.vsFp.studentOnly} / ${r.vsFp.fpOnly} (p = ${r.vsFp.p.toPrecision(2)})` : '–'}</td></tr>`);
   }
   out.push('</table>');
   if (a.unfinished.length) out.push(`<p class="missing">Unfinished (no result.json): ${a.unfinished.map(escapeHtml).join(', ')}</p>`);

@@ -32,6 +32,8 @@ export interface RunResult {
   final_top1: number | null;
   best_epoch: { epoch: number; top1: number } | null;
   wall_seconds: number;
+  /** The final student against the FP teacher image by image (zsq/measure.ts VsFp); absent in older results. */
+  vs_fp?: { images: number; student_only: number; fp_only: number; mcnemar_p: number } | null;
   /** Storage accounting (quant/bits.ts bitsRecord); absent in results written before it existed. */
   bits?: Record<string, { bits_per_weight: number; bytes: number; fp32_bytes: number }>;
 }

@@ -112,6 +112,7 @@ test('granq report --demo renders every figure in Chromium, offline, without con
     assert.deepEqual([...runRows[0]!.slice(1, 3), runRows[0]![4]], ['W3A3', 'granq / slice', 'tiny']);
     assert.match(runRows[0]![3]!, /^\d+\.\d\d \/ \d+\.\d\d$/); // bits per weight: as exported / integer zero points
     assert.match(runRows[0]![6]!, /^\d\d\.\d\d$/); // FP on the 256 test images
+    assert.match(runRows[0]![10]!, /^\d+ \/ \d+ \(p = [01](\.\d+)?(e-\d+)?\)$/); // final vs FP, image by image
     const published = await page.$$eval('#published-table tr', (rows) => rows.length);
     assert.ok(published > 5, `published rows ${published}`);
 
