@@ -33,7 +33,22 @@ void gemm_st(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64
              int64_t csb, float* c, int64_t ldc, bool acc);
 
 #if defined(__AVX512F__)
-inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc);
+// Writes (acc: adds to) an MR x 32 accumulator tile c0|c1 to C rows [0, mr), columns [0, nr); lanes past nr untouched.
+inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc) {
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
+  const __mmask16 m1 = nr <= 16 ? __mmask16(0) : nr >= 32 ? __mmask16(0xffff) : __mmask16((1u << (nr - 16)) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < kMR; ++i) {
+    if (i >= mr) break;  // compile-time register indices, runtime row count
+    float* ci = c + i * ldc;
+    if (acc) {
+      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
+      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
+    }
+    _mm512_mask_storeu_ps(ci, m0, c0[i]);
+    _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
+  }
+}
 
 // The one MR x 32 microkernel: for p in [0, k), load_b(p, b0, b1) gives step p's two B vectors and the MR
 // accumulator rows c0|c1 take pa[p * MR + i] * (b0|b1) (A packed by pack_a); then the tile is stored (acc: added)
@@ -57,23 +72,6 @@ inline void micro_tile(int64_t k, const float* pa, LoadB load_b, float* c, int64
     pa += kMR;
   }
   store_tile(c0, c1, c, ldc, mr, nr, acc);
-}
-
-// Writes (acc: adds to) an MR x 32 accumulator tile c0|c1 to C rows [0, mr), columns [0, nr); lanes past nr untouched.
-inline void store_tile(__m512* c0, __m512* c1, float* c, int64_t ldc, int64_t mr, int64_t nr, bool acc) {
-  const __mmask16 m0 = nr >= 16 ? __mmask16(0xffff) : __mmask16((1u << nr) - 1);
-  const __mmask16 m1 = nr <= 16 ? __mmask16(0) : nr >= 32 ? __mmask16(0xffff) : __mmask16((1u << (nr - 16)) - 1);
-#pragma GCC unroll 8
-  for (int i = 0; i < kMR; ++i) {
-    if (i >= mr) break;  // compile-time register indices, runtime row count
-    float* ci = c + i * ldc;
-    if (acc) {
-      c0[i] = _mm512_add_ps(c0[i], _mm512_maskz_loadu_ps(m0, ci));
-      c1[i] = _mm512_add_ps(c1[i], _mm512_maskz_loadu_ps(m1, ci + 16));
-    }
-    _mm512_mask_storeu_ps(ci, m0, c0[i]);
-    _mm512_mask_storeu_ps(ci + 16, m1, c1[i]);
-  }
 }
 #endif
 
