@@ -85,33 +85,23 @@ export function runEval(opts: EvalOptions): void {
   if (intModel) model = intModel.model;
   const data = loadCifarSplit(dir, { format, split: 'test', limit: opts.limit });
   const bar = progressBar(data.n, 'eval');
+  const show = (c: EvalCounts) => bar.update(c.images, { 'top-1': `${((100 * c.correct) / c.images).toFixed(2)}%` });
+  const stream = batches(data, { batchSize: opts.batch, mean: sidecar.mean, std: sidecar.std });
   const t0 = performance.now();
   let counts: EvalCounts;
+  // With --vs both models run on each batch in one pass; this model's counts are the same as evaluate's.
+  let paired: PairedCounts | null = null;
   try {
-    counts = evaluate(model, batches(data, { batchSize: opts.batch, mean: sidecar.mean, std: sidecar.std }), (c) =>
-      bar.update(c.images, { 'top-1': `${((100 * c.correct) / c.images).toFixed(2)}%` }),
-    );
+    if (other) {
+      paired = pairedCounts(model, other.model, stream, (p) => show(p.a));
+      counts = paired.a;
+    } else {
+      counts = evaluate(model, stream, show);
+    }
   } finally {
     bar.stop();
   }
   const seconds = (performance.now() - t0) / 1000;
-  let paired: PairedCounts | null = null;
-  if (other) {
-    const pb = progressBar(data.n, 'vs');
-    try {
-      let seen = 0;
-      const stream = batches(data, { batchSize: opts.batch, mean: sidecar.mean, std: sidecar.std });
-      paired = pairedCounts(model, other.model, (function* () {
-        for (const b of stream) {
-          yield b;
-          seen += b.y.length;
-          pb.update(seen, {});
-        }
-      })());
-    } finally {
-      pb.stop();
-    }
-  }
   if (intModel) err.write(`integer inference: ${describeIntLayers(intModel.layers)}\n`);
   const top1 = counts.correct / counts.images;
   const top5 = counts.correct5 / counts.images;
@@ -123,13 +113,13 @@ export function runEval(opts: EvalOptions): void {
   out.write(`dataset  ${format} test, ${counts.images} images from ${dir}\n`);
   out.write(`top-1    ${(100 * top1).toFixed(2)}% (${counts.correct}/${counts.images})\n`);
   out.write(`top-5    ${(100 * top5).toFixed(2)}%\n`);
-  out.write(`time     ${seconds.toFixed(2)} s (${(counts.images / seconds).toFixed(0)} img/s)\n`);
+  out.write(`time     ${seconds.toFixed(2)} s (${(counts.images / seconds).toFixed(0)} img/s)${paired ? ', both models' : ''}\n`);
   const vs = paired ? {
-    model: opts.vs!, top1: paired.bCorrect / paired.images, this_only: paired.aOnly, vs_only: paired.bOnly,
+    model: opts.vs!, top1: paired.b.correct / paired.b.images, this_only: paired.aOnly, vs_only: paired.bOnly,
     mcnemar_p: Number(mcnemarP(paired.aOnly, paired.bOnly).toPrecision(4)),
   } : null;
   if (vs) {
-    out.write(`vs       ${vs.model}: top-1 ${(100 * vs.top1).toFixed(2)}% (${paired!.bCorrect}/${paired!.images}); ` +
+    out.write(`vs       ${vs.model}: top-1 ${(100 * vs.top1).toFixed(2)}% (${paired!.b.correct}/${paired!.b.images}); ` +
       `${pairedLine(vs.this_only, vs.vs_only, vs.mcnemar_p, 'this model', 'that one')}\n`);
   }
   if (opts.json) {

@@ -99,20 +99,24 @@ export function countHits(logits: Tensor, labels: Int32Array, counts: EvalCounts
 }
 
 /**
- * Two models on the same labelled images, image by image: top-1 hits of each, and the discordant images (a right
- * where b is wrong, and the reverse), whose split is what a difference in accuracy between the two rests on.
+ * Two models on the same labelled images: each one's counts (as `evaluate` gives them), and the discordant images
+ * (a right where b is wrong, and the reverse), whose split is what a difference in accuracy between the two rests on.
  */
 export interface PairedCounts {
-  images: number;
-  aCorrect: number;
-  bCorrect: number;
+  a: EvalCounts;
+  b: EvalCounts;
   aOnly: number;
   bOnly: number;
 }
 
-/** Models a and b (evaluation mode, as `evaluate`) on the same batches. */
-export function pairedCounts(a: Module, b: Module, batches: Iterable<{ x: Tensor; y: Int32Array }>): PairedCounts {
-  const out: PairedCounts = { images: 0, aCorrect: 0, bCorrect: 0, aOnly: 0, bOnly: 0 };
+/** Models a and b (evaluation mode, as `evaluate`) on the same batches, each image forwarded once per model. */
+export function pairedCounts(
+  a: Module,
+  b: Module,
+  batches: Iterable<{ x: Tensor; y: Int32Array }>,
+  onBatch?: (counts: PairedCounts) => void,
+): PairedCounts {
+  const out: PairedCounts = { a: { images: 0, correct: 0, correct5: 0 }, b: { images: 0, correct: 0, correct5: 0 }, aOnly: 0, bOnly: 0 };
   const was = [a.training, b.training];
   a.eval();
   b.eval();
@@ -120,16 +124,16 @@ export function pairedCounts(a: Module, b: Module, batches: Iterable<{ x: Tensor
     for (const { x, y } of batches) {
       const la = forwardChunked(a, x);
       const lb = forwardChunked(b, x);
+      countHits(la, y, out.a);
+      countHits(lb, y, out.b);
       const c = la.shape[1]!;
       for (let i = 0; i < y.length; i++) {
         const ha = trueRank(la.data, c, i, y[i]!) === 0;
         const hb = trueRank(lb.data, c, i, y[i]!) === 0;
-        if (ha) out.aCorrect++;
-        if (hb) out.bCorrect++;
         if (ha && !hb) out.aOnly++;
         if (hb && !ha) out.bOnly++;
       }
-      out.images += y.length;
+      onBatch?.(out);
     }
   } finally {
     a.train(was[0]);

@@ -1,7 +1,8 @@
 /**
  * The accuracy table: each run's bits, method, preset, FP, PTQ start, final-epoch and best-epoch top-1 with the drop
- * from its own FP teacher, and the final student against the teacher image by image (where result.json has it); beside it the published numbers for the same bit widths, each as a drop from that
- * paper's own FP teacher (teachers differ: ours is 91.73, the papers' 93.89), with its sources.
+ * from its own FP teacher, and the final student against the teacher image by image (where result.json has it);
+ * beside it the published numbers for the same bit widths, each as a drop from that paper's own FP teacher (teachers
+ * differ: ours is 91.73, the papers' 93.89), with its sources.
  */
 import { weightLabel } from '../quant/index.js';
 import { findTable, type Published, type PublishedTable } from './published.js';

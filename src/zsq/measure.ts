@@ -5,7 +5,7 @@
  */
 import { noGrad } from '../autograd/index.js';
 import { batches, type CifarData } from '../data/cifar.js';
-import { evaluate, forwardChunked, mcnemarP, pairedCounts } from '../models/evaluate.js';
+import { evaluate, forwardChunked, mcnemarP, pairedCounts, type PairedCounts } from '../models/evaluate.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -38,9 +38,13 @@ export interface VsFp {
   mcnemar_p: number;
 }
 
-export function testVsFp(student: Module, teacher: Module, t: TestSet): VsFp {
-  const c = withObserversOff(student, () => pairedCounts(student, teacher, batches(t.data, { batchSize: t.batch, mean: t.mean, std: t.std })));
-  return { images: c.images, student_only: c.aOnly, fp_only: c.bOnly, mcnemar_p: Number(mcnemarP(c.aOnly, c.bOnly).toPrecision(4)) };
+/** The student (a) and the teacher (b) on the test set, image by image (observers off, as testTop1). */
+export function testPaired(student: Module, teacher: Module, t: TestSet): PairedCounts {
+  return withObserversOff(student, () => pairedCounts(student, teacher, batches(t.data, { batchSize: t.batch, mean: t.mean, std: t.std })));
+}
+
+export function vsFp(c: PairedCounts): VsFp {
+  return { images: c.a.images, student_only: c.aOnly, fp_only: c.bOnly, mcnemar_p: Number(mcnemarP(c.aOnly, c.bOnly).toPrecision(4)) };
 }
 
 /**

@@ -19,7 +19,7 @@ import { Rng } from '../tensor/rng.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
-import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testTop1, testVsFp } from './measure.js';
+import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testPaired, testTop1, vsFp } from './measure.js';
 import { actRangeStates, loadActRangeStates, setWarmupObserving, type EstimatorState } from '../quant/index.js';
 import { checkResumable, fileSha256, validateConfig, type ZsqSettings } from './settings.js';
 import { bitsRecord, saveQuantizedModel } from '../quant/index.js';
@@ -216,8 +216,10 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
 
   // The end: final accuracy (evaluated now if the last epoch was not), agreement, files.
   const last = history[history.length - 1];
-  const finalTop1 = test ? (last?.test_top1 ?? testTop1(student, test)) : null;
-  const vsFp = test ? testVsFp(student, teacher, test) : null;
+  // The student against the teacher image by image; its own counts are the final accuracy when the last epoch was
+  // not evaluated (the same forwards and hit rule as testTop1).
+  const paired = test ? testPaired(student, teacher, test) : null;
+  const finalTop1 = paired ? (last?.test_top1 ?? paired.a.correct / paired.a.images) : null;
   const held = heldOutImages(tr.generator, o.agreeImages, o.evalBatch, cfg.seed + HELD_OUT_SEED_OFFSET);
   const teacherPreds = predictions(teacher, held);
   const agree = { ptq: agreement(ptq, held, teacherPreds), final: agreement(student, held, teacherPreds) };
@@ -231,7 +233,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     epochs: cfg.epochs, iterations: history.reduce((s, r) => s + r.iters, 0),
     test: found ? { dataset: `${found.format}-test`, images: found.data.n, dir: found.dir } : null,
     fp_top1: fpTop1, ptq_top1: ptqTop1, final_top1: finalTop1, final_epoch: cfg.epochs,
-    vs_fp: vsFp ? { ...vsFp, note: 'the final student against the FP teacher, test image by test image: images only the student gets right, only the teacher; p: exact two-sided McNemar test of equal accuracy' } : null,
+    vs_fp: paired ? { ...vsFp(paired), note: 'the final student against the FP teacher, test image by test image: images only the student gets right, only the teacher; p: exact two-sided McNemar test of equal accuracy' } : null,
     best_epoch: best ? {
       epoch: best.epoch, top1: best.test_top1,
       note: 'test-set model selection (best of the evaluated epochs), as the papers report it; not the headline figure, which is final_top1',

@@ -103,9 +103,13 @@ test('pairedCounts: per-image hits of two models as their argmaxes give them; mc
     want.bOnly += +(b && !a);
   }
   assert.ok(want.aOnly > 0 && want.bOnly > 0, `a test that separates: ${JSON.stringify(want)}`);
-  assert.deepEqual(pairedCounts(student, teacher, batchesOf(64)), want);
-  assert.equal(evaluate(student, batchesOf(64)).correct, want.aCorrect);
-  assert.deepEqual(pairedCounts(teacher, teacher, batchesOf(64)), { images: n, aCorrect: want.bCorrect, bCorrect: want.bCorrect, aOnly: 0, bOnly: 0 });
+  const got = pairedCounts(student, teacher, batchesOf(64));
+  assert.deepEqual([got.a.images, got.a.correct, got.b.correct, got.aOnly, got.bOnly], [n, want.aCorrect, want.bCorrect, want.aOnly, want.bOnly]);
+  // Each model's counts are evaluate's (top-5 included), from one forward per model and batch.
+  assert.deepEqual(got.a, evaluate(student, batchesOf(64)));
+  assert.deepEqual(got.b, evaluate(teacher, batchesOf(64)));
+  const self = pairedCounts(teacher, teacher, batchesOf(64));
+  assert.deepEqual(self, { a: got.b, b: got.b, aOnly: 0, bOnly: 0 });
   // P(X <= k) for X ~ Binomial(n, 1/2), doubled: (5, 9): 2 * (1 + 14 + 91 + 364 + 1001 + 2002) / 2^14.
   const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12 * Math.max(1, b), `${a} vs ${b}`);
   close(mcnemarP(5, 9), 3473 / 8192);
