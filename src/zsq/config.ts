@@ -90,7 +90,8 @@ export const PRESETS: Record<string, { config: ZsqConfig; note: string; policy?:
     policy: { weight: 'channel', weightClip: 'learned' },
     note: 'beyond the released recipe, for the full schedule: plus-cifar10 with the student lr 2.5e-5, its images shifted and ' +
       'mirrored (--augment 4), the generator frozen after epoch 50, and per-output-channel weights with trained ranges ' +
-      '(--weight channel --weight-clip learned unless given); seed 0 ends at -2.54 (W3A3) and -0.40 (W4A4) from FP (docs/results.md)',
+      '(--weight channel --weight-clip learned unless given); it ends -2.96 ± 0.31 (W3A3, four seeds) and -0.39 (W4A4, ' +
+      'two seeds) from FP on the default teacher (docs/results.md)',
   },
   quick: {
     config: { ...RELEASED, epochs: 20, itersPerEpoch: 50, milestones: [10], warmupEpochs: 2 },
