@@ -18,7 +18,7 @@ test('runRows: finished runs only, top-1 in % rounded to 2 decimals', () => {
   // A result with storage accounting (quant/bits.ts): both forms' bits per weight.
   const bits = { 'f32': { bits_per_weight: 10.63, bytes: 1, fp32_bytes: 2 }, 'int-zp': { bits_per_weight: 7.66, bytes: 1, fp32_bytes: 2 } };
   assert.deepEqual(runRows([folder('c', { ...result, bits })])[0]!.bitsPerWeight, { f32: 10.63, intZp: 7.66 });
-  // A result with the paired comparison against FP (zsq/measure.ts testVsFp).
+  // A result with the paired comparison against FP (zsq/measure.ts vsFp).
   const vs_fp = { images: 10000, student_only: 59, fp_only: 64, mcnemar_p: 0.7184 };
   assert.deepEqual(runRows([folder('d', { ...result, vs_fp })])[0]!.vsFp, { studentOnly: 59, fpOnly: 64, p: 0.7184 });
   assert.equal(dropFrom(91.73, 89.01), 2.72);
