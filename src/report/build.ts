@@ -8,6 +8,7 @@ import path from 'node:path';
 import { loadCifarSplit, normalizeImages } from '../data/cifar.js';
 import { findShared, resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
+import { locateRecordedTeacher, type RecordedTeacher } from '../models/default-teacher.js';
 import { loadModel } from '../models/load.js';
 import { CHECKPOINT_FILE, loadCheckpoint, runSyntheticImages } from '../zsq/checkpoint.js';
 import { publishedRows, runRows } from './accuracy.js';
@@ -45,20 +46,24 @@ export interface ReportOptions {
 export interface BuiltReport { html: string; figures: FigureSection[]; seconds: Record<string, number> }
 
 /** The teacher a run names: its result.json's, else (an unfinished run) its checkpoint's settings. */
-function namedTeacher(runs: RunFolder[]): string | undefined {
-  const done = runs.find((r) => r.result)?.result?.teacher.path;
+function namedTeacher(runs: RunFolder[]): RecordedTeacher | undefined {
+  const done = runs.find((r) => r.result)?.result?.teacher;
   if (done !== undefined) return done;
   const running = runs.find((r) => r.hasCheckpoint);
   if (!running) return undefined;
-  return loadCheckpoint<{ settings?: { teacher?: { path?: string } } }>(path.join(running.dir, CHECKPOINT_FILE), 'RUN_DIR').extra.settings?.teacher?.path;
+  return loadCheckpoint<{ settings?: { teacher?: RecordedTeacher } }>(path.join(running.dir, CHECKPOINT_FILE), 'RUN_DIR').extra.settings?.teacher;
 }
 
+/** --model, else the runs' teacher: where they recorded it, or the same bytes in models/ or ../shared/models/. */
 function teacherPath(o: ReportOptions, runs: RunFolder[]): string {
   if (o.model !== undefined) return o.model;
   const named = namedTeacher(runs);
   if (named === undefined) throw new GranqError('--model: no run names its teacher (no result.json, no checkpoint); pass --model FILE');
-  if (!existsSync(named)) throw new GranqError(`--model: the runs' teacher ${named} does not exist here; pass --model FILE`);
-  return named;
+  const found = locateRecordedTeacher(named);
+  if (found === null) {
+    throw new GranqError(`--model: the runs' teacher ${named.path} does not exist here${named.sha256 ? ', nor a file of its name and sha256 in models/ or ../shared/models/' : ''}; pass --model FILE`);
+  }
+  return found;
 }
 
 function readPublished(file: string | undefined): { file: string; text: string } | string {

@@ -20,7 +20,7 @@ export interface LogLine {
 
 export interface RunResult {
   model: string;
-  teacher: { path: string; model: string };
+  teacher: { path: string; model: string; sha256?: string };
   policy: { wbits: number; abits: number; act: string; weight: string; weightClip?: string };
   preset: string;
   seed: number;

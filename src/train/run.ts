@@ -7,13 +7,14 @@
  * checkpoint needs no RNG state and a resume mid-epoch rebuilds the same batches.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import * as F from '../autograd/index.js';
 import { epochPlan, planBatch, type EpochPlan } from '../data/augment.js';
 import { batches, loadCifarSplit, locateCifarSplit, type CifarData } from '../data/cifar.js';
 import { resolveDataDir } from '../data/data-dir.js';
 import { GranqError } from '../errors.js';
+import { fileSha256 } from '../io/hash.js';
 import { loadStateCheckpoint, saveStateCheckpoint, writeResult } from '../io/run-dir.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { normalizeArchitecture, sidecarPathFor, writeSidecar } from '../io/sidecar.js';
@@ -124,7 +125,7 @@ function loadInit(file: string, arch: string): { state: Map<string, Tensor>; sha
     throw new GranqError(`--init: ${file} is a ${loaded.sidecar.architecture}, not the --model ${arch}`);
   }
   if (loaded.sidecar.numClasses !== 10) throw new GranqError(`--init: ${file} has ${loaded.sidecar.numClasses} classes; CIFAR-10 has 10`);
-  return { state: loaded.model.stateDict(), sha256: createHash('sha256').update(readFileSync(file)).digest('hex') };
+  return { state: loaded.model.stateDict(), sha256: fileSha256(file) };
 }
 
 export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<TrainOutcome> {

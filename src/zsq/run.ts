@@ -8,6 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { GranqError } from '../errors.js';
+import { fileSha256 } from '../io/hash.js';
 import { writeResult } from '../io/run-dir.js';
 import { loadModel } from '../models/load.js';
 import type { Module } from '../nn/module.js';
@@ -21,7 +22,7 @@ import type { ZsqConfig } from './config.js';
 import { Generator } from './generator.js';
 import { agreement, heldOutImages, HELD_OUT_SEED_OFFSET, predictions, testPaired, testTop1, vsFp } from './measure.js';
 import { actRangeStates, loadActRangeStates, setWarmupObserving, type EstimatorState } from '../quant/index.js';
-import { checkResumable, fileSha256, validateConfig, type ZsqSettings } from './settings.js';
+import { checkResumable, validateConfig, type ZsqSettings } from './settings.js';
 import { bitsRecord, saveQuantizedModel } from '../quant/index.js';
 import { findTestSet, type FoundTestSet } from './test-set.js';
 import { ZsqTrainer, type IterationLosses } from './trainer.js';

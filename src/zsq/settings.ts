@@ -4,8 +4,6 @@
  * (continue a run further), and `evalEvery` / `calib` may change (evaluation never touches training; calibrated
  * ranges come from the checkpoint).
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { GranqError } from '../errors.js';
 import type { QuantPolicy } from '../quant/index.js';
 import type { ZsqConfig } from './config.js';
@@ -23,10 +21,6 @@ export interface ZsqSettings {
   calibSource?: 'generator';
   /** Held-out synthetic images for the student/teacher agreement. */
   agreeImages: number;
-}
-
-export function fileSha256(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
 /** Fields of the config that may differ between a checkpoint and its resume. */
