@@ -35,7 +35,7 @@ export function addReportCommand(program: Command): void {
     .option('--png <dir>', 'also write each figure as DIR/<figure>.png')
     .option('--bench <file>', 'granq bench quant --json output (its stdout, or just its last line)')
     .option('--analyze <files...>', 'granq analyze error --json outputs: one on real images, one with --synthetic RUN_DIR')
-    .option('--model <file>', "FP teacher for the activation maps (default: the first run's teacher)")
+    .option('--model <file>', "FP teacher for the activation maps (default: the first run's teacher, or the file of its name and sha256 in models/ or ../shared/models/)")
     .option('--data <dir>', `data directory (default: ${DATA_DEFAULT_HELP})`)
     .option('--published <file>', 'research report whose section C has the published accuracies (default ../shared/research/zsq-report.md)')
     .addOption(new Option('--bits <k>', 'activation maps: bit width').argParser(bitWidth).default(3))
