@@ -164,6 +164,8 @@ export async function runQuantizeCli(o: QuantizeCliOptions): Promise<number> {
     const r = outcome.result as Record<string, unknown> & { agreement: { ptq: number; final: number; images: number } };
     const out = process.stdout;
     out.write(`model      ${String(r['model'])}\n`);
+    const div = r['diverged'] as { reason: string } | undefined;
+    if (div) out.write(`diverged   ${div.reason}: the run stopped there (the figures below are of the diverged student)\n`);
     if (r['test']) {
       const best = r['best_epoch'] as { epoch: number; top1: number } | null;
       out.write(`test top-1 FP ${pct(r['fp_top1'] as number)}, PTQ start ${pct(r['ptq_top1'] as number)}, final ${pct(r['final_top1'] as number)}` +

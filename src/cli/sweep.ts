@@ -160,9 +160,9 @@ function varying(m: SweepManifest): string[] {
 function statusTable(m: SweepManifest): string {
   const differs = varying(m);
   const rows = m.cells.map((c, i) => {
-    const r = c.result as { final_top1?: number | null; best_epoch?: { epoch: number; top1: number } | null } | null;
+    const r = c.result as { final_top1?: number | null; best_epoch?: { epoch: number; top1: number } | null; diverged?: { epoch: number } } | null;
     const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : (100 * x).toFixed(2));
-    return [c.id, differs[i]!, c.status, String(c.epochs_done), pct(r?.final_top1), r?.best_epoch ? `${pct(r.best_epoch.top1)} @${r.best_epoch.epoch}` : '-',
+    return [c.id, differs[i]!, `${c.status}${r?.diverged ? ` (diverged in epoch ${r.diverged.epoch})` : ''}`, String(c.epochs_done), pct(r?.final_top1), r?.best_epoch ? `${pct(r.best_epoch.top1)} @${r.best_epoch.epoch}` : '-',
       duration(cellWallSeconds(c)), c.host ?? '-', c.error ?? ''];
   });
   const head = ['cell', 'settings that differ', 'status', 'epochs', 'final top-1', 'best (test-set sel.)', 'wall', 'host', 'error'];
@@ -187,11 +187,11 @@ function markdownTable(m: SweepManifest): string {
   ];
   m.cells.forEach((c, i) => {
     const r = (c.result ?? {}) as { fp_top1?: number; ptq_top1?: number; final_top1?: number; best_epoch?: { epoch: number; top1: number } | null;
-      bits?: Record<string, { bits_per_weight: number }>; code?: BuildInfo };
+      bits?: Record<string, { bits_per_weight: number }>; code?: BuildInfo; diverged?: { epoch: number } };
     const bpw = r.bits?.['f32'] && r.bits['int-zp'] ? `${r.bits['f32'].bits_per_weight.toFixed(2)} / ${r.bits['int-zp'].bits_per_weight.toFixed(2)}` : '–';
     const drop = signedDrop(typeof r.fp_top1 === 'number' && typeof r.final_top1 === 'number' ? 100 * (r.fp_top1 - r.final_top1) : null);
     lines.push(`| ${c.id} | ${differs[i]} | ${bpw} | ${pct(r.fp_top1)} | ${pct(r.ptq_top1)} | ${pct(r.final_top1)}${drop} | ` +
-      `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(cellWallSeconds(c)) : '–'} | ${shortCommit(r.code)} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''} |`);
+      `${r.best_epoch ? `${pct(r.best_epoch.top1)} (${r.best_epoch.epoch})` : '–'} | ${c.status === 'done' ? duration(cellWallSeconds(c)) : '–'} | ${shortCommit(r.code)} | ${c.host ?? '–'} | ${c.status}${c.status === 'running' || c.status === 'interrupted' ? `, epoch ${c.epochs_done}` : ''}${r.diverged ? `, diverged in epoch ${r.diverged.epoch}` : ''} |`);
   });
   return lines.join('\n');
 }

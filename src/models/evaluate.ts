@@ -75,16 +75,39 @@ export interface EvalCounts {
 
 /**
  * Rank of the true class y in row i of logits [N, C]: the number of classes scoring strictly higher, ties resolved
- * in its favour only where argmax's first-index rule would (the true class comes first). 0 = a top-1 hit.
+ * in its favour only where argmax's first-index rule would (the true class comes first). 0 = a top-1 hit. A row with
+ * a NaN logit predicts nothing: rank C, neither a top-1 nor a top-5 hit (NaN compares false both ways, so without this
+ * a diverged model whose logits are all NaN would score every image as a hit).
  */
 function trueRank(d: Float32Array, c: number, i: number, y: number): number {
   const target = d[i * c + y]!;
   let higher = 0;
   for (let j = 0; j < c; j++) {
     const v = d[i * c + j]!;
+    if (Number.isNaN(v)) return c;
     if (v > target || (v === target && j < y)) higher++;
   }
   return higher;
+}
+
+/**
+ * Each row's predicted class of logits [N, C]: the first index of the row's maximum (trueRank's rule: argmax is y
+ * exactly when y's rank is 0), or -1 for a row with a NaN logit, which predicts nothing.
+ */
+export function argmaxRows(logits: Tensor): Int32Array {
+  const [n, c] = logits.shape as [number, number];
+  const d = logits.data;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 0; j < c && best >= 0; j++) {
+      const v = d[i * c + j]!;
+      if (Number.isNaN(v)) best = -1;
+      else if (v > d[i * c + best]!) best = j;
+    }
+    out[i] = best;
+  }
+  return out;
 }
 
 /** Adds to `counts` the hits of one batch of logits [N, C] against labels. */

@@ -10,6 +10,8 @@ import type { RunFolder } from './inputs.js';
 
 export interface RunRow {
   run: string; bits: string; method: string; preset: string; epochs: number;
+  /** The epoch the run diverged in (its losses became non-finite and it stopped), or null. */
+  divergedAt: number | null;
   fp: number | null; ptq: number | null; final: number | null; best: { epoch: number; top1: number } | null;
   /** Bits per quantized weight as exported (f32 scale and zero point) and with integer zero points; null if unknown. */
   bitsPerWeight: { f32: number; intZp: number } | null;
@@ -26,7 +28,7 @@ export function runRows(runs: readonly RunFolder[]): RunRow[] {
   return runs.filter((r) => r.result).map((r) => {
     const x = r.result!;
     return {
-      run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${weightLabel(x.policy)}`, preset: x.preset, epochs: x.epochs,
+      run: r.name, bits: `W${x.policy.wbits}A${x.policy.abits}`, method: `${x.policy.act} / ${weightLabel(x.policy)}`, preset: x.preset, epochs: x.epochs, divergedAt: x.diverged?.epoch ?? null,
       fp: percent(x.fp_top1), ptq: percent(x.ptq_top1), final: percent(x.final_top1), best: x.best_epoch ? { epoch: x.best_epoch.epoch, top1: percent(x.best_epoch.top1)! } : null,
       bitsPerWeight: x.bits?.['f32'] && x.bits['int-zp'] ? { f32: x.bits['f32'].bits_per_weight, intZp: x.bits['int-zp'].bits_per_weight } : null,
       vsFp: x.vs_fp ? { studentOnly: x.vs_fp.student_only, fpOnly: x.vs_fp.fp_only, p: x.vs_fp.mcnemar_p } : null,

@@ -81,7 +81,7 @@ function accuracyHtml(a: AccuracySection, n: number): string {
   out.push('<tr><th>run</th><th>bits</th><th>act / weight</th><th>bits per weight (export / int zero points)</th><th>preset</th><th>epochs</th><th>FP</th><th>PTQ start</th><th>final epoch</th><th>best epoch</th><th>final vs FP: test images only the student / only FP gets right (McNemar p)</th></tr>');
   for (const r of a.runs) {
     out.push(`<tr><td>${escapeHtml(r.run)}</td><td class="l">${r.bits}</td><td class="l">${escapeHtml(r.method)}</td>` +
-      `<td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td><td class="l">${escapeHtml(r.preset)}</td><td>${r.epochs}</td>` +
+      `<td>${r.bitsPerWeight ? `${num(r.bitsPerWeight.f32)} / ${num(r.bitsPerWeight.intZp)}` : '–'}</td><td class="l">${escapeHtml(r.preset)}</td><td>${r.divergedAt !== null ? `${r.divergedAt} of ${r.epochs} (diverged: non-finite loss)` : r.epochs}</td>` +
       `<td>${num(r.fp)}</td><td>${num(r.ptq)}${signedDrop(dropFrom(r.fp, r.ptq))}</td><td>${num(r.final)}${signedDrop(dropFrom(r.fp, r.final))}</td>` +
       `<td>${r.best ? `${num(r.best.top1)}${signedDrop(dropFrom(r.fp, r.best.top1))}, epoch ${r.best.epoch}` : '–'}</td>` +
       `<td>${r.vsFp ? `${r.vsFp.studentOnly} / ${r.vsFp.fpOnly} (p = ${r.vsFp.p.toPrecision(2)})` : '–'}</td></tr>`);

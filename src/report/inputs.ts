@@ -34,6 +34,8 @@ export interface RunResult {
   wall_seconds: number;
   /** The final student against the FP teacher image by image (zsq/measure.ts VsFp); absent in older results. */
   vs_fp?: { images: number; student_only: number; fp_only: number; mcnemar_p: number } | null;
+  /** Where the losses became non-finite and the run stopped (zsq/run.ts); absent when it ran all its epochs. */
+  diverged?: { epoch: number; iteration: number; reason: string };
   /** Storage accounting (quant/bits.ts bitsRecord); absent in results written before it existed. */
   bits?: Record<string, { bits_per_weight: number; bytes: number; fp32_bytes: number }>;
 }

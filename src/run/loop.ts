@@ -4,7 +4,10 @@
  * (io/run-dir.ts): every finished epoch appends its record to DIR/log.jsonl, then writes the checkpoint; an
  * interruption (hooks.interrupted(), polled after every iteration, after the event loop had a turn so that a signal
  * handler can set it) writes a checkpoint mid-epoch. The caller supplies what an iteration, an epoch's record and a
- * checkpoint are (RunSpec); what the run computes is unchanged by where it was interrupted.
+ * checkpoint are (RunSpec); what the run computes is unchanged by where it was interrupted. A run whose spec says it
+ * diverged (RunSpec.diverged, polled after every iteration: a non-finite loss, from which no step recovers) stops
+ * there: the unfinished epoch's record is logged, no checkpoint is written (the last one stays), and the loop
+ * returns 'diverged' instead of running the remaining epochs on NaN.
  *
  * GRANQ_PAUSE_AT=E:I (a test knob): after iteration I of epoch E (both from 1) the run writes
  * `paused at epoch E, iteration I` through hooks.log and waits until hooks.interrupted() is true, so a test can
@@ -40,6 +43,8 @@ export interface RunSpec<R extends EpochRecordBase> {
   endEpoch(epoch: number): Omit<R, 'wall_s'>;
   /** Writes the checkpoint at `pos` (iter 0: an epoch boundary); `epochWall`: seconds spent in the unfinished epoch. */
   checkpoint(pos: RunPosition, epochWall: number): void;
+  /** After each iteration: why the run cannot go on (e.g. a non-finite loss), or null. */
+  diverged?(): string | null;
 }
 
 export interface RunLoopHooks<R> {
@@ -48,7 +53,11 @@ export interface RunLoopHooks<R> {
   interrupted?(): boolean;
 }
 
-export type LoopOutcome = { status: 'done' } | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string };
+export type LoopOutcome =
+  | { status: 'done' }
+  | { status: 'interrupted'; epoch: number; iter: number; checkpoint: string }
+  /** Stopped at 0-based `epoch` after `iter` of its iterations; `reason` from RunSpec.diverged. */
+  | { status: 'diverged'; epoch: number; iter: number; reason: string };
 
 /** The checkpoint path of a run folder; refuses a file, and a folder that holds a checkpoint unless resuming. */
 export function runCheckpointPath(out: string, resume: boolean): string {
@@ -95,6 +104,14 @@ export async function runEpochs<R extends EpochRecordBase>(spec: RunSpec<R>, sta
     while (iter < spec.itersPerEpoch) {
       spec.iteration(epoch, iter);
       iter++;
+      const reason = spec.diverged?.() ?? null;
+      if (reason !== null) {
+        const rec = { ...spec.endEpoch(epoch), wall_s: Number(wall().toFixed(3)) } as R;
+        history.push(rec);
+        appendLog(out, rec);
+        hooks.epochEnd?.(rec);
+        return { status: 'diverged', epoch, iter, reason };
+      }
       await yieldToEventLoop();
       if (pause && pause.epoch === epoch && pause.iter === iter && hooks.interrupted) {
         hooks.log(`paused at epoch ${epoch + 1}, iteration ${iter} (GRANQ_PAUSE_AT)`);

@@ -5,7 +5,7 @@
  */
 import { noGrad } from '../autograd/index.js';
 import { batches, type CifarData } from '../data/cifar.js';
-import { evaluate, forwardChunked, mcnemarP, pairedCounts, type PairedCounts } from '../models/evaluate.js';
+import { argmaxRows, evaluate, forwardChunked, mcnemarP, pairedCounts, type PairedCounts } from '../models/evaluate.js';
 import type { Module } from '../nn/module.js';
 import { Rng } from '../tensor/rng.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -64,17 +64,6 @@ export function heldOutImages(gen: Generator, n: number, batch: number, seed: nu
   return out;
 }
 
-function argmaxRows(logits: Tensor): Int32Array {
-  const [n, c] = logits.shape as [number, number];
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (logits.data[i * c + j]! > logits.data[i * c + best]!) best = j;
-    out[i] = best;
-  }
-  return out;
-}
-
 /** The teacher's predicted classes on the images (computed once, shared by every student compared). */
 export function predictions(model: Module, images: Tensor[]): Int32Array[] {
   const was = model.training;
@@ -86,13 +75,13 @@ export function predictions(model: Module, images: Tensor[]): Int32Array[] {
   }
 }
 
-/** Fraction of images on which the student's argmax equals the teacher's. */
+/** Fraction of images on which the student's argmax equals the teacher's (a NaN row, no prediction, never does). */
 export function agreement(student: Module, images: Tensor[], teacherPreds: Int32Array[]): number {
   const preds = predictions(student, images);
   let same = 0;
   let n = 0;
   preds.forEach((p, b) => {
-    for (let i = 0; i < p.length; i++) if (p[i] === teacherPreds[b]![i]) same++;
+    for (let i = 0; i < p.length; i++) if (p[i]! >= 0 && p[i] === teacherPreds[b]![i]) same++;
     n += p.length;
   });
   return n ? same / n : 0;

@@ -167,6 +167,7 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
   // The losses the epoch's iterations left uncomputed (trainer.generatorReadsStudent, trainer.studentOnly: the same
   // for every iteration of an epoch).
   let uncomputed = new Set<string>();
+  let nonFinite: string | null = null;  // the last iteration's non-finite losses, named
   const spec: RunSpec<EpochRecord> = {
     epochs: cfg.epochs, itersPerEpoch: cfg.itersPerEpoch,
     beginEpoch(e, done) {
@@ -179,8 +180,11 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
       for (const k of LOSS_KEYS) partial.sums[k] += l[k] ?? 0;
       partial.count++;
       if (l.student !== null) partial.studentCount++;
+      const bad = LOSS_KEYS.filter((k) => l[k] !== null && !Number.isFinite(l[k]));
+      if (bad.length) nonFinite = `epoch ${e + 1}, iteration ${i + 1}: loss ${bad.map((k) => `${k} ${l[k]}`).join(', ')}`;
       hooks.iteration?.(e, i + 1, l);
     },
+    diverged: () => nonFinite,
     endEpoch(e) {
       const evalNow = test !== null && ((e + 1) % o.evalEvery === 0 || e + 1 === cfg.epochs);
       const rec = {
@@ -207,9 +211,15 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
       });
     },
   };
+  let diverged: { epoch: number; iteration: number; reason: string } | null = null;
   try {
     const loop = await runEpochs(spec, { epoch: tr.epoch, iter: tr.iter, epochWall: partial.wall }, history, o.out, hooks);
     if (loop.status === 'interrupted') return loop;
+    if (loop.status === 'diverged') {
+      diverged = { epoch: loop.epoch + 1, iteration: loop.iter, reason: loop.reason };
+      hooks.log(`the run diverged (${loop.reason}); it stops here: no step recovers from a non-finite loss. result.json records ` +
+        'it, with the final accuracy of the diverged student; no student.safetensors is written');
+    }
   } finally {
     tr.dispose();
   }
@@ -228,12 +238,13 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
   wallBefore += (performance.now() - t0) / 1000;
   const label = `${sidecar.model}_zsq_W${o.policy.wbits}A${o.policy.abits}_${o.policy.act}_${o.policy.weight}`;
   const studentPath = path.join(o.out, 'student.safetensors');
-  saveQuantizedModel(studentPath, student, sidecar, o.policy, { model: label, zsq: settings });
+  if (!diverged) saveQuantizedModel(studentPath, student, sidecar, o.policy, { model: label, zsq: settings });
   const result = {
     model: label, teacher: settings.teacher, policy: o.policy, preset: o.preset, seed: cfg.seed,
     epochs: cfg.epochs, iterations: history.reduce((s, r) => s + r.iters, 0),
     test: found ? { dataset: `${found.format}-test`, images: found.data.n, dir: found.dir } : null,
-    fp_top1: fpTop1, ptq_top1: ptqTop1, final_top1: finalTop1, final_epoch: cfg.epochs,
+    fp_top1: fpTop1, ptq_top1: ptqTop1, final_top1: finalTop1, final_epoch: diverged ? diverged.epoch : cfg.epochs,
+    ...(diverged ? { diverged: { ...diverged, note: 'the losses became non-finite here and the run stopped; final_top1 is the diverged student\'s (a NaN logit predicts nothing)' } } : {}),
     vs_fp: paired ? { ...vsFp(paired), note: 'the final student against the FP teacher, test image by test image: images only the student gets right, only the teacher; p: exact two-sided McNemar test of equal accuracy' } : null,
     best_epoch: best ? {
       epoch: best.epoch, top1: best.test_top1,
@@ -244,5 +255,6 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     bits: bitsRecord(student), code: buildInfo(),
   };
   const resultPath = writeResult(o.out, result);
-  return { status: 'done', result, files: [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath] };
+  const files = diverged ? [resultPath, path.join(o.out, 'log.jsonl'), ckPath] : [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath];
+  return { status: 'done', result, files };
 }

@@ -14,7 +14,7 @@ import { graphFromProto } from '../../src/models/onnx-import.js';
 import { poolStats } from '../../src/tensor/tensor.js';
 import { MOBILENET_INPUT, MOBILENET_V2_CIFAR, mobileNetV2Onnx } from '../kit/mobilenet-onnx.js';
 import { DEFAULT_TEACHER } from '../../src/models/default-teacher.js';
-import { CHUNK_FLOATS, chunkFor, evaluate, FORWARD_CHUNK, forwardChunked, mcnemarP, pairedCounts } from '../../src/models/evaluate.js';
+import { argmaxRows, CHUNK_FLOATS, chunkFor, countHits, evaluate, FORWARD_CHUNK, forwardChunked, mcnemarP, pairedCounts } from '../../src/models/evaluate.js';
 import { loadModel } from '../../src/models/load.js';
 import { quantizeModel } from '../../src/quant/index.js';
 import { Rng } from '../../src/tensor/rng.js';
@@ -82,13 +82,8 @@ test('pairedCounts: per-image hits of two models as their argmaxes give them; mc
   // Labels: the teacher's class on even images, the student's on odd ones (plus a few of neither).
   const n = 200;
   const xs = first(n);
-  const argmax = (l: Tensor) => Int32Array.from({ length: n }, (_, i) => {
-    let b = 0;
-    for (let j = 1; j < 10; j++) if (l.data[i * 10 + j]! > l.data[i * 10 + b]!) b = j;
-    return b;
-  });
-  const pt = argmax(forwardChunked(teacher, xs));
-  const ps = argmax(forwardChunked(student, xs));
+  const pt = argmaxRows(forwardChunked(teacher, xs));
+  const ps = argmaxRows(forwardChunked(student, xs));
   const y = Int32Array.from({ length: n }, (_, i) => (i % 7 === 0 ? (pt[i]! + 1) % 10 : i % 2 ? ps[i]! : pt[i]!));
   const batchesOf = (size: number) => Array.from({ length: Math.ceil(n / size) }, (_, b) => ({
     x: new Tensor(xs.data.subarray(b * size * 3072, Math.min(n, (b + 1) * size) * 3072), [Math.min(size, n - b * size), 3, 32, 32]),
@@ -121,4 +116,24 @@ test('pairedCounts: per-image hits of two models as their argmaxes give them; mc
   // Large n: close to the normal approximation with continuity correction (z = 59 / sqrt(1060), p ~ 0.070).
   const p = mcnemarP(500, 560);
   assert.ok(p > 0.06 && p < 0.08, `${p}`);
+});
+
+test('the hit rule by hand: argmax\'s first index on ties, top-5 by rank, and a row with a NaN logit predicts nothing', () => {
+  const rows = [
+    [0, 5, 1, 5, 2, 0, 0, 0, 0, 0],  // ties for the maximum at 1 and 3: argmax 1
+    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],  // label 4 ranks fifth: a top-5 hit, not a top-1 hit
+    [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],  // label 5 ranks sixth: neither
+    [NaN, NaN, NaN, NaN, NaN, NaN, NaN, NaN, NaN, NaN],  // a diverged model's logits
+    [1, 2, 3, NaN, 0, 0, 0, 0, 0, 0],  // one NaN: still no prediction
+    [1, 2, 3, NaN, 0, 0, 0, 0, 0, 0],
+  ];
+  const logits = new Tensor(Float32Array.from(rows.flat()), [rows.length, 10]);
+  assert.deepEqual([...argmaxRows(logits)], [1, 0, 0, -1, -1, -1]);
+  const hits = (labels: number[]) => {
+    const c = { images: 0, correct: 0, correct5: 0 };
+    countHits(logits, Int32Array.from(labels), c);
+    return c;
+  };
+  assert.deepEqual(hits([1, 4, 5, 0, 2, 3]), { images: 6, correct: 1, correct5: 2 });
+  assert.deepEqual(hits([3, 0, 0, 7, 2, 3]), { images: 6, correct: 2, correct5: 3 });  // 3 ties 1 but comes after it
 });

@@ -14,13 +14,16 @@ const folder = (name: string, r: RunResult | null): RunFolder => ({ dir: name, n
 
 test('runRows: finished runs only, top-1 in % rounded to 2 decimals', () => {
   const rows = runRows([folder('a', result), folder('b', null)]);
-  assert.deepEqual(rows, [{ run: 'a', bits: 'W3A3', method: 'granq / slice', preset: 'quick', epochs: 20, fp: 91.73, ptq: 86.62, final: 89.01, best: { epoch: 20, top1: 89.01 }, bitsPerWeight: null, vsFp: null }]);
+  assert.deepEqual(rows, [{ run: 'a', bits: 'W3A3', method: 'granq / slice', preset: 'quick', epochs: 20, divergedAt: null, fp: 91.73, ptq: 86.62, final: 89.01, best: { epoch: 20, top1: 89.01 }, bitsPerWeight: null, vsFp: null }]);
   // A result with storage accounting (quant/bits.ts): both forms' bits per weight.
   const bits = { 'f32': { bits_per_weight: 10.63, bytes: 1, fp32_bytes: 2 }, 'int-zp': { bits_per_weight: 7.66, bytes: 1, fp32_bytes: 2 } };
   assert.deepEqual(runRows([folder('c', { ...result, bits })])[0]!.bitsPerWeight, { f32: 10.63, intZp: 7.66 });
   // A result with the paired comparison against FP (zsq/measure.ts vsFp).
   const vs_fp = { images: 10000, student_only: 59, fp_only: 64, mcnemar_p: 0.7184 };
   assert.deepEqual(runRows([folder('d', { ...result, vs_fp })])[0]!.vsFp, { studentOnly: 59, fpOnly: 64, p: 0.7184 });
+  // A run that diverged (zsq/run.ts): the epoch it stopped in.
+  const diverged = { epoch: 12, iteration: 7, reason: 'epoch 12, iteration 7: loss student NaN' };
+  assert.equal(runRows([folder('e', { ...result, final_top1: 0, diverged })])[0]!.divergedAt, 12);
   assert.equal(dropFrom(91.73, 89.01), 2.72);
   assert.equal(dropFrom(null, 89.01), null);
 });

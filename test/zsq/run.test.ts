@@ -1,6 +1,7 @@
 /**
  * runQuantize in process: training improves the student's agreement with the teacher over the PTQ start, the
- * files it writes, and a `layer` run interrupted mid-warm-up (EMA ranges still moving) resuming bit for bit.
+ * files it writes, a `layer` run interrupted mid-warm-up (EMA ranges still moving) resuming bit for bit, and a
+ * diverging run stopping at its first non-finite loss.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,6 +79,24 @@ describe('granq quantize (in process)', { skip: noShared }, () => {
     assert.ok(fs.readFileSync(path.join(straight, 'student.safetensors')).equals(fs.readFileSync(path.join(cut, 'student.safetensors'))));
     const strip = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => ({ ...JSON.parse(l), wall_s: 0 }));
     assert.deepEqual(strip(path.join(cut, 'log.jsonl')), strip(path.join(straight, 'log.jsonl')));
+  });
+
+  test('a diverging run (student lr 10) stops at its first non-finite loss: result.json says where, no student file', async () => {
+    const out = tmp();
+    const r = await runQuantize(options(out, { config: { ...options(out).config, lrStudent: 10 }, agreeImages: 64 }), quiet);
+    assert.equal(r.status, 'done');
+    if (r.status !== 'done') return;
+    const d = r.result['diverged'] as { epoch: number; iteration: number; reason: string };
+    assert.equal(d.epoch, 2, 'the first epoch that trains the student');
+    assert.ok(d.iteration >= 1 && d.iteration < 8, `iteration ${d.iteration}`);
+    assert.match(d.reason, new RegExp(`^epoch 2, iteration ${d.iteration}: loss .*NaN`));
+    assert.equal(r.result['final_epoch'], 2);
+    assert.equal((r.result['agreement'] as { final: number }).final, 0, 'a NaN student predicts nothing');
+    assert.equal(fs.existsSync(path.join(out, 'student.safetensors')), false);
+    const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((l) => [l.epoch, l.iters]), [[1, 8], [2, d.iteration]], 'the diverged epoch logged as far as it went');
+    assert.equal(log[1].loss.student, null, 'NaN means are written as null');
+    assert.equal(loadCheckpoint<unknown>(path.join(out, CHECKPOINT_FILE)).meta.epoch, 1, 'the last checkpoint is the last finite epoch\'s');
   });
 
   test('settingsDiff: epochs and evalEvery may change, the rest may not', () => {
