@@ -4,7 +4,7 @@
  * input (or null). Composite ops are plain functions of primitives and need no backward of their own.
  * The tape is the graph of GradNodes hanging off the output tensor; backward() walks it in reverse topological order.
  */
-import { check } from '../errors.js';
+import { check, GranqError } from '../errors.js';
 import { backend } from '../backend/index.js';
 import { allocFloats, installBackward, releaseFloats, releasingScope, Tensor, zeroFloats, type GradNode } from '../tensor/tensor.js';
 import { sameShape, shapeStr } from '../tensor/shape.js';
@@ -134,6 +134,45 @@ function opTime(op: string): OpTime {
   return t;
 }
 
+let finiteCheck = false;
+
+/**
+ * Turns the finite check on or off (GRANQ_CHECK_FINITE=1 in the CLI; PyTorch's detect_anomaly for NaN). While on,
+ * every op's forward output and backward gradients are scanned, and the first non-finite value (NaN, ±Inf) throws a
+ * GranqError naming the op, the pass and the shapes: an op that made it from finite values, or a leaf input (a
+ * parameter, the data) that already held one, set outside the ops (an optimizer step, loaded values). Slower; for
+ * finding where a diverging run first goes wrong, e.g. by resuming it from its last checkpoint with the check on.
+ */
+export function setFiniteCheck(on: boolean): void {
+  finiteCheck = on;
+}
+
+function firstNonFinite(d: Float32Array): number {
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
+  return -1;
+}
+
+function checkForward(op: string, inputs: readonly (Tensor | null)[], out: Tensor): void {
+  const at = firstNonFinite(out.data);
+  if (at < 0) return;
+  const shapes = inputs.map((t) => (t ? shapeStr(t.shape) : '-')).join(', ');
+  const bad = inputs.findIndex((t) => t !== null && firstNonFinite(t.data) >= 0);
+  if (bad < 0) {
+    throw new GranqError(`finite check: op '${op}' forward made ${out.data[at]} (output ${shapeStr(out.shape)}, element ${at}) from finite inputs (${shapes})`);
+  }
+  const t = inputs[bad]!;
+  throw new GranqError(`finite check: op '${op}' forward got ${t.data[firstNonFinite(t.data)]} in input ${bad} (${shapeStr(t.shape)}; inputs ${shapes}), ` +
+    `${t.node === null ? 'a leaf (a parameter or the data): set outside the ops, e.g. by an optimizer step' : 'from an op run before the check was on'}`);
+}
+
+function checkBackward(op: string, gy: Float32Array, grads: readonly (Float32Array | null)[], inputs: readonly (Tensor | null)[], out: Tensor): void {
+  const i = grads.findIndex((g) => g !== null && firstNonFinite(g) >= 0);
+  if (i < 0) return;
+  const from = firstNonFinite(gy) >= 0 ? 'a non-finite upstream gradient (the loss, or set outside the ops)' : 'a finite upstream gradient';
+  throw new GranqError(`finite check: op '${op}' backward made ${grads[i]![firstNonFinite(grads[i]!)]} in the gradient of input ${i} ` +
+    `(${inputs[i] ? shapeStr(inputs[i]!.shape) : '-'}; output ${shapeStr(out.shape)}) from ${from}`);
+}
+
 export function defineOp<K extends OpName, I extends readonly (Tensor | null)[], S>(spec: OpSpec<K, I, S>): Op<K, I> {
   check(!OP_REGISTRY.has(spec.name), `defineOp: '${spec.name}' is defined twice`);
   OP_REGISTRY.set(spec.name, spec as unknown as OpSpec<OpName, never, never>);
@@ -146,12 +185,19 @@ export function defineOp<K extends OpName, I extends readonly (Tensor | null)[],
       t.forwardMs += performance.now() - t0;
     }
     if (tracer) tracer({ op: spec.name, inputs, attrs, out } as OpCall);
+    if (finiteCheck) checkForward(spec.name, inputs, out);
     if (!gradEnabled) return out;
     if (!inputs.some((t) => t !== null && t.requiresGrad)) return out;
     const node: GradNode = {
       op: spec.name,
       inputs,
       backward: (gy, needs, gyOwned) => {
+        if (finiteCheck) {
+          const gyIn = gyOwned ? gy.slice() : gy;  // an owned gy may be overwritten by the input gradient
+          const g = spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out });
+          checkBackward(spec.name, gyIn, g, inputs, out);
+          return g;
+        }
         if (!profile) return spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out });
         const t0 = performance.now();
         const g = spec.backward({ gy, gyOwned, saved, needs, inputs, attrs, out });

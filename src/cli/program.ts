@@ -1,8 +1,10 @@
 /**
  * The granq command line. Errors are one line on stderr and a non-zero exit: 1 for a GranqError (bad input),
- * 2 for bad usage; GRANQ_DEBUG=1 adds stack traces.
+ * 2 for bad usage; GRANQ_DEBUG=1 adds stack traces. GRANQ_CHECK_FINITE=1 turns on autograd's finite check (every op's
+ * outputs and gradients scanned; the first NaN or Inf is an error naming the op).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { setFiniteCheck } from '../autograd/index.js';
 import { GranqError } from '../errors.js';
 import { ACT_KINDS, EXPORT_FORMATS, WEIGHT_CLIPS, WEIGHT_KINDS } from '../quant/index.js';
 import { runAnalyzeError } from './analyze-error.js';
@@ -133,6 +135,7 @@ export function buildProgram(setExit: (code: number) => void = () => {}): Comman
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   try {
+    if (process.env.GRANQ_CHECK_FINITE) setFiniteCheck(true);
     await buildProgram((c) => { code = c; }).parseAsync(argv, { from: 'user' });
     return code;
   } catch (e) {

@@ -218,7 +218,8 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     if (loop.status === 'diverged') {
       diverged = { epoch: loop.epoch + 1, iteration: loop.iter, reason: loop.reason };
       hooks.log(`the run diverged (${loop.reason}); it stops here: no step recovers from a non-finite loss. result.json records ` +
-        'it, with the final accuracy of the diverged student; no student.safetensors is written');
+        'it, with the final accuracy of the diverged student; no student.safetensors is written. To find the op that first ' +
+        'made a NaN or Inf: the same command with --resume and GRANQ_CHECK_FINITE=1 replays the epoch from the last checkpoint');
     }
   } finally {
     tr.dispose();

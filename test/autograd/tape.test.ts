@@ -157,3 +157,25 @@ test('releaseGraph recycles the buffers of op outputs, never of leaves or of vie
   assert.ok(a.data.buffer !== w.data.buffer && b.data.buffer !== w.data.buffer);
   assert.deepEqual(w.data, wData);
 });
+
+test('setFiniteCheck: the first NaN or Inf names its op: made in a forward, found in a leaf, made in a backward', () => {
+  const t = (...v: number[]) => new Tensor(Float32Array.from(v), [v.length]);
+  // Off (the default): NaN passes silently, as in PyTorch.
+  assert.ok(Number.isNaN(F.log(t(-1, 1)).data[0]!));
+  F.setFiniteCheck(true);
+  try {
+    assert.throws(() => F.log(t(-1, 1)), /^GranqError: finite check: op 'log' forward made NaN \(output \[2\], element 0\) from finite inputs \(\[2\]\)$/);
+    assert.throws(() => F.relu(t(1, Number.POSITIVE_INFINITY)), /op 'relu' forward got Infinity in input 0 \(\[2\]; inputs \[2\]\), a leaf/);
+    // d(x / y)/dy = -x / y^2 overflows float32 where x / y itself does not: 1e10 / 1e-20 = 1e30, -1e10 / 1e-40 = -Inf.
+    const y = t(1e-20, 1).requireGrad();
+    const loss = F.sum(F.div(t(1e10, 1), y));
+    assert.equal(loss.data[0], Math.fround(1e30), 'the forward is finite (1e30 + 1 rounds to 1e30 in float32)');
+    assert.throws(() => loss.backward(), /op 'div' backward made -Infinity in the gradient of input 1 \(\[2\]; output \[2\]\) from a finite upstream gradient/);
+    // Finite work is untouched by the check.
+    const z = t(1, 2).requireGrad();
+    F.sum(F.mul(z, z)).backward();
+    assert.deepEqual([...z.grad!.data], [2, 4]);
+  } finally {
+    F.setFiniteCheck(false);
+  }
+});
