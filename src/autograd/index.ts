@@ -1,5 +1,5 @@
 /** The differentiable operations, one namespace: `import * as F from '../autograd/index.js'`. */
-export { noGrad, inference, recycled, releasingDeadIntermediates, isGradEnabled, defineOp, OP_REGISTRY, withoutGrad, releaseGraph, traceOps, profileOps, setFiniteCheck, type OpTracer, type OpTime, type OpAttrs, type OpName, type OpCall } from './tape.js';
+export { noGrad, inference, recycled, releasingDeadIntermediates, isGradEnabled, defineOp, OP_REGISTRY, withoutGrad, releaseGraph, traceOps, profileOps, setFiniteCheck, finiteCheckOn, firstNonFinite, type OpTracer, type OpTime, type OpAttrs, type OpName, type OpCall } from './tape.js';
 export * from './ops/eltwise.js';
 export * from './ops/reduce.js';
 export * from './ops/shape.js';

@@ -147,7 +147,13 @@ export function setFiniteCheck(on: boolean): void {
   finiteCheck = on;
 }
 
-function firstNonFinite(d: Float32Array): number {
+/** Whether setFiniteCheck is on (optimizers check their gradients and updates then too). */
+export function finiteCheckOn(): boolean {
+  return finiteCheck;
+}
+
+/** The index of the first NaN or ±Inf in d, or -1. */
+export function firstNonFinite(d: Float32Array): number {
   for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) return i;
   return -1;
 }

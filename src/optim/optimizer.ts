@@ -1,6 +1,8 @@
 /** Optimizers with PyTorch's update rules; the arithmetic is one fused native kernel per parameter. */
+import { finiteCheckOn, firstNonFinite } from '../autograd/index.js';
 import { backend } from '../backend/index.js';
-import { check } from '../errors.js';
+import { check, GranqError } from '../errors.js';
+import { shapeStr } from '../tensor/shape.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { releaseFloats, zeroFloats } from '../tensor/tensor.js';
 
@@ -27,8 +29,32 @@ export abstract class Optimizer {
     }
   }
 
-  /** Updates every parameter that has a gradient. */
-  abstract step(): void;
+  /**
+   * Updates every parameter that has a gradient. Under autograd's finite check (setFiniteCheck) a non-finite gradient
+   * before the update, or a non-finite parameter after it, is an error naming the parameter's index and shape.
+   */
+  step(): void {
+    if (!finiteCheckOn()) return this.update();
+    const where = (i: number) => `parameter ${i} of ${this.params.length} (${shapeStr(this.params[i]!.shape)})`;
+    this.params.forEach((p, i) => {
+      const at = p.grad ? firstNonFinite(p.grad.data) : -1;
+      if (at >= 0) {
+        throw new GranqError(`finite check: ${this.constructor.name} step: the gradient of ${where(i)} holds ${p.grad!.data[at]} ` +
+          'before the update, although every op gave finite gradients: their sum overflowed');
+      }
+    });
+    this.update();
+    this.params.forEach((p, i) => {
+      const at = firstNonFinite(p.data);
+      if (at < 0) return;
+      const gMax = p.grad ? p.grad.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+      throw new GranqError(`finite check: ${this.constructor.name} step made ${p.data[at]} in ${where(i)} from a finite gradient ` +
+        `(largest magnitude ${gMax.toPrecision(3)}; lr ${this.lr})`);
+    });
+  }
+
+  /** The update rule, on every parameter that has a gradient. */
+  protected abstract update(): void;
 }
 
 export interface SgdOptions {
@@ -54,7 +80,7 @@ export class SGD extends Optimizer {
     check(!this.nesterov || (this.momentum > 0 && this.dampening === 0), 'SGD: Nesterov needs momentum > 0 and dampening 0');
   }
 
-  step(): void {
+  protected update(): void {
     const be = backend();
     for (const p of this.params) {
       if (!p.grad) continue;
@@ -92,7 +118,7 @@ export class Adam extends Optimizer {
     this.weightDecay = opts.weightDecay ?? 0;
   }
 
-  step(): void {
+  protected update(): void {
     const be = backend();
     for (const p of this.params) {
       if (!p.grad) continue;

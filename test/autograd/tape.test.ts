@@ -158,7 +158,7 @@ test('releaseGraph recycles the buffers of op outputs, never of leaves or of vie
   assert.deepEqual(w.data, wData);
 });
 
-test('setFiniteCheck: the first NaN or Inf names its op: made in a forward, found in a leaf, made in a backward', () => {
+test('setFiniteCheck: the first NaN or Inf names its op (made in a forward, found in a leaf, made in a backward) or its optimizer step', () => {
   const t = (...v: number[]) => new Tensor(Float32Array.from(v), [v.length]);
   // Off (the default): NaN passes silently, as in PyTorch.
   assert.ok(Number.isNaN(F.log(t(-1, 1)).data[0]!));
@@ -175,6 +175,13 @@ test('setFiniteCheck: the first NaN or Inf names its op: made in a forward, foun
     const z = t(1, 2).requireGrad();
     F.sum(F.mul(z, z)).backward();
     assert.deepEqual([...z.grad!.data], [2, 4]);
+    // Optimizer steps: a gradient that is already non-finite (a sum of finite op gradients can overflow), and an
+    // update that overflows a parameter from a finite gradient.
+    const w = t(1, 2).requireGrad();
+    w.grad = t(0, Number.NEGATIVE_INFINITY);
+    assert.throws(() => new SGD([z, w], { lr: 0.1 }).step(), /finite check: SGD step: the gradient of parameter 1 of 2 \(\[2\]\) holds -Infinity before the update/);
+    w.grad = t(3e38, 0);
+    assert.throws(() => new SGD([w], { lr: 10 }).step(), /finite check: SGD step made -Infinity in parameter 0 of 1 \(\[2\]\) from a finite gradient \(largest magnitude 3\.00e\+38; lr 10\)/);
   } finally {
     F.setFiniteCheck(false);
   }
