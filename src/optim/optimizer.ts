@@ -40,7 +40,7 @@ export abstract class Optimizer {
       const at = p.grad ? firstNonFinite(p.grad.data) : -1;
       if (at >= 0) {
         throw new GranqError(`finite check: ${this.constructor.name} step: the gradient of ${where(i)} holds ${p.grad!.data[at]} ` +
-          'before the update, although every op gave finite gradients: their sum overflowed');
+          'before the update, although every op gave finite gradients: their sum, or what was added to it outside the ops, overflowed');
       }
     });
     this.update();
