@@ -100,15 +100,20 @@ export async function runEpochs<R extends EpochRecordBase>(spec: RunSpec<R>, sta
   while (epoch < spec.epochs) {
     const tEpoch = performance.now() - wallBefore * 1000;
     const wall = () => (performance.now() - tEpoch) / 1000;
+    /** The epoch's record (finished, or cut short by a divergence) into history and DIR/log.jsonl. */
+    const logEpoch = (): R => {
+      const rec = { ...spec.endEpoch(epoch), wall_s: Number(wall().toFixed(3)) } as R;
+      history.push(rec);
+      appendLog(out, rec);
+      return rec;
+    };
     spec.beginEpoch(epoch, iter);
     while (iter < spec.itersPerEpoch) {
       spec.iteration(epoch, iter);
       iter++;
       const reason = spec.diverged?.() ?? null;
       if (reason !== null) {
-        const rec = { ...spec.endEpoch(epoch), wall_s: Number(wall().toFixed(3)) } as R;
-        history.push(rec);
-        appendLog(out, rec);
+        const rec = logEpoch(); // not inside epochEnd?.(…), which would skip it without the hook
         hooks.epochEnd?.(rec);
         return { status: 'diverged', epoch, iter, reason };
       }
@@ -122,12 +127,10 @@ export async function runEpochs<R extends EpochRecordBase>(spec: RunSpec<R>, sta
         return { status: 'interrupted', epoch, iter, checkpoint: ckPath };
       }
     }
-    const rec = { ...spec.endEpoch(epoch), wall_s: Number(wall().toFixed(3)) } as R;
-    history.push(rec);
+    const rec = logEpoch();
     epoch++;
     iter = 0;
     wallBefore = 0;
-    appendLog(out, rec);
     spec.checkpoint({ epoch, iter }, 0);
     hooks.epochEnd?.(rec);
     if (epoch < spec.epochs && hooks.interrupted?.()) return { status: 'interrupted', epoch, iter: 0, checkpoint: ckPath };

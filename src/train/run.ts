@@ -187,6 +187,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
   }
   const aug = { padding: cfg.cropPadding, flip: cfg.flip, cutout: cfg.cutout };
   let plan: EpochPlan | null = null; // set by beginEpoch
+  let nonFinite: string | null = null; // why the run cannot go on (RunSpec.diverged)
   const spec: RunSpec<TrainEpochRecord> = {
     epochs: cfg.epochs, itersPerEpoch: Math.ceil(train.n / cfg.batch),
     beginEpoch(e, done) {
@@ -202,7 +203,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
       loss.backward();
       opt.step();
       const l = loss.item();
-      if (!Number.isFinite(l)) throw new GranqError(`training diverged: loss ${l} at epoch ${e + 1}, iteration ${i + 1} (lr ${opt.lr}); lower --lr`);
+      if (!Number.isFinite(l)) nonFinite = `loss ${l} at epoch ${e + 1}, iteration ${i + 1} (lr ${opt.lr})`;
       partial.loss += l * b.y.length;
       const hits: EvalCounts = { images: 0, correct: 0, correct5: 0 };
       countHits(logits, b.y, hits);
@@ -212,6 +213,7 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
       F.releaseGraph([loss]);
       hooks.iteration?.(e, i + 1, l);
     },
+    diverged: () => nonFinite,
     endEpoch(e) {
       const evalNow = (e + 1) % o.evalEvery === 0 || e + 1 === cfg.epochs;
       const rec = {
@@ -238,6 +240,8 @@ export async function runTrain(o: TrainOptions, hooks: TrainHooks): Promise<Trai
   };
   const loop = await runEpochs(spec, { epoch, iter, epochWall: partial.wall }, history, o.out, hooks);
   if (loop.status === 'interrupted') return loop;
+  // Supervised training that diverged has no model worth writing: an error (the epoch is logged, the last checkpoint stays).
+  if (loop.status === 'diverged') throw new GranqError(`training diverged: ${loop.reason}; lower --lr`);
 
   const last = history[history.length - 1]!;
   const finalTop1 = last.test_top1 ?? testTop1(model, test, o.evalBatch);

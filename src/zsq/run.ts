@@ -256,6 +256,6 @@ export async function runQuantize(o: QuantizeOptions, hooks: QuantizeHooks): Pro
     bits: bitsRecord(student), code: buildInfo(),
   };
   const resultPath = writeResult(o.out, result);
-  const files = diverged ? [resultPath, path.join(o.out, 'log.jsonl'), ckPath] : [studentPath, studentPath.replace(/\.safetensors$/, '.json'), resultPath, path.join(o.out, 'log.jsonl'), ckPath];
+  const files = [...(diverged ? [] : [studentPath, studentPath.replace(/\.safetensors$/, '.json')]), resultPath, path.join(o.out, 'log.jsonl'), ckPath];
   return { status: 'done', result, files };
 }

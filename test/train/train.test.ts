@@ -96,6 +96,23 @@ describe('granq train (in process)', () => {
     }
   });
 
+  test('a non-finite loss stops the run with an error: the epoch logged as far as it went, no model, the last checkpoint kept', async () => {
+    const out = outDir('diverged');
+    let msg = '';
+    await assert.rejects(runTrain(options(out, { config: { ...small, lr: 1e8 } }), quiet), (e: unknown) => {
+      msg = e instanceof GranqError ? e.message : String(e);
+      return e instanceof GranqError;
+    });
+    const m = /^training diverged: loss (NaN|-?Infinity) at epoch (\d+), iteration (\d+) \(lr [0-9.e+]+\); lower --lr$/.exec(msg);
+    assert.ok(m, msg);
+    const [epoch, iteration] = [Number(m[2]), Number(m[3])];
+    const log = fs.readFileSync(path.join(out, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(log.map((l) => l.epoch), Array.from({ length: epoch }, (_, i) => i + 1));
+    assert.equal(log[epoch - 1].iters, iteration, 'the diverged epoch logged as far as it went');
+    assert.equal(fs.existsSync(path.join(out, 'model.safetensors')), false);
+    assert.equal(fs.existsSync(path.join(out, CHECKPOINT_FILE)), epoch > 1, 'a checkpoint only for epochs that finished');
+  });
+
   test('resume refuses changed settings or training data, and a fresh run refuses an existing checkpoint', async () => {
     const out = outDir('straight');
     assert.ok(fs.existsSync(path.join(out, CHECKPOINT_FILE)));
